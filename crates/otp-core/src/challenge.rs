@@ -1,0 +1,663 @@
+//! The challenge state machine and the per-recipient limits, decided in one place.
+//!
+//! A [`RecipientState`] is everything one recipient's Durable Object keeps: its recent
+//! challenges and the counters that protect it (sends in the window, wrong codes in a row,
+//! lockout). Every decision (start a challenge, check an attempt) is a method here taking
+//! `now`; the Durable Object only loads the state, calls one method and saves it, with no
+//! `await` in between, which is what makes "used once" and "attempts left" atomic.
+//!
+//! Code challenge: `pending` -> `sent` (delivered) -> `validated` | `expired` | `failed`;
+//! a newer challenge for the same recipient moves an open one to `superseded`.
+
+use crate::code::CodeSpec;
+use serde::{Deserialize, Serialize};
+
+/// Limits for one instance; [`Policy::default`] holds the documented defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Wrong codes that end a challenge.
+    pub max_attempts: u32,
+    /// Sends allowed per recipient within `send_window` seconds.
+    pub max_sends: u32,
+    /// The window of the send cap, in seconds.
+    pub send_window: i64,
+    /// Seconds between two sends to one recipient (0: none).
+    pub resend_cooldown: i64,
+    /// Every `lockout_every` wrong codes in a row (across challenges) lock the recipient.
+    pub lockout_every: u32,
+    /// The first lockout, in seconds; each next one doubles.
+    pub lockout_base: i64,
+    /// The longest lockout, in seconds.
+    pub lockout_max: i64,
+    /// Seconds without a wrong code after which the count of wrong codes starts again.
+    pub failure_memory: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            max_sends: 5,
+            send_window: 600,
+            resend_cooldown: 0,
+            lockout_every: 5,
+            lockout_base: 60,
+            lockout_max: 4 * 3600,
+            failure_memory: 24 * 3600,
+        }
+    }
+}
+
+impl Policy {
+    /// The lockout that follows the `failures`-th wrong code in a row, if any:
+    /// `lockout_base * 2^(k-1)` after the k-th group of `lockout_every`, capped at `lockout_max`.
+    pub fn lockout_after(&self, failures: u32) -> Option<i64> {
+        if self.lockout_every == 0 || failures == 0 || failures % self.lockout_every != 0 {
+            return None;
+        }
+        let k = failures / self.lockout_every;
+        let doubled = self.lockout_base.saturating_mul(1i64 << (k - 1).min(40));
+        Some(doubled.min(self.lockout_max))
+    }
+}
+
+/// Whether a challenge expects a typed code or a WhatsApp link reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A code delivered to the recipient and typed back (request-code).
+    Code,
+}
+
+/// The stored part of a challenge's lifecycle; `expired` is computed from the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Created; the message is queued.
+    Pending,
+    /// The channel accepted the message.
+    Sent,
+    /// The right code was given once; never again.
+    Validated,
+    /// Attempts used up, or the message could not be delivered.
+    Failed,
+    /// A newer challenge for the same recipient replaced it.
+    Superseded,
+}
+
+/// A challenge's status as callers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created; the message is queued.
+    Pending,
+    /// The channel accepted the message.
+    Sent,
+    /// The right code was given.
+    Validated,
+    /// Its lifetime ran out while open.
+    Expired,
+    /// Attempts used up, or undeliverable.
+    Failed,
+    /// Replaced by a newer challenge for the same recipient.
+    Superseded,
+}
+
+impl Status {
+    /// The name used in API bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Validated => "validated",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+            Self::Superseded => "superseded",
+        }
+    }
+}
+
+/// One challenge, as its recipient's Durable Object stores it. It holds no code: the code is
+/// derived from the pepper and `id` whenever it is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Random v4 UUID; part of the code's derivation.
+    pub id: String,
+    /// Code or link.
+    pub kind: Kind,
+    /// Length and alphabet of the code.
+    pub spec: CodeSpec,
+    /// App name shown in the message (`{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Unix seconds at creation.
+    pub created_at: i64,
+    /// Unix seconds from which the code no longer validates.
+    pub expires_at: i64,
+    /// Wrong codes given for this challenge (saturating).
+    pub attempts: u32,
+    /// Wrong codes that end it (the instance's policy when created).
+    pub max_attempts: u32,
+    /// Stored lifecycle stage.
+    pub stage: Stage,
+    /// When the channel accepted the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<i64>,
+    /// When it was validated, failed or superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<i64>,
+    /// Why it failed (`attempts`, `undeliverable: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl Challenge {
+    /// The status at `now`: an open challenge past `expires_at` is `expired`.
+    pub fn status(&self, now: i64) -> Status {
+        match self.stage {
+            Stage::Pending | Stage::Sent if now >= self.expires_at => Status::Expired,
+            Stage::Pending => Status::Pending,
+            Stage::Sent => Status::Sent,
+            Stage::Validated => Status::Validated,
+            Stage::Failed => Status::Failed,
+            Stage::Superseded => Status::Superseded,
+        }
+    }
+
+    /// True while the code can still be validated.
+    pub fn is_open(&self, now: i64) -> bool {
+        matches!(self.status(now), Status::Pending | Status::Sent)
+    }
+
+    /// Wrong codes still allowed.
+    pub fn attempts_left(&self) -> u32 {
+        self.max_attempts.saturating_sub(self.attempts)
+    }
+}
+
+/// What a caller asks for when starting a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChallenge {
+    /// Random v4 UUID made by the caller.
+    pub id: String,
+    /// Code or link.
+    pub kind: Kind,
+    /// Length and alphabet.
+    pub spec: CodeSpec,
+    /// App name for the message.
+    pub name: Option<String>,
+    /// Lifetime in seconds.
+    pub ttl: i64,
+}
+
+/// Why a new challenge was refused. Each carries the seconds until a retry can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Too many wrong codes in a row: the recipient is locked out for a while.
+    Locked { retry_after: i64 },
+    /// A code was sent too recently.
+    Cooldown { retry_after: i64 },
+    /// The send cap of the window is reached.
+    SendCap { retry_after: i64 },
+}
+
+impl Refusal {
+    /// Seconds until a retry can succeed (at least 1).
+    pub fn retry_after(self) -> i64 {
+        match self {
+            Self::Locked { retry_after }
+            | Self::Cooldown { retry_after }
+            | Self::SendCap { retry_after } => retry_after.max(1),
+        }
+    }
+}
+
+/// The outcome of one attempt at a code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Attempt {
+    /// The right code, first time: the challenge is now validated.
+    Validated { challenge: Challenge },
+    /// A wrong code. `retry_after` is set when this attempt started a lockout.
+    Wrong {
+        challenge: Challenge,
+        attempts_left: u32,
+        retry_after: Option<i64>,
+    },
+    /// The recipient has no challenge at all.
+    NoActive,
+    /// The latest challenge was already validated.
+    AlreadyUsed { challenge: Challenge },
+    /// The latest challenge expired.
+    Expired { challenge: Challenge },
+    /// The latest challenge used up its attempts (or could not be delivered).
+    Exhausted {
+        challenge: Challenge,
+        retry_after: i64,
+    },
+    /// The recipient is locked out after too many wrong codes.
+    Locked { retry_after: i64 },
+}
+
+/// Everything a recipient's Durable Object keeps. Holds no code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientState {
+    /// Recent challenges, oldest first; only the last can be open.
+    pub challenges: Vec<Challenge>,
+    /// Unix seconds of the sends inside the send window.
+    pub sends: Vec<i64>,
+    /// Wrong codes in a row across challenges; reset by a success or after `failure_memory`.
+    pub failures: u32,
+    /// Unix seconds of the latest wrong code.
+    pub last_failure_at: i64,
+    /// Unix seconds until which validation and sending are refused.
+    pub locked_until: i64,
+}
+
+/// How long an ended challenge is kept for status lookups, in seconds.
+pub const RETENTION: i64 = 24 * 3600;
+/// The most challenges kept per recipient.
+pub const MAX_KEPT: usize = 16;
+
+impl RecipientState {
+    /// Starts a challenge if the limits allow it, superseding any open one. The send counts
+    /// toward the cap whether or not delivery later succeeds.
+    pub fn start(
+        &mut self,
+        now: i64,
+        policy: &Policy,
+        new: NewChallenge,
+    ) -> Result<&Challenge, Refusal> {
+        self.forget_old(now, policy);
+        if self.locked_until > now {
+            return Err(Refusal::Locked {
+                retry_after: self.locked_until - now,
+            });
+        }
+        if let Some(&last) = self.sends.last() {
+            if policy.resend_cooldown > 0 && now < last + policy.resend_cooldown {
+                return Err(Refusal::Cooldown {
+                    retry_after: last + policy.resend_cooldown - now,
+                });
+            }
+        }
+        if self.sends.len() as u32 >= policy.max_sends {
+            let oldest = self.sends[self.sends.len() - policy.max_sends as usize];
+            return Err(Refusal::SendCap {
+                retry_after: oldest + policy.send_window - now,
+            });
+        }
+        for open in self.challenges.iter_mut().filter(|c| c.is_open(now)) {
+            open.stage = Stage::Superseded;
+            open.ended_at = Some(now);
+        }
+        self.sends.push(now);
+        self.challenges.push(Challenge {
+            id: new.id,
+            kind: new.kind,
+            spec: new.spec,
+            name: new.name,
+            created_at: now,
+            expires_at: now + new.ttl,
+            attempts: 0,
+            max_attempts: policy.max_attempts,
+            stage: Stage::Pending,
+            sent_at: None,
+            ended_at: None,
+            failure: None,
+        });
+        Ok(self.challenges.last().expect("just pushed"))
+    }
+
+    /// Checks an attempt at the latest challenge. `is_right` derives the challenge's code and
+    /// compares it with the input in constant time; it runs only when an attempt is allowed.
+    pub fn attempt(
+        &mut self,
+        now: i64,
+        policy: &Policy,
+        is_right: impl FnOnce(&Challenge) -> bool,
+    ) -> Attempt {
+        self.forget_old(now, policy);
+        let locked_until = self.locked_until;
+        let Some(latest) = self.challenges.last_mut() else {
+            return Attempt::NoActive;
+        };
+        match latest.status(now) {
+            Status::Validated => {
+                return Attempt::AlreadyUsed {
+                    challenge: latest.clone(),
+                }
+            }
+            Status::Expired => {
+                return Attempt::Expired {
+                    challenge: latest.clone(),
+                }
+            }
+            Status::Failed | Status::Superseded => {
+                return Attempt::Exhausted {
+                    challenge: latest.clone(),
+                    retry_after: (locked_until - now).max(1),
+                }
+            }
+            Status::Pending | Status::Sent => {}
+        }
+        if locked_until > now {
+            return Attempt::Locked {
+                retry_after: locked_until - now,
+            };
+        }
+        if is_right(latest) {
+            latest.stage = Stage::Validated;
+            latest.ended_at = Some(now);
+            let challenge = latest.clone();
+            self.failures = 0;
+            self.locked_until = 0;
+            return Attempt::Validated { challenge };
+        }
+        latest.attempts = latest.attempts.saturating_add(1);
+        if latest.attempts >= latest.max_attempts {
+            latest.stage = Stage::Failed;
+            latest.ended_at = Some(now);
+            latest.failure = Some("attempts".into());
+        }
+        let challenge = latest.clone();
+        self.failures = self.failures.saturating_add(1);
+        self.last_failure_at = now;
+        let retry_after = policy.lockout_after(self.failures);
+        if let Some(lock) = retry_after {
+            self.locked_until = now + lock;
+        }
+        Attempt::Wrong {
+            attempts_left: challenge.attempts_left(),
+            challenge,
+            retry_after,
+        }
+    }
+
+    /// Records that the channel accepted challenge `id`'s message. False when it is no
+    /// longer open (a late delivery never reopens anything).
+    pub fn mark_sent(&mut self, id: &str, now: i64) -> bool {
+        match self.challenges.iter_mut().find(|c| c.id == id) {
+            Some(c) if c.stage == Stage::Pending => {
+                c.stage = Stage::Sent;
+                c.sent_at = Some(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records that challenge `id`'s message could not be delivered: it fails if still open.
+    pub fn mark_undeliverable(&mut self, id: &str, now: i64, reason: &str) -> bool {
+        match self.challenges.iter_mut().find(|c| c.id == id) {
+            Some(c) if c.is_open(now) => {
+                c.stage = Stage::Failed;
+                c.ended_at = Some(now);
+                c.failure = Some(format!("undeliverable: {reason}"));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The challenge with this id, if still kept.
+    pub fn get(&self, id: &str) -> Option<&Challenge> {
+        self.challenges.iter().find(|c| c.id == id)
+    }
+
+    /// Drops what no rule looks at any more: sends outside the window, a failure count past
+    /// its memory, challenges ended (or expired) longer than [`RETENTION`] ago.
+    fn forget_old(&mut self, now: i64, policy: &Policy) {
+        self.sends.retain(|&t| t + policy.send_window > now);
+        if self.failures > 0 && now - self.last_failure_at >= policy.failure_memory {
+            self.failures = 0;
+        }
+        self.challenges
+            .retain(|c| c.ended_at.unwrap_or(c.expires_at).max(c.expires_at) + RETENTION > now);
+        let excess = self.challenges.len().saturating_sub(MAX_KEPT - 1);
+        self.challenges.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::{Alphabet, CodeSpec};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const T0: i64 = 1_767_030_216;
+
+    fn new(id: &str, ttl: i64) -> NewChallenge {
+        NewChallenge {
+            id: id.into(),
+            kind: Kind::Code,
+            spec: CodeSpec {
+                length: 6,
+                alphabet: Alphabet::Digits,
+            },
+            name: None,
+            ttl,
+        }
+    }
+
+    fn right(_: &Challenge) -> bool {
+        true
+    }
+    fn wrong(_: &Challenge) -> bool {
+        false
+    }
+
+    #[test]
+    fn right_code_validates_once() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        assert!(matches!(
+            s.attempt(T0 + 1, &p, right),
+            Attempt::Validated { .. }
+        ));
+        assert!(matches!(
+            s.attempt(T0 + 2, &p, right),
+            Attempt::AlreadyUsed { .. }
+        ));
+        assert_eq!(s.get("a").unwrap().status(T0 + 3), Status::Validated);
+    }
+
+    #[test]
+    fn code_expires_at_its_deadline() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 60)).unwrap();
+        assert_eq!(s.get("a").unwrap().status(T0 + 59), Status::Pending);
+        assert!(matches!(
+            s.attempt(T0 + 60, &p, right),
+            Attempt::Expired { .. }
+        ));
+        assert_eq!(s.failures, 0, "an expired attempt is not a wrong code");
+    }
+
+    #[test]
+    fn no_challenge_means_no_active() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        assert_eq!(s.attempt(T0, &p, right), Attempt::NoActive);
+    }
+
+    #[test]
+    fn five_wrong_codes_end_the_challenge_and_the_fifth_try_still_counts_if_right() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        for left in (1..=4).rev() {
+            match s.attempt(T0 + 1, &p, wrong) {
+                Attempt::Wrong { attempts_left, .. } => assert_eq!(attempts_left, left),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The fifth attempt is allowed and a right code then validates.
+        assert!(matches!(
+            s.attempt(T0 + 1, &p, right),
+            Attempt::Validated { .. }
+        ));
+
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("b", 300)).unwrap();
+        for _ in 0..5 {
+            s.attempt(T0 + 1, &p, wrong);
+        }
+        assert_eq!(s.get("b").unwrap().status(T0 + 1), Status::Failed);
+        assert!(matches!(
+            s.attempt(T0 + 100, &p, right),
+            Attempt::Exhausted { .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_code_supersedes_the_open_one() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        s.start(T0 + 1, &p, new("b", 300)).unwrap();
+        assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Superseded);
+        assert_eq!(s.challenges.iter().filter(|c| c.is_open(T0 + 2)).count(), 1);
+        match s.attempt(T0 + 2, &p, |c| c.id == "a") {
+            Attempt::Wrong { .. } => {}
+            other => panic!("the old code must not validate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_codes_count_across_resends_and_lock_the_recipient() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        for _ in 0..3 {
+            s.attempt(T0 + 1, &p, wrong);
+        }
+        s.start(T0 + 2, &p, new("b", 300)).unwrap();
+        s.attempt(T0 + 3, &p, wrong);
+        match s.attempt(T0 + 3, &p, wrong) {
+            Attempt::Wrong { retry_after, .. } => assert_eq!(retry_after, Some(60)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            s.attempt(T0 + 4, &p, right),
+            Attempt::Locked { retry_after: 59 }
+        );
+        assert_eq!(
+            s.start(T0 + 4, &p, new("c", 300)).unwrap_err(),
+            Refusal::Locked { retry_after: 59 }
+        );
+        // After the lockout a fresh code works, and a success clears the count.
+        s.start(T0 + 63, &p, new("c", 300)).unwrap();
+        assert!(matches!(
+            s.attempt(T0 + 64, &p, right),
+            Attempt::Validated { .. }
+        ));
+        assert_eq!((s.failures, s.locked_until), (0, 0));
+    }
+
+    #[test]
+    fn lockouts_double_up_to_the_cap() {
+        let p = Policy::default();
+        let steps: Vec<_> = (1..=60).filter_map(|f| p.lockout_after(f)).collect();
+        assert_eq!(
+            steps,
+            [60, 120, 240, 480, 960, 1920, 3840, 7680, 14400, 14400, 14400, 14400]
+        );
+    }
+
+    #[test]
+    fn failure_count_is_forgotten_after_a_quiet_day() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        for _ in 0..4 {
+            s.attempt(T0, &p, wrong);
+        }
+        s.start(T0 + p.failure_memory, &p, new("b", 300)).unwrap();
+        assert_eq!(s.failures, 0);
+    }
+
+    #[test]
+    fn at_most_five_sends_per_ten_minutes() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        for i in 0..5 {
+            s.start(T0 + i * 10, &p, new(&format!("c{i}"), 300))
+                .unwrap();
+        }
+        assert_eq!(
+            s.start(T0 + 100, &p, new("x", 300)).unwrap_err(),
+            Refusal::SendCap { retry_after: 500 }
+        );
+        s.start(T0 + 600, &p, new("y", 300)).unwrap();
+    }
+
+    #[test]
+    fn resend_cooldown_is_enforced_when_configured() {
+        let mut s = RecipientState::default();
+        let p = Policy {
+            resend_cooldown: 30,
+            ..Policy::default()
+        };
+        s.start(T0, &p, new("a", 300)).unwrap();
+        assert_eq!(
+            s.start(T0 + 10, &p, new("b", 300)).unwrap_err(),
+            Refusal::Cooldown { retry_after: 20 }
+        );
+        s.start(T0 + 30, &p, new("b", 300)).unwrap();
+    }
+
+    #[test]
+    fn delivery_marks_only_open_challenges() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        assert!(s.mark_sent("a", T0 + 1));
+        assert!(!s.mark_sent("a", T0 + 2), "sent once");
+        assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Sent);
+        s.start(T0 + 3, &p, new("b", 300)).unwrap();
+        assert!(s.mark_undeliverable("b", T0 + 4, "no route"));
+        assert_eq!(s.get("b").unwrap().status(T0 + 4), Status::Failed);
+        assert!(!s.mark_sent("b", T0 + 5));
+    }
+
+    #[test]
+    fn old_challenges_are_pruned() {
+        let (mut s, mut p) = (RecipientState::default(), Policy::default());
+        p.max_sends = 1000;
+        for i in 0..40 {
+            s.start(T0 + i, &p, new(&format!("c{i}"), 60)).unwrap();
+        }
+        assert!(s.challenges.len() <= MAX_KEPT);
+        assert_eq!(s.challenges.last().unwrap().id, "c39");
+        s.start(T0 + 60 + RETENTION + 100, &p, new("late", 60))
+            .unwrap();
+        assert_eq!(s.challenges.len(), 1);
+    }
+
+    /// The guarantee in docs/security.md: with the defaults, an attacker who controls
+    /// request-code and validate-code for one number gets fewer than 100 guesses a day, so
+    /// less than 1 chance in 10,000 of hitting a 6-digit code (each guess: 1 in 1,000,000).
+    #[test]
+    fn an_attacker_gets_fewer_than_100_guesses_a_day() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        let (mut now, mut guesses, mut n) = (T0, 0u32, 0u32);
+        let end = T0 + 86_400;
+        while now < end {
+            if s.challenges.last().is_none_or(|c| !c.is_open(now)) {
+                n += 1;
+                match s.start(now, &p, new(&format!("c{n}"), 1800)) {
+                    Ok(_) => {}
+                    Err(r) => {
+                        now += r.retry_after();
+                        continue;
+                    }
+                }
+            }
+            match s.attempt(now, &p, wrong) {
+                Attempt::Wrong { .. } => guesses += 1,
+                Attempt::Locked { retry_after } => now += retry_after,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(guesses < 100, "{guesses} guesses in a day");
+        let chance = guesses as f64 / 1e6;
+        assert!(chance < 1e-4, "{chance}");
+    }
+}

@@ -1,0 +1,366 @@
+//! One-time codes: their shape, their derivation from a secret, and their comparison.
+//!
+//! A code is never stored, not even hashed. It is derived when needed (to answer the request,
+//! to deliver it, to check an attempt) as HMAC-SHA256(pepper, instance | recipient | challenge
+//! id), mapped without bias onto the requested alphabet by rejection sampling.
+
+use crate::{Recipient, Secret};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+const DIGITS: &str = "0123456789";
+const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Which characters a code is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Alphabet {
+    /// `0-9`: the default.
+    Digits,
+    /// `a-z`.
+    Lower,
+    /// `A-Z`: link codes, and letter codes with `allCapital`.
+    Upper,
+    /// `0-9a-z`.
+    DigitsLower,
+    /// `0-9A-Z`.
+    DigitsUpper,
+}
+
+impl Alphabet {
+    /// The alphabet Hypersender's `useLetter`, `useNumber` and `allCapital` flags describe;
+    /// `None` when neither letters nor numbers are allowed.
+    pub fn from_flags(use_letter: bool, use_number: bool, all_capital: bool) -> Option<Self> {
+        Some(match (use_letter, use_number, all_capital) {
+            (false, false, _) => return None,
+            (false, true, _) => Self::Digits,
+            (true, false, false) => Self::Lower,
+            (true, false, true) => Self::Upper,
+            (true, true, false) => Self::DigitsLower,
+            (true, true, true) => Self::DigitsUpper,
+        })
+    }
+
+    /// The characters, in the order the derivation maps onto.
+    pub fn chars(self) -> &'static [u8] {
+        match self {
+            Self::Digits => DIGITS.as_bytes(),
+            Self::Lower => LOWER.as_bytes(),
+            Self::Upper => UPPER.as_bytes(),
+            Self::DigitsLower => b"0123456789abcdefghijklmnopqrstuvwxyz",
+            Self::DigitsUpper => b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        }
+    }
+
+    /// True when the code has letters, so an input box must accept them.
+    pub fn has_letters(self) -> bool {
+        !matches!(self, Self::Digits)
+    }
+
+    fn is_upper(self) -> bool {
+        matches!(self, Self::Upper | Self::DigitsUpper)
+    }
+}
+
+/// The shape of a code: its length and alphabet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeSpec {
+    /// Number of characters, 4 to 10 for request-code, 8 for link codes.
+    pub length: u8,
+    /// Characters it is drawn from.
+    pub alphabet: Alphabet,
+}
+
+impl CodeSpec {
+    /// Shortest and longest code lengths any API accepts.
+    pub const LENGTHS: std::ops::RangeInclusive<u8> = 4..=10;
+
+    /// The 8-uppercase-letter code of a WhatsApp link challenge (`RDYFQUBX`).
+    pub const LINK: CodeSpec = CodeSpec {
+        length: 8,
+        alphabet: Alphabet::Upper,
+    };
+
+    /// Normalizes what a person typed: drops spaces and dashes, folds letters to the
+    /// alphabet's single case (codes are never mixed-case, so case never matters).
+    pub fn normalize_input(self, input: &str) -> String {
+        input
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '\u{a0}'))
+            .map(|c| {
+                if self.alphabet.is_upper() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect()
+    }
+}
+
+/// A derived code. Its `Debug` is redacted so it never reaches a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl Code {
+    /// The code's characters, for the one place that shows them (a response or a message).
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares what a person typed (normalized first) with this code in constant time.
+    pub fn matches_input(&self, spec: CodeSpec, input: &str) -> bool {
+        let typed = spec.normalize_input(input);
+        // The length is public (it is in the spec), so an early return on it leaks nothing.
+        typed.len() == self.0.len() && bool::from(typed.as_bytes().ct_eq(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Code(***)")
+    }
+}
+
+/// What a code is derived from, besides the pepper.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeContext<'a> {
+    /// The instance (tenant) id.
+    pub instance: &'a str,
+    /// The canonical recipient.
+    pub recipient: &'a Recipient,
+    /// The challenge's uuid.
+    pub challenge_id: &'a str,
+}
+
+/// Derives the code of a challenge: HMAC-SHA256 blocks over a domain-separated,
+/// length-prefixed message, each byte kept only when below the largest multiple of the
+/// alphabet's size (so every character is equally likely), until `spec.length` are drawn.
+pub fn derive(pepper: &Secret, ctx: CodeContext<'_>, spec: CodeSpec) -> Code {
+    let chars = spec.alphabet.chars();
+    let n = chars.len();
+    let limit = 256 - 256 % n;
+    let mut out = String::with_capacity(spec.length as usize);
+    let mut counter: u32 = 0;
+    while out.len() < spec.length as usize {
+        let block = derive_block(pepper, ctx, spec, counter);
+        for &b in block.iter() {
+            if (b as usize) < limit && out.len() < spec.length as usize {
+                out.push(chars[b as usize % n] as char);
+            }
+        }
+        counter += 1;
+    }
+    Code(out)
+}
+
+fn derive_block(pepper: &Secret, ctx: CodeContext<'_>, spec: CodeSpec, counter: u32) -> [u8; 32] {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(pepper.expose()).expect("HMAC accepts keys of any length");
+    mac.update(b"edge-otp/code/v1");
+    for field in [
+        ctx.instance.as_bytes(),
+        ctx.recipient.digits().as_bytes(),
+        ctx.challenge_id.as_bytes(),
+        spec.alphabet.chars(),
+    ] {
+        mac.update(&(field.len() as u32).to_be_bytes());
+        mac.update(field);
+    }
+    mac.update(&[spec.length]);
+    mac.update(&counter.to_be_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn pepper() -> Secret {
+        Secret::new(*b"test-pepper-0123456789abcdef-xyz").unwrap()
+    }
+
+    fn ctx<'a>(r: &'a Recipient, id: &'a str) -> CodeContext<'a> {
+        CodeContext {
+            instance: "9f1c2d3e-0000-4000-8000-000000000001",
+            recipient: r,
+            challenge_id: id,
+        }
+    }
+
+    const ID: &str = "a0b5df6a-b491-4190-80a5-38d85a2a4836";
+
+    #[test]
+    fn every_length_and_alphabet_gives_the_right_shape() {
+        let r = Recipient::parse("20123456789").unwrap();
+        let alphabets = [
+            Alphabet::Digits,
+            Alphabet::Lower,
+            Alphabet::Upper,
+            Alphabet::DigitsLower,
+            Alphabet::DigitsUpper,
+        ];
+        for alphabet in alphabets {
+            for length in CodeSpec::LENGTHS {
+                let spec = CodeSpec { length, alphabet };
+                for i in 0..50 {
+                    let id = format!("{ID}-{i}");
+                    let code = derive(&pepper(), ctx(&r, &id), spec);
+                    assert_eq!(code.reveal().len(), length as usize);
+                    assert!(
+                        code.reveal().bytes().all(|c| alphabet.chars().contains(&c)),
+                        "{alphabet:?} {}",
+                        code.reveal()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flags_map_to_alphabets_as_hypersender_describes() {
+        assert_eq!(
+            Alphabet::from_flags(false, true, false),
+            Some(Alphabet::Digits)
+        );
+        assert_eq!(
+            Alphabet::from_flags(false, true, true),
+            Some(Alphabet::Digits)
+        );
+        assert_eq!(
+            Alphabet::from_flags(true, false, false),
+            Some(Alphabet::Lower)
+        );
+        assert_eq!(
+            Alphabet::from_flags(true, false, true),
+            Some(Alphabet::Upper)
+        );
+        assert_eq!(
+            Alphabet::from_flags(true, true, false),
+            Some(Alphabet::DigitsLower)
+        );
+        assert_eq!(
+            Alphabet::from_flags(true, true, true),
+            Some(Alphabet::DigitsUpper)
+        );
+        assert_eq!(Alphabet::from_flags(false, false, true), None);
+    }
+
+    /// Vectors computed independently with Python's `hmac` module: see
+    /// `scripts/kat_codes.py`, which implements the same derivation from its description.
+    #[test]
+    fn known_answers() {
+        let r = Recipient::parse("+20123456789").unwrap();
+        let cases = [
+            (
+                CodeSpec {
+                    length: 6,
+                    alphabet: Alphabet::Digits,
+                },
+                KAT_DIGITS_6,
+            ),
+            (
+                CodeSpec {
+                    length: 10,
+                    alphabet: Alphabet::DigitsUpper,
+                },
+                KAT_DIGITS_UPPER_10,
+            ),
+            (CodeSpec::LINK, KAT_LINK),
+            (
+                CodeSpec {
+                    length: 4,
+                    alphabet: Alphabet::Lower,
+                },
+                KAT_LOWER_4,
+            ),
+        ];
+        for (spec, expected) in cases {
+            assert_eq!(
+                derive(&pepper(), ctx(&r, ID), spec).reveal(),
+                expected,
+                "{spec:?}"
+            );
+        }
+    }
+
+    const KAT_DIGITS_6: &str = "499315";
+    const KAT_DIGITS_UPPER_10: &str = "FWWX5D92KP";
+    const KAT_LINK: &str = "RHTDSHLE";
+    const KAT_LOWER_4: &str = "gmbe";
+
+    #[test]
+    fn codes_depend_on_every_input() {
+        let r = Recipient::parse("20123456789").unwrap();
+        let other = Recipient::parse("20123456780").unwrap();
+        let spec = CodeSpec {
+            length: 10,
+            alphabet: Alphabet::DigitsUpper,
+        };
+        let base = derive(&pepper(), ctx(&r, ID), spec);
+        assert_ne!(base, derive(&pepper(), ctx(&other, ID), spec));
+        assert_ne!(base, derive(&pepper(), ctx(&r, "another-id"), spec));
+        let mut c = ctx(&r, ID);
+        c.instance = "another-instance";
+        assert_ne!(base, derive(&pepper(), c, spec));
+        let other_pepper = Secret::new(*b"another-pepper-0123456789abcdef!").unwrap();
+        assert_ne!(base, derive(&other_pepper, ctx(&r, ID), spec));
+    }
+
+    #[test]
+    fn digits_are_uniform_enough() {
+        // 20,000 digits: each of the ten should be near 2,000 (chi-square, 9 dof, p=0.001: 27.9).
+        let r = Recipient::parse("20123456789").unwrap();
+        let mut counts = [0u32; 10];
+        for i in 0..2_000 {
+            let id = format!("id-{i}");
+            let code = derive(
+                &pepper(),
+                ctx(&r, &id),
+                CodeSpec {
+                    length: 10,
+                    alphabet: Alphabet::Digits,
+                },
+            );
+            for b in code.reveal().bytes() {
+                counts[(b - b'0') as usize] += 1;
+            }
+        }
+        let chi: f64 = counts
+            .iter()
+            .map(|&c| (c as f64 - 2000.0).powi(2) / 2000.0)
+            .sum();
+        assert!(chi < 27.9, "chi-square {chi} for {counts:?}");
+    }
+
+    #[test]
+    fn input_is_normalized_before_comparison() {
+        let r = Recipient::parse("20123456789").unwrap();
+        let spec = CodeSpec {
+            length: 8,
+            alphabet: Alphabet::DigitsUpper,
+        };
+        let code = derive(&pepper(), ctx(&r, ID), spec);
+        let s = code.reveal();
+        assert!(code.matches_input(spec, s));
+        assert!(code.matches_input(spec, &s.to_lowercase()));
+        assert!(code.matches_input(spec, &format!("{}-{}", &s[..4], &s[4..])));
+        assert!(code.matches_input(spec, &format!(" {} {} ", &s[..4], &s[4..])));
+        assert!(!code.matches_input(spec, &s[..7]));
+        assert!(!code.matches_input(spec, &format!("{s}0")));
+        assert!(!code.matches_input(spec, ""));
+    }
+
+    #[test]
+    fn debug_does_not_print_the_code() {
+        let r = Recipient::parse("20123456789").unwrap();
+        let code = derive(&pepper(), ctx(&r, ID), CodeSpec::LINK);
+        assert_eq!(format!("{code:?}"), "Code(***)");
+    }
+}

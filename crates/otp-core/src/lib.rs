@@ -1,0 +1,20 @@
+//! edge-otp's pure core: every rule of the service that can be stated without I/O.
+//!
+//! Nothing here reads a clock or a random number generator: callers pass `now` (Unix seconds)
+//! and random bytes in, so each rule has a plain unit test and runs the same natively and in
+//! Wasm (inside the Worker and the Durable Objects).
+
+pub mod challenge;
+pub mod code;
+pub mod config;
+pub mod hypersender;
+pub mod ids;
+pub mod recipient;
+pub mod secret;
+pub mod template;
+pub mod time;
+
+pub use challenge::{Attempt, Challenge, Policy, RecipientState, Refusal, Status};
+pub use code::{Alphabet, CodeSpec};
+pub use recipient::Recipient;
+pub use secret::Secret;
