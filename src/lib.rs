@@ -1,1 +1,38 @@
-//! placeholder
+//! edge-otp's Worker: the entry point and the router. Each API surface is a module whose
+//! handlers parse, call the store once and map the result; the rules live in `otp-core`, and
+//! the single-use decisions in the recipient's Durable Object.
+
+mod channel;
+#[cfg(feature = "dev")]
+mod dev;
+mod http;
+mod hypersender;
+mod recipient_object;
+mod scheduler;
+mod service;
+mod store;
+
+pub use recipient_object::RecipientObject;
+
+use worker::{event, Context, Env, Method, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method();
+    match (method, segments.as_slice()) {
+        (_, ["api", "otp", "v2", instance, rest @ ..]) => {
+            let instance = instance.to_string();
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            hypersender::handle(req, &env, &instance, &rest).await
+        }
+        (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
+        #[cfg(feature = "dev")]
+        (Method::Get, ["dev", rest @ ..]) => {
+            let rest = rest.join("/");
+            dev::handle(req, &env, &rest).await
+        }
+        _ => http::not_found(),
+    }
+}

@@ -53,7 +53,8 @@ impl Policy {
     /// The lockout that follows the `failures`-th wrong code in a row, if any:
     /// `lockout_base * 2^(k-1)` after the k-th group of `lockout_every`, capped at `lockout_max`.
     pub fn lockout_after(&self, failures: u32) -> Option<i64> {
-        if self.lockout_every == 0 || failures == 0 || failures % self.lockout_every != 0 {
+        if self.lockout_every == 0 || failures == 0 || !failures.is_multiple_of(self.lockout_every)
+        {
             return None;
         }
         let k = failures / self.lockout_every;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod hypersender;
 pub mod ids;
 pub mod recipient;
+pub mod schedule;
 pub mod secret;
 pub mod template;
 pub mod time;

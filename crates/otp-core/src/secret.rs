@@ -1,6 +1,8 @@
 //! Secrets (the pepper codes are derived from, signing keys) in a type that never prints them.
 
+use sha2::{Digest, Sha256};
 use std::fmt;
+use subtle::ConstantTimeEq;
 
 /// Secret bytes whose `Debug` prints `***`, so a secret cannot leak through a log line.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,6 +43,25 @@ impl fmt::Display for SecretTooShort {
     }
 }
 
+/// SHA-256 of an API token, as lowercase hex: what the `API_TOKENS` secret stores, so a
+/// leaked configuration never holds a usable token.
+pub fn token_hash_hex(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// True when `token` hashes to one of `hashes_hex` (several allow rotation). Each comparison
+/// is constant-time; malformed entries never match.
+pub fn token_matches(token: &str, hashes_hex: &[String]) -> bool {
+    let presented = token_hash_hex(token);
+    hashes_hex.iter().fold(false, |found, h| {
+        let h = h.trim().to_ascii_lowercase();
+        found | (h.len() == presented.len() && bool::from(h.as_bytes().ct_eq(presented.as_bytes())))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +72,23 @@ mod tests {
     fn debug_never_shows_the_bytes() {
         let s = Secret::new(*b"0123456789abcdef0123456789abcdef").unwrap();
         assert_eq!(format!("{s:?}"), "***");
+    }
+
+    #[test]
+    fn token_hash_known_answer() {
+        // `printf %s edge-otp | sha256sum`
+        assert_eq!(
+            token_hash_hex("edge-otp"),
+            "e532924dca5d12af436aa4230264b052fbc98be85645dc01dadc7f0a5df4aaa8"
+        );
+    }
+
+    #[test]
+    fn tokens_match_only_their_hash() {
+        let hashes = vec!["nonsense".to_string(), token_hash_hex("t1").to_uppercase()];
+        assert!(token_matches("t1", &hashes));
+        assert!(!token_matches("t2", &hashes));
+        assert!(!token_matches("t1", &[]));
     }
 
     #[test]

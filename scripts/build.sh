@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds the Worker with worker-build into build/<flavour>/ using only local tools:
+#   release  the deploy build (no `dev` feature: no /dev routes)
+#   dev      the local build with the `dev` feature (outbox inspection, /dev/info)
+# Needs what scripts/setup.sh installs (wasm-bindgen, worker-build, node_modules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-release}
+root=$(pwd)
+export PATH="$HOME/.cargo/bin:$root/node_modules/.bin:$PATH"
+# worker-build downloads its tools unless told where they are (TOOLCHAIN.md, pitfall 1).
+export WASM_BINDGEN_BIN=${WASM_BINDGEN_BIN:-wasm-bindgen}
+export WASM_OPT_BIN=${WASM_OPT_BIN:-$root/node_modules/.bin/wasm-opt}
+export ESBUILD_BIN=${ESBUILD_BIN:-$root/node_modules/.bin/esbuild}
+case "$flavour" in
+  release) worker-build --release --out-dir "build/release" ;;
+  dev) worker-build --release --out-dir "build/dev" --features dev ;;
+  *) echo "usage: $0 release|dev" >&2; exit 2 ;;
+esac

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .dev.vars (local secrets for `wrangler dev`) with fresh random values, once: a
+# pepper, a dev API token for the demo instance and the table of token hashes. Never committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f .dev.vars ] && exit 0
+demo=$(awk '/^\[\[env.dev.vars.INSTANCES\]\]/{f=1} f && /^id *=/{gsub(/[" ]/,"",$0); sub(/^id=/,"",$0); print; exit}' wrangler.toml)
+pepper=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+token="dev_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
+umask 077
+cat > .dev.vars <<VARS
+# Local secrets for wrangler dev, made by scripts/dev-vars.sh. Delete this file for new ones.
+OTP_PEPPER=$pepper
+DEV_API_TOKEN=$token
+API_TOKENS='{"$demo":["$hash"]}'
+VARS
+echo "[dev] created .dev.vars for instance $demo" >&2

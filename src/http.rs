@@ -1,0 +1,77 @@
+//! HTTP plumbing shared by the surfaces: bounded JSON bodies and JSON responses.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use worker::{Request, Response, Result};
+
+/// Largest request body accepted, in bytes. OTP requests are a few hundred bytes.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Why a request body was refused before any field was looked at.
+pub enum BodyError {
+    /// Larger than [`MAX_BODY`].
+    TooLarge,
+    /// Not a JSON object.
+    NotAnObject,
+}
+
+/// Reads a JSON object body of at most [`MAX_BODY`] bytes. An empty body is an empty object,
+/// so a missing field is reported by name rather than as a malformed body.
+pub async fn json_object(
+    req: &mut Request,
+) -> Result<std::result::Result<Map<String, Value>, BodyError>> {
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Ok(Err(BodyError::TooLarge));
+    }
+    let bytes = req.bytes().await?;
+    if bytes.len() > MAX_BODY {
+        return Ok(Err(BodyError::TooLarge));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Ok(Map::new()));
+    }
+    Ok(match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(BodyError::NotAnObject),
+    })
+}
+
+/// A JSON response with a status and extra headers.
+pub fn json<T: Serialize>(status: u16, body: &T, headers: &[(&str, String)]) -> Result<Response> {
+    let mut resp = Response::from_json(body)?.with_status(status);
+    let h = resp.headers_mut();
+    h.set("cache-control", "no-store")?;
+    for (k, v) in headers {
+        h.set(k, v)?;
+    }
+    Ok(resp)
+}
+
+/// 404 for paths the Worker does not serve.
+pub fn not_found() -> Result<Response> {
+    json(
+        404,
+        &serde_json::json!({"success": false, "message": "Not found.", "data": null}),
+        &[],
+    )
+}
+
+/// Current time in Unix seconds (the Workers clock).
+pub fn now() -> i64 {
+    (worker::Date::now().as_millis() / 1000) as i64
+}
+
+/// True when the request was addressed to a loopback host (127.0.0.0/8, localhost, [::1]).
+#[cfg_attr(not(feature = "dev"), allow(dead_code))]
+pub fn is_loopback(req: &Request) -> bool {
+    let Ok(url) = req.url() else { return false };
+    match url.host_str() {
+        Some("localhost" | "[::1]") => true,
+        Some(h) => h.starts_with("127.") && h.split('.').count() == 4,
+        None => false,
+    }
+}

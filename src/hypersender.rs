@@ -1,0 +1,410 @@
+//! The Hypersender OTP API v2 surface: `POST /api/otp/v2/{instance}/request-code` and
+//! `validate-code`, byte-compatible with the documented bodies, plus the extension
+//! `GET /api/otp/v2/{instance}/otps/{uuid}`. Errors keep the `{success, message, data}`
+//! envelope; statuses and messages are in docs/api.md.
+
+use crate::http::{self, json_object, BodyError};
+use crate::service::{self, ConfigProblem};
+use crate::store::{self, ChallengeRecord, Recipients, StartMsg};
+use otp_core::challenge::{Attempt, Challenge, Refusal, Status};
+use otp_core::code::{derive, CodeContext};
+use otp_core::config::InstanceConfig;
+use otp_core::hypersender::{parse_request_code, parse_validate_code, ValidationErrors};
+use otp_core::ids::{is_uuid, uuid_v4};
+use otp_core::time::iso8601;
+use otp_core::Recipient;
+use serde::Serialize;
+use serde_json::Value;
+use worker::{Env, Method, Request, Response, Result};
+
+/// Why a request failed, mapped once to a status and message in [`ApiError::respond`].
+enum ApiError {
+    Unauthenticated,
+    UnknownInstance,
+    NotFound,
+    MethodNotAllowed,
+    TooLarge,
+    Malformed,
+    Invalid(ValidationErrors),
+    Refused(Refusal),
+    Attempt(Box<Attempt>),
+    Config(ConfigProblem),
+}
+
+impl From<ConfigProblem> for ApiError {
+    fn from(p: ConfigProblem) -> Self {
+        Self::Config(p)
+    }
+}
+
+/// The documented envelope.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    success: bool,
+    message: &'a str,
+    data: T,
+}
+
+/// The envelope of a failure: `data` is always `null`; `errors` only on 422 (Laravel style).
+#[derive(Serialize)]
+struct Failure<'a> {
+    success: bool,
+    message: &'a str,
+    data: (),
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<serde_json::Map<String, Value>>,
+}
+
+fn ok<T: Serialize>(message: &str, data: T, headers: &[(&str, String)]) -> Result<Response> {
+    http::json(
+        200,
+        &Envelope {
+            success: true,
+            message,
+            data,
+        },
+        headers,
+    )
+}
+
+impl ApiError {
+    fn respond(self) -> Result<Response> {
+        let fail = |status: u16, message: &str, headers: &[(&str, String)]| {
+            http::json(
+                status,
+                &json!({"success": false, "message": message, "data": null}),
+                headers,
+            )
+        };
+        match self {
+            Self::Unauthenticated => fail(401, "Unauthenticated.", &[("www-authenticate", "Bearer".into())]),
+            Self::UnknownInstance => fail(404, "Instance not found.", &[]),
+            Self::NotFound => fail(404, "Not found.", &[]),
+            Self::MethodNotAllowed => fail(405, "Method not allowed.", &[]),
+            Self::TooLarge => fail(413, "The request body is too large.", &[]),
+            Self::Malformed => fail(400, "The request body must be a JSON object.", &[]),
+            Self::Invalid(errors) => {
+                let mut by_field = serde_json::Map::new();
+                for (field, message) in &errors.0 {
+                    by_field
+                        .entry(field.to_string())
+                        .or_insert_with(|| Value::Array(vec![]))
+                        .as_array_mut()
+                        .expect("inserted as an array")
+                        .push(Value::String(message.clone()));
+                }
+                let message = errors.message();
+                let body = Failure { success: false, message: &message, data: (), errors: Some(by_field) };
+                http::json(422, &body, &[])
+            }
+            Self::Refused(refusal) => {
+                let wait = refusal.retry_after();
+                let message = match refusal {
+                    Refusal::Locked { .. } => format!("Too many failed attempts for this chat. Try again in {wait} seconds."),
+                    Refusal::Cooldown { .. } => format!("A code was just sent to this chat. Try again in {wait} seconds."),
+                    Refusal::SendCap { .. } => format!("Too many codes requested for this chat. Try again in {wait} seconds."),
+                };
+                fail(429, &message, &[("retry-after", wait.to_string())])
+            }
+            Self::Attempt(attempt) => match *attempt {
+                Attempt::Wrong { attempts_left, retry_after, .. } => {
+                    let mut headers = vec![("x-otp-attempts-remaining", attempts_left.to_string())];
+                    if let Some(wait) = retry_after {
+                        headers.push(("retry-after", wait.to_string()));
+                    }
+                    fail(422, "Invalid OTP code.", &headers)
+                }
+                Attempt::NoActive => fail(404, "No active OTP code found for this chat.", &[]),
+                Attempt::AlreadyUsed { .. } => fail(409, "OTP code has already been used.", &[]),
+                Attempt::Expired { .. } => fail(410, "OTP code has expired.", &[]),
+                Attempt::Exhausted { retry_after, .. } => fail(
+                    429,
+                    "Too many failed attempts. Request a new code.",
+                    &[("retry-after", retry_after.to_string()), ("x-otp-attempts-remaining", "0".into())],
+                ),
+                Attempt::Locked { retry_after } => fail(
+                    429,
+                    &format!("Too many failed attempts for this chat. Try again in {retry_after} seconds."),
+                    &[("retry-after", retry_after.to_string())],
+                ),
+                Attempt::Validated { .. } => fail(500, "unreachable", &[]),
+            },
+            Self::Config(problem) => {
+                worker::console_error!("configuration problem: {}", problem.0);
+                fail(
+                    503,
+                    &format!("The service is not configured: {}. See docs/configuration.md.", problem.0),
+                    &[],
+                )
+            }
+        }
+    }
+}
+
+/// Routes `/api/otp/v2/{instance}/...`.
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    instance: &str,
+    rest: &[String],
+) -> Result<Response> {
+    let result = match (
+        req.method(),
+        rest.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
+        (Method::Post, ["request-code"]) => request_code(&mut req, env, instance).await,
+        (Method::Post, ["validate-code"]) => validate_code(&mut req, env, instance).await,
+        (Method::Get, ["otps", uuid]) => status(&req, env, instance, uuid).await,
+        (_, ["request-code" | "validate-code"]) | (_, ["otps", _]) => {
+            Err(ApiError::MethodNotAllowed)
+        }
+        _ => Err(ApiError::NotFound),
+    };
+    match result {
+        Ok(resp) => Ok(resp),
+        Err(e) => e.respond(),
+    }
+}
+
+/// Checks the bearer token, then finds the instance.
+fn authorize(
+    req: &Request,
+    env: &Env,
+    instance: &str,
+) -> std::result::Result<InstanceConfig, ApiError> {
+    let header = req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthenticated)?;
+    let config = service::instances(env)?;
+    let inst = config
+        .instance(instance)
+        .cloned()
+        .ok_or(ApiError::UnknownInstance)?;
+    if !service::token_is_valid(env, &inst.id, token)? {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(inst)
+}
+
+async fn body(req: &mut Request) -> std::result::Result<serde_json::Map<String, Value>, ApiError> {
+    match json_object(req).await {
+        Ok(Ok(map)) => Ok(map),
+        Ok(Err(BodyError::TooLarge)) => Err(ApiError::TooLarge),
+        Ok(Err(BodyError::NotAnObject)) | Err(_) => Err(ApiError::Malformed),
+    }
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    worker::console_error!("internal error: {e}");
+    ApiError::Config(ConfigProblem(format!("storage is unavailable ({e})")))
+}
+
+#[derive(Serialize)]
+struct RequestCodeData {
+    uuid: String,
+    chat_id: String,
+    code: String,
+    status: &'static str,
+    otp_type: &'static str,
+    expires_at: String,
+    created_at: String,
+}
+
+async fn request_code(
+    req: &mut Request,
+    env: &Env,
+    instance: &str,
+) -> std::result::Result<Response, ApiError> {
+    let inst = authorize(req, env, instance)?;
+    let pepper = service::pepper(env)?;
+    let body = body(req).await?;
+    let input =
+        parse_request_code(&body, inst.max_expires.unwrap_or(1800)).map_err(ApiError::Invalid)?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
+    let msg = StartMsg {
+        instance: inst.id.clone(),
+        recipient: input.recipient.digits().into(),
+        id: uuid_v4(bytes),
+        spec: input.spec,
+        name: input.name,
+        ttl: input.expires,
+    };
+    let challenge = Recipients::new(env)
+        .start(&inst.id, &input.recipient, &msg)
+        .await
+        .map_err(internal)?
+        .map_err(ApiError::Refused)?;
+    let record = ChallengeRecord {
+        instance: inst.id.clone(),
+        recipient: input.recipient.digits().into(),
+        kind: "code".into(),
+        created_at: challenge.created_at,
+        expires_at: challenge.expires_at,
+    };
+    store::put_record(env, &challenge.id, &record, challenge.created_at)
+        .await
+        .map_err(internal)?;
+    let ctx = CodeContext {
+        instance: &inst.id,
+        recipient: &input.recipient,
+        challenge_id: &challenge.id,
+    };
+    let code = derive(&pepper, ctx, challenge.spec);
+    let data = RequestCodeData {
+        uuid: challenge.id.clone(),
+        chat_id: input.recipient.chat_id(),
+        code: code.reveal().to_owned(),
+        status: hypersender_status(challenge.status(challenge.created_at)),
+        otp_type: "code",
+        expires_at: iso8601(challenge.expires_at),
+        created_at: iso8601(challenge.created_at),
+    };
+    ok(
+        "OTP code generated and message queued successfully",
+        data,
+        &[],
+    )
+    .map_err(internal)
+}
+
+#[derive(Serialize)]
+struct ValidateCodeData {
+    uuid: String,
+    chat_id: String,
+    status: &'static str,
+    validated_at: String,
+}
+
+async fn validate_code(
+    req: &mut Request,
+    env: &Env,
+    instance: &str,
+) -> std::result::Result<Response, ApiError> {
+    let inst = authorize(req, env, instance)?;
+    service::pepper(env)?;
+    let body = body(req).await?;
+    let input = parse_validate_code(&body).map_err(ApiError::Invalid)?;
+    let attempt = Recipients::new(env)
+        .attempt(&inst.id, &input.recipient, &input.code)
+        .await
+        .map_err(internal)?;
+    let Attempt::Validated { challenge } = attempt else {
+        return Err(ApiError::Attempt(Box::new(attempt)));
+    };
+    let data = ValidateCodeData {
+        uuid: challenge.id.clone(),
+        chat_id: input.recipient.chat_id(),
+        status: "validated",
+        validated_at: iso8601(challenge.ended_at.unwrap_or(challenge.created_at)),
+    };
+    ok("OTP code validated successfully", data, &[]).map_err(internal)
+}
+
+/// Status names in Hypersender bodies: `pending|sent|validated|expired`. A superseded code
+/// reads as expired there; the status extension tells the two apart.
+fn hypersender_status(status: Status) -> &'static str {
+    match status {
+        Status::Superseded => "expired",
+        other => other.as_str(),
+    }
+}
+
+#[derive(Serialize)]
+struct StatusData {
+    uuid: String,
+    chat_id: String,
+    status: &'static str,
+    otp_type: &'static str,
+    attempts_left: u32,
+    expires_at: String,
+    created_at: String,
+    sent_at: Option<String>,
+    validated_at: Option<String>,
+    failed_at: Option<String>,
+    failure: Option<String>,
+}
+
+impl StatusData {
+    fn new(c: &Challenge, recipient: &Recipient, now: i64) -> Self {
+        let status = c.status(now);
+        let ended = c.ended_at.map(iso8601);
+        Self {
+            uuid: c.id.clone(),
+            chat_id: recipient.chat_id(),
+            status: status.as_str(),
+            otp_type: "code",
+            attempts_left: c.attempts_left(),
+            expires_at: iso8601(c.expires_at),
+            created_at: iso8601(c.created_at),
+            sent_at: c.sent_at.map(iso8601),
+            validated_at: if status == Status::Validated {
+                ended.clone()
+            } else {
+                None
+            },
+            failed_at: if status == Status::Failed {
+                ended
+            } else {
+                None
+            },
+            failure: c.failure.clone(),
+        }
+    }
+}
+
+async fn status(
+    req: &Request,
+    env: &Env,
+    instance: &str,
+    uuid: &str,
+) -> std::result::Result<Response, ApiError> {
+    let inst = authorize(req, env, instance)?;
+    let not_found = || ApiError::NotFound;
+    if !is_uuid(uuid) {
+        return Err(not_found());
+    }
+    let record = store::get_record(env, uuid)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    if !record.instance.eq_ignore_ascii_case(&inst.id) {
+        return Err(not_found());
+    }
+    let recipient = Recipient::parse(&record.recipient).map_err(|_| not_found())?;
+    let now = http::now();
+    let data = match Recipients::new(env)
+        .get(&inst.id, &recipient, &uuid.to_ascii_lowercase())
+        .await
+        .map_err(internal)?
+    {
+        Some(c) => StatusData::new(&c, &recipient, now),
+        // Pruned from its object after the retention period: only the record is left.
+        None => StatusData {
+            uuid: uuid.to_ascii_lowercase(),
+            chat_id: recipient.chat_id(),
+            status: "expired",
+            otp_type: "code",
+            attempts_left: 0,
+            expires_at: iso8601(record.expires_at),
+            created_at: iso8601(record.created_at),
+            sent_at: None,
+            validated_at: None,
+            failed_at: None,
+            failure: None,
+        },
+    };
+    ok("OTP status retrieved successfully", data, &[]).map_err(internal)
+}

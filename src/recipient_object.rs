@@ -1,0 +1,297 @@
+//! The Durable Object that owns one recipient of one instance: its challenges, its limits and
+//! its pending deliveries. It is the only place that decides whether a code is right, and it
+//! decides with no `await` between reading and writing its state, so "used once" and
+//! "attempts left" hold under any concurrency.
+
+use crate::channel::{Channel, DeliveryError, Outbound, Outbox, OUTBOX_SCHEMA};
+use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
+use crate::service;
+use crate::store::{AttemptMsg, GetMsg, StartMsg};
+use otp_core::challenge::{Attempt, RecipientState};
+use otp_core::code::{derive, CodeContext};
+use otp_core::config::{ChannelKind, InstanceConfig};
+use otp_core::schedule::retry_delay;
+use otp_core::template::render;
+use otp_core::Recipient;
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use worker::{
+    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
+};
+
+/// Delivery attempts before a message is given up.
+const DELIVERY_ATTEMPTS: u32 = 8;
+
+/// Who this object belongs to, stored at its first challenge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    instance: String,
+    recipient: String,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    v: String,
+}
+
+#[durable_object]
+pub struct RecipientObject {
+    state: State,
+    env: Env,
+    schema_ready: Cell<bool>,
+}
+
+impl DurableObject for RecipientObject {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            schema_ready: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.ensure_schema()?;
+        let path = req.path();
+        let body = req.text().await?;
+        match path.as_str() {
+            "/start" => self.start(serde_json::from_str(&body)?).await,
+            "/attempt" => self.attempt(serde_json::from_str(&body)?),
+            "/get" => {
+                let msg: GetMsg = serde_json::from_str(&body)?;
+                Response::from_json(&self.load()?.get(&msg.id))
+            }
+            #[cfg(feature = "dev")]
+            "/outbox" => self.outbox(serde_json::from_str(&body)?),
+            _ => Response::error("unknown operation", 404),
+        }
+    }
+
+    /// Runs every due job. Never panics and never returns `Err` for a job's own failure: each
+    /// job keeps its attempt count and is rescheduled here, so the alarm is always re-armed.
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.ensure_schema() {
+            console_error!("recipient object: schema: {e}");
+            return Err(e);
+        }
+        let now_ms = crate::http::now() * 1000;
+        let due = Jobs::new(&self.sql()).due(now_ms)?;
+        for job in due {
+            let outcome = match job.kind.as_str() {
+                "deliver" => self.deliver(&job).await,
+                other => Err(DeliveryError::Permanent(format!(
+                    "unknown job kind {other}"
+                ))),
+            };
+            let sql = self.sql();
+            let jobs = Jobs::new(&sql);
+            match outcome {
+                Ok(()) => jobs.finish(job.id)?,
+                Err(DeliveryError::Retryable(why)) => {
+                    match retry_delay(job.attempts as u32 + 1, DELIVERY_ATTEMPTS) {
+                        Some(delay) => jobs.retry_at(job.id, now_ms + delay * 1000, &why)?,
+                        None => {
+                            self.give_up(&job, &why)?;
+                            jobs.finish(job.id)?;
+                        }
+                    }
+                }
+                Err(DeliveryError::Permanent(why)) => {
+                    self.give_up(&job, &why)?;
+                    jobs.finish(job.id)?;
+                }
+            }
+        }
+        Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
+        Response::ok("")
+    }
+}
+
+impl RecipientObject {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn ensure_schema(&self) -> Result<()> {
+        if !self.schema_ready.get() {
+            let sql = self.sql();
+            sql.exec(
+                "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+                None,
+            )?;
+            sql.exec(JOBS_SCHEMA, None)?;
+            sql.exec(OUTBOX_SCHEMA, None)?;
+            self.schema_ready.set(true);
+        }
+        Ok(())
+    }
+
+    fn read<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
+        let rows: Vec<Row> = self
+            .sql()
+            .exec("SELECT v FROM kv WHERE k = ?", vec![key.into()])?
+            .to_array()?;
+        rows.first()
+            .map(|r| serde_json::from_str(&r.v).map_err(worker::Error::from))
+            .transpose()
+    }
+
+    fn write<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            vec![key.into(), serde_json::to_string(value)?.into()],
+        )?;
+        Ok(())
+    }
+
+    fn load(&self) -> Result<RecipientState> {
+        Ok(self.read("state")?.unwrap_or_default())
+    }
+
+    fn instance(&self, id: &str) -> Result<InstanceConfig> {
+        let config = service::instances(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        config
+            .instance(id)
+            .cloned()
+            .ok_or_else(|| worker::Error::RustError(format!("unknown instance {id}")))
+    }
+
+    async fn start(&self, msg: StartMsg) -> Result<Response> {
+        let instance = self.instance(&msg.instance)?;
+        let now = crate::http::now();
+        let mut state = self.load()?;
+        let result = state
+            .start(now, &instance.limits, msg.new_challenge())
+            .cloned();
+        if result.is_ok() {
+            self.write("state", &state)?;
+            self.write(
+                "meta",
+                &Meta {
+                    instance: instance.id.clone(),
+                    recipient: msg.recipient.clone(),
+                },
+            )?;
+            let sql = self.sql();
+            let jobs = Jobs::new(&sql);
+            jobs.enqueue("deliver", &msg.id, now * 1000)?;
+            jobs.arm(&self.state.storage()).await?;
+        }
+        Response::from_json(&result)
+    }
+
+    fn attempt(&self, msg: AttemptMsg) -> Result<Response> {
+        let instance = self.instance(&msg.instance)?;
+        let pepper = service::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        let recipient = Recipient::parse(&msg.recipient)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let now = crate::http::now();
+        let mut state = self.load()?;
+        let outcome = state.attempt(now, &instance.limits, |c| {
+            let ctx = CodeContext {
+                instance: &instance.id,
+                recipient: &recipient,
+                challenge_id: &c.id,
+            };
+            derive(&pepper, ctx, c.spec).matches_input(c.spec, &msg.code)
+        });
+        if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
+            self.write("state", &state)?;
+        }
+        Response::from_json(&outcome)
+    }
+
+    /// Delivers challenge `job.target`'s message through the instance's channel.
+    async fn deliver(&self, job: &Job) -> std::result::Result<(), DeliveryError> {
+        let internal = |e: worker::Error| DeliveryError::Retryable(e.to_string());
+        let meta: Meta = self
+            .read("meta")
+            .map_err(internal)?
+            .ok_or_else(|| DeliveryError::Permanent("object has no owner".into()))?;
+        let now = crate::http::now();
+        let state = self.load().map_err(internal)?;
+        let Some(challenge) = state.get(&job.target).filter(|c| c.is_open(now)).cloned() else {
+            return Ok(()); // superseded, expired or gone: a stale code is never sent
+        };
+        let instance = self
+            .instance(&meta.instance)
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        let recipient = Recipient::parse(&meta.recipient)
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        let minutes = ((challenge.expires_at - challenge.created_at + 59) / 60).to_string();
+        let name = challenge.name.as_deref().unwrap_or(&instance.name);
+        let text_template = render(
+            &instance.messages.code,
+            &[("name", name), ("minutes", &minutes)],
+        );
+        let msg = Outbound {
+            to: &recipient,
+            challenge_id: &challenge.id,
+            text_template: &text_template,
+        };
+        let sql = self.sql();
+        match instance.channel {
+            ChannelKind::Outbox => Outbox { sql: &sql, now }.send(&msg).await?,
+        }
+        // Reload: other requests may have run while the channel was awaited.
+        let mut state = self.load().map_err(internal)?;
+        if state.mark_sent(&challenge.id, crate::http::now()) {
+            self.write("state", &state).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn give_up(&self, job: &Job, why: &str) -> Result<()> {
+        console_error!("delivery of challenge {} given up: {why}", job.target);
+        let mut state = self.load()?;
+        if state.mark_undeliverable(&job.target, crate::http::now(), why) {
+            self.write("state", &state)?;
+        }
+        Ok(())
+    }
+
+    /// The outbox, newest first, with each code derived again for display.
+    #[cfg(feature = "dev")]
+    fn outbox(&self, msg: GetMsg) -> Result<Response> {
+        #[derive(Deserialize)]
+        struct OutRow {
+            challenge_id: String,
+            text_template: String,
+            created_at: f64,
+        }
+        let instance = self.instance(&msg.instance)?;
+        let pepper = service::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        let recipient = Recipient::parse(&msg.recipient)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let state = self.load()?;
+        let rows: Vec<OutRow> = self
+            .sql()
+            .exec(
+                "SELECT challenge_id, text_template, created_at FROM outbox WHERE recipient = ? ORDER BY id DESC",
+                vec![recipient.digits().into()],
+            )?
+            .to_array()?;
+        let messages: Vec<crate::store::OutboxMessage> = rows
+            .into_iter()
+            .map(|row| {
+                let code = state.get(&row.challenge_id).map(|c| {
+                    let ctx = CodeContext {
+                        instance: &instance.id,
+                        recipient: &recipient,
+                        challenge_id: &c.id,
+                    };
+                    derive(&pepper, ctx, c.spec).reveal().to_owned()
+                });
+                crate::store::OutboxMessage {
+                    to: recipient.e164(),
+                    text: render(
+                        &row.text_template,
+                        &[("code", code.as_deref().unwrap_or("(expired)"))],
+                    ),
+                    created_at: otp_core::time::iso8601(row.created_at as i64),
+                }
+            })
+            .collect();
+        Response::from_json(&messages)
+    }
+}

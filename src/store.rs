@@ -1,0 +1,198 @@
+//! The narrow storage interface the API surfaces see: "start a challenge", "attempt a code",
+//! "look a challenge up". Only the recipient's Durable Object knows SQL and decides; KV keeps
+//! the write-once record that finds a challenge's object from its uuid.
+
+use otp_core::challenge::{Attempt, Challenge, NewChallenge, Refusal};
+use otp_core::{CodeSpec, Recipient};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit, Result, Stub};
+
+/// Durable Object namespace binding of [`crate::RecipientObject`].
+pub const RECIPIENTS: &str = "RECIPIENTS";
+/// KV binding of the challenge records.
+pub const CHALLENGES_KV: &str = "CHALLENGES";
+
+/// The request to start a challenge, as sent to the recipient's object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StartMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub id: String,
+    pub spec: CodeSpec,
+    pub name: Option<String>,
+    pub ttl: i64,
+}
+
+impl StartMsg {
+    /// The core's view of the new challenge.
+    pub fn new_challenge(&self) -> NewChallenge {
+        NewChallenge {
+            id: self.id.clone(),
+            kind: otp_core::challenge::Kind::Code,
+            spec: self.spec,
+            name: self.name.clone(),
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// An attempt at the recipient's latest code.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AttemptMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub code: String,
+}
+
+/// A lookup of one challenge.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GetMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub id: String,
+}
+
+/// A message the dev outbox holds, as a phone would show it.
+#[cfg(feature = "dev")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub to: String,
+    pub text: String,
+    pub created_at: String,
+}
+
+/// Talks to the recipient Durable Objects.
+pub struct Recipients<'a> {
+    env: &'a Env,
+}
+
+impl<'a> Recipients<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        Self { env }
+    }
+
+    /// The object that owns every challenge and limit of `recipient` in `instance`.
+    fn stub(&self, instance: &str, recipient: &Recipient) -> Result<Stub> {
+        self.env
+            .durable_object(RECIPIENTS)?
+            .get_by_name(&object_name(instance, recipient))
+    }
+
+    async fn call<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        op: &str,
+        msg: &Q,
+    ) -> Result<A> {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&serde_json::to_string(msg)?)));
+        let req = Request::new_with_init(&format!("https://recipient/{op}"), &init)?;
+        let mut resp = self
+            .stub(instance, recipient)?
+            .fetch_with_request(req)
+            .await?;
+        if resp.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "recipient object answered {} to {op}: {}",
+                resp.status_code(),
+                resp.text().await.unwrap_or_default()
+            )));
+        }
+        resp.json().await
+    }
+
+    /// Starts a challenge unless a limit refuses it.
+    pub async fn start(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        msg: &StartMsg,
+    ) -> Result<std::result::Result<Challenge, Refusal>> {
+        self.call(instance, recipient, "start", msg).await
+    }
+
+    /// Checks a code against the recipient's latest challenge.
+    pub async fn attempt(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        code: &str,
+    ) -> Result<Attempt> {
+        let msg = AttemptMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            code: code.into(),
+        };
+        self.call(instance, recipient, "attempt", &msg).await
+    }
+
+    /// One challenge of the recipient, if still kept.
+    pub async fn get(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        id: &str,
+    ) -> Result<Option<Challenge>> {
+        let msg = GetMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: id.into(),
+        };
+        self.call(instance, recipient, "get", &msg).await
+    }
+
+    /// What the dev outbox holds for the recipient, newest first.
+    #[cfg(feature = "dev")]
+    pub async fn outbox(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+    ) -> Result<Vec<OutboxMessage>> {
+        let msg = GetMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: String::new(),
+        };
+        self.call(instance, recipient, "outbox", &msg).await
+    }
+}
+
+/// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
+/// of a number reaches the same object.
+pub fn object_name(instance: &str, recipient: &Recipient) -> String {
+    format!("{}:{}", instance.to_ascii_lowercase(), recipient.digits())
+}
+
+/// The write-once KV record that finds a challenge from its uuid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    pub instance: String,
+    pub recipient: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+fn record_key(uuid: &str) -> String {
+    format!("challenge:{}", uuid.to_ascii_lowercase())
+}
+
+/// Writes a challenge's record once, kept until a day after it expires.
+pub async fn put_record(env: &Env, uuid: &str, record: &ChallengeRecord, now: i64) -> Result<()> {
+    let ttl = (record.expires_at - now + otp_core::challenge::RETENTION).max(60) as u64;
+    env.kv(CHALLENGES_KV)?
+        .put(&record_key(uuid), serde_json::to_string(record)?)?
+        .expiration_ttl(ttl)
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// Reads a challenge's record.
+pub async fn get_record(env: &Env, uuid: &str) -> Result<Option<ChallengeRecord>> {
+    Ok(env.kv(CHALLENGES_KV)?.get(&record_key(uuid)).json().await?)
+}
