@@ -70,11 +70,13 @@ fn ok<T: Serialize>(message: &str, data: T, headers: &[(&str, String)]) -> Resul
 impl ApiError {
     fn respond(self) -> Result<Response> {
         let fail = |status: u16, message: &str, headers: &[(&str, String)]| {
-            http::json(
-                status,
-                &json!({"success": false, "message": message, "data": null}),
-                headers,
-            )
+            let body = Failure {
+                success: false,
+                message,
+                data: (),
+                errors: None,
+            };
+            http::json(status, &body, headers)
         };
         match self {
             Self::Unauthenticated => fail(401, "Unauthenticated.", &[("www-authenticate", "Bearer".into())]),
