@@ -1,0 +1,139 @@
+// Starts the built dev Worker (build/dev) on workerd through wrangler's unstable_startWorker,
+// on 127.0.0.1 with a random port, with test instances and fresh secrets, and returns small
+// helpers for calling its APIs. Kept out of tests/e2e so `node --test` does not run it.
+import { unstable_startWorker } from 'wrangler';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+process.env.WRANGLER_SEND_METRICS = 'false';
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false';
+process.env.WRANGLER_HIDE_BANNER = 'true';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The demo instance of [env.dev] and a second instance with its own token. */
+export const DEMO = '11111111-1111-4111-8111-111111111111';
+export const OTHER = '22222222-2222-4222-8222-222222222222';
+/** An instance with short lockouts, so lockout tests need not wait a minute. */
+export const QUICK = '33333333-3333-4333-8333-333333333333';
+
+const sha256 = (s) => createHash('sha256').update(s).digest('hex');
+const random = (n) => randomBytes(n).toString('hex');
+
+export function testInstances() {
+  return [
+    { id: DEMO, name: 'edge-otp demo', channel: 'outbox' },
+    { id: OTHER, name: 'Other', channel: 'outbox' },
+    {
+      id: QUICK,
+      name: 'Quick',
+      channel: 'outbox',
+      limits: { lockout_base: 2, lockout_max: 8, max_sends: 50 },
+    },
+  ];
+}
+
+/**
+ * Starts the Worker. Options: `persist` (a directory, to keep state across restarts),
+ * `secrets` (to reuse the secrets of an earlier start), `omit` (binding names to leave out),
+ * `flavour` ('dev', the default, or 'release': the deploy build, top-level config).
+ */
+export async function startWorker({ persist = false, secrets, omit = [], flavour = 'dev' } = {}) {
+  const config = path.join(ROOT, '.wrangler.local.toml');
+  if (!existsSync(config) || !existsSync(path.join(ROOT, `build/${flavour}/index.js`))) {
+    throw new Error(`build the Worker first: bash scripts/build.sh ${flavour} && bash scripts/wrangler-local.sh`);
+  }
+  secrets ??= {
+    pepper: random(32),
+    tokens: { [DEMO]: `t_${random(16)}`, [OTHER]: `t_${random(16)}`, [QUICK]: `t_${random(16)}` },
+  };
+  const bindings = {
+    INSTANCES: { type: 'json', value: testInstances() },
+    OTP_PEPPER: { type: 'secret_text', value: secrets.pepper },
+    DEV_API_TOKEN: { type: 'secret_text', value: secrets.tokens[DEMO] },
+    API_TOKENS: {
+      type: 'secret_text',
+      value: JSON.stringify(Object.fromEntries(Object.entries(secrets.tokens).map(([id, t]) => [id, [sha256(t)]]))),
+    },
+  };
+  for (const name of omit) delete bindings[name];
+  const worker = await unstable_startWorker({
+    config,
+    env: flavour === 'dev' ? 'dev' : undefined,
+    // An empty env file, so a developer's .dev.vars never leaks into a test.
+    envFiles: [emptyEnvFile()],
+    bindings,
+    dev: {
+      server: { hostname: '127.0.0.1', port: 0 },
+      inspector: false,
+      persist,
+      watch: false,
+      logLevel: 'warn',
+    },
+  });
+  const url = (await worker.url).toString().replace(/\/$/, '');
+  return new Harness(worker, url, secrets);
+}
+
+function emptyEnvFile() {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'edge-otp-env-')), 'empty.vars');
+  writeFileSync(file, '');
+  return file;
+}
+
+export class Harness {
+  constructor(worker, url, secrets) {
+    this.worker = worker;
+    this.url = url;
+    this.secrets = secrets;
+  }
+
+  /** fetch() against the Worker's loopback address. */
+  fetch(p, init) {
+    return fetch(this.url + p, init);
+  }
+
+  /** POST a Hypersender endpoint; `body` is JSON-encoded unless it is a string. */
+  async hs(endpoint, body, { instance = DEMO, token = this.secrets.tokens[instance], headers = {} } = {}) {
+    const res = await this.fetch(`/api/otp/v2/${instance}/${endpoint}`, {
+      method: 'POST',
+      headers: {
+        Accept: 'application/json',
+        'Content-Type': 'application/json',
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    return { status: res.status, headers: res.headers, body: await res.json() };
+  }
+
+  /** The dev outbox of a recipient, newest first. */
+  async outbox(to) {
+    const res = await this.fetch(`/dev/outbox?to=${encodeURIComponent(to)}`);
+    return res.json();
+  }
+
+  /** Waits until the outbox holds a message for `to` newer than `after` messages; returns it. */
+  async nextMessage(to, after = 0, timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const msgs = await this.outbox(to);
+      if (msgs.length > after) return msgs[0];
+      if (Date.now() > deadline) throw new Error(`no message for ${to} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  async stop() {
+    await this.worker.dispose();
+  }
+}
+
+/** A fresh random recipient in E.164 digits (country code 20, Egypt, as in the docs). */
+export function newRecipient() {
+  return `20${String(Math.floor(Math.random() * 1e9)).padStart(9, '0')}`;
+}
