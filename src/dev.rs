@@ -62,6 +62,9 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                     "query parameter `to` must be a phone number or chat id",
                 );
             };
+            if let Err(p) = service::pepper(env) {
+                return refuse(503, &p.0);
+            }
             let mut all: Vec<OutboxMessage> = Vec::new();
             for inst in outbox_instances {
                 all.extend(Recipients::new(env).outbox(&inst.id, &recipient).await?);

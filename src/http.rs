@@ -53,11 +53,29 @@ pub fn json<T: Serialize>(status: u16, body: &T, headers: &[(&str, String)]) -> 
 
 /// 404 for paths the Worker does not serve.
 pub fn not_found() -> Result<Response> {
-    json(
-        404,
-        &serde_json::json!({"success": false, "message": "Not found.", "data": null}),
-        &[],
-    )
+    failure(404, "Not found.", &[])
+}
+
+/// The failure envelope every JSON surface shares: `{success: false, message, data: null}`,
+/// plus Laravel-style `errors` on a 422.
+#[derive(Serialize)]
+pub struct Failure<'a> {
+    pub success: bool,
+    pub message: &'a str,
+    pub data: (),
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Map<String, Value>>,
+}
+
+/// A failure in the shared envelope.
+pub fn failure(status: u16, message: &str, headers: &[(&str, String)]) -> Result<Response> {
+    let body = Failure {
+        success: false,
+        message,
+        data: (),
+        errors: None,
+    };
+    json(status, &body, headers)
 }
 
 /// Current time in Unix seconds (the Workers clock).

@@ -3,7 +3,7 @@
 //! `GET /api/otp/v2/{instance}/otps/{uuid}`. Errors keep the `{success, message, data}`
 //! envelope; statuses and messages are in docs/api.md.
 
-use crate::http::{self, json_object, BodyError};
+use crate::http::{self, json_object, BodyError, Failure};
 use crate::service::{self, ConfigProblem};
 use crate::store::{self, ChallengeRecord, Recipients, StartMsg};
 use otp_core::challenge::{Attempt, Challenge, Refusal, Status};
@@ -22,7 +22,7 @@ enum ApiError {
     Unauthenticated,
     UnknownInstance,
     NotFound,
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     TooLarge,
     Malformed,
     Invalid(ValidationErrors),
@@ -45,16 +45,6 @@ struct Envelope<'a, T: Serialize> {
     data: T,
 }
 
-/// The envelope of a failure: `data` is always `null`; `errors` only on 422 (Laravel style).
-#[derive(Serialize)]
-struct Failure<'a> {
-    success: bool,
-    message: &'a str,
-    data: (),
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<serde_json::Map<String, Value>>,
-}
-
 fn ok<T: Serialize>(message: &str, data: T, headers: &[(&str, String)]) -> Result<Response> {
     http::json(
         200,
@@ -69,20 +59,12 @@ fn ok<T: Serialize>(message: &str, data: T, headers: &[(&str, String)]) -> Resul
 
 impl ApiError {
     fn respond(self) -> Result<Response> {
-        let fail = |status: u16, message: &str, headers: &[(&str, String)]| {
-            let body = Failure {
-                success: false,
-                message,
-                data: (),
-                errors: None,
-            };
-            http::json(status, &body, headers)
-        };
+        let fail = http::failure;
         match self {
             Self::Unauthenticated => fail(401, "Unauthenticated.", &[("www-authenticate", "Bearer".into())]),
             Self::UnknownInstance => fail(404, "Instance not found.", &[]),
             Self::NotFound => fail(404, "Not found.", &[]),
-            Self::MethodNotAllowed => fail(405, "Method not allowed.", &[]),
+            Self::MethodNotAllowed(allow) => fail(405, "Method not allowed.", &[("allow", allow.into())]),
             Self::TooLarge => fail(413, "The request body is too large.", &[]),
             Self::Malformed => fail(400, "The request body must be a JSON object.", &[]),
             Self::Invalid(errors) => {
@@ -160,9 +142,8 @@ pub async fn handle(
         (Method::Post, ["request-code"]) => request_code(&mut req, env, instance).await,
         (Method::Post, ["validate-code"]) => validate_code(&mut req, env, instance).await,
         (Method::Get, ["otps", uuid]) => status(&req, env, instance, uuid).await,
-        (_, ["request-code" | "validate-code"]) | (_, ["otps", _]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (_, ["request-code" | "validate-code"]) => Err(ApiError::MethodNotAllowed("POST")),
+        (_, ["otps", _]) => Err(ApiError::MethodNotAllowed("GET")),
         _ => Err(ApiError::NotFound),
     };
     match result {

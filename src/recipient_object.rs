@@ -3,7 +3,7 @@
 //! decides with no `await` between reading and writing its state, so "used once" and
 //! "attempts left" hold under any concurrency.
 
-use crate::channel::{Channel, DeliveryError, Outbound, Outbox, OUTBOX_SCHEMA};
+use crate::channel::{Channel, DeliveryError, Outbound, Outbox, WhatsappCloud, OUTBOX_SCHEMA};
 use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
 use crate::store::{AttemptMsg, GetMsg, StartMsg};
@@ -224,21 +224,59 @@ impl RecipientObject {
             &instance.messages.code,
             &[("name", name), ("minutes", &minutes)],
         );
+        let pepper = service::pepper(&self.env).map_err(|p| DeliveryError::Retryable(p.0))?;
+        let ctx = CodeContext {
+            instance: &instance.id,
+            recipient: &recipient,
+            challenge_id: &challenge.id,
+        };
+        let code = derive(&pepper, ctx, challenge.spec);
         let msg = Outbound {
             to: &recipient,
             challenge_id: &challenge.id,
             text_template: &text_template,
+            code: Some(code.reveal()),
         };
-        let sql = self.sql();
-        match instance.channel {
-            ChannelKind::Outbox => Outbox { sql: &sql, now }.send(&msg).await?,
-        }
+        self.send_through(&instance, &msg, now).await?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
         if state.mark_sent(&challenge.id, crate::http::now()) {
             self.write("state", &state).map_err(internal)?;
         }
         Ok(())
+    }
+
+    /// Hands a message to the instance's channel.
+    async fn send_through(
+        &self,
+        instance: &InstanceConfig,
+        msg: &Outbound<'_>,
+        now: i64,
+    ) -> std::result::Result<(), DeliveryError> {
+        match instance.channel {
+            ChannelKind::Outbox => {
+                let sql = self.sql();
+                Outbox { sql: &sql, now }.send(msg).await
+            }
+            ChannelKind::Whatsapp => {
+                let secrets = service::instance_secrets(&self.env, &instance.id)
+                    .map_err(|p| DeliveryError::Retryable(p.0))?;
+                let (Some(config), Some(token)) = (
+                    instance.whatsapp.as_ref(),
+                    secrets.whatsapp_access_token.as_deref(),
+                ) else {
+                    return Err(DeliveryError::Permanent(
+                        "whatsapp channel needs [whatsapp] config and whatsapp_access_token".into(),
+                    ));
+                };
+                WhatsappCloud {
+                    config,
+                    access_token: token,
+                }
+                .send(msg)
+                .await
+            }
+        }
     }
 
     fn give_up(&self, job: &Job, why: &str) -> Result<()> {

@@ -5,7 +5,7 @@
 //! the SHA-256 of each valid API token). A missing or malformed one is a [`ConfigProblem`],
 //! answered with a clear 503, never a panic.
 
-use otp_core::config::ServiceConfig;
+use otp_core::config::{InstanceSecrets, ServiceConfig};
 use otp_core::secret::token_matches;
 use otp_core::Secret;
 use std::collections::HashMap;
@@ -66,4 +66,22 @@ pub fn token_is_valid(env: &Env, instance: &str, token: &str) -> Result<bool, Co
         .map(|(_, h)| h.as_slice())
         .unwrap_or(&[]);
     Ok(token_matches(token, hashes))
+}
+
+/// Secret holding per-instance credentials (`docs/configuration.md`).
+pub const INSTANCE_SECRETS: &str = "INSTANCE_SECRETS";
+
+/// The credentials of one instance; an absent secret or entry is an empty set, so each
+/// feature that needs a credential names it when refusing.
+pub fn instance_secrets(env: &Env, instance: &str) -> Result<InstanceSecrets, ConfigProblem> {
+    let Ok(raw) = env.secret(INSTANCE_SECRETS) else {
+        return Ok(InstanceSecrets::default());
+    };
+    let table: HashMap<String, InstanceSecrets> = serde_json::from_str(&raw.to_string())
+        .map_err(|e| ConfigProblem(format!("secret {INSTANCE_SECRETS} is not valid: {e}")))?;
+    Ok(table
+        .into_iter()
+        .find(|(id, _)| id.eq_ignore_ascii_case(instance))
+        .map(|(_, s)| s)
+        .unwrap_or_default())
 }

@@ -237,15 +237,15 @@ test('paths the document does not list are not served', async () => {
   }
 });
 
-// Known deviations of the current Worker, kept as `todo` (reported, not failing the run).
+// Envelope consistency outside the Hypersender handlers.
 
-test('the router-level 404 keeps the envelope key order', { todo: 'src/http.rs not_found() builds its body with json!, which sorts keys: data, message, success' }, async () => {
+test('the router-level 404 keeps the envelope key order', async () => {
   const res = await call(w, 'GET', '/api/otp/v2');
   assert.equal(res.status, 404);
   assert.deepEqual(Object.keys(res.body), ['success', 'message', 'data']);
 });
 
-test('dev outbox answers JSON when OTP_PEPPER is missing', { todo: 'src/dev.rs passes the outbox error up: a plain-text 500 INTERNAL SERVER ERROR' }, async () => {
+test('dev outbox answers JSON when OTP_PEPPER is missing', async () => {
   const broken = await startWorker({ omit: ['OTP_PEPPER'] });
   try {
     const res = await call(broken, 'GET', `${OUTBOX}?to=${newRecipient()}`);

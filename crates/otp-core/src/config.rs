@@ -15,6 +15,8 @@ pub enum ChannelKind {
     /// Development: messages are kept in the recipient's Durable Object and shown by
     /// `GET /dev/outbox`; nothing leaves the machine.
     Outbox,
+    /// Meta's WhatsApp Cloud API (`[whatsapp]` table, access token in `INSTANCE_SECRETS`).
+    Whatsapp,
 }
 
 impl ChannelKind {
@@ -27,8 +29,55 @@ impl ChannelKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Outbox => "outbox",
+            Self::Whatsapp => "whatsapp",
         }
     }
+}
+
+fn default_graph_base() -> String {
+    "https://graph.facebook.com".into()
+}
+
+fn default_graph_version() -> String {
+    "v21.0".into()
+}
+
+/// The WhatsApp Cloud API settings of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    /// The sending number's id in Meta's API (not the number itself).
+    pub phone_number_id: String,
+    /// API base URL; tests point it at a fake server on 127.0.0.1.
+    #[serde(default = "default_graph_base")]
+    pub api_base: String,
+    /// Graph API version in the path.
+    #[serde(default = "default_graph_version")]
+    pub api_version: String,
+}
+
+/// Settings of the WhatsApp link flow (generate-link).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkConfig {
+    /// Where the login page sends the user after confirming, with the verification token in
+    /// the URL fragment (`#token=...`).
+    pub redirect_url: Option<String>,
+    /// Wrong or altered messages after which a link challenge fails.
+    pub max_failures: u32,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            redirect_url: None,
+            max_failures: 5,
+        }
+    }
+}
+
+fn default_kid() -> String {
+    "k1".into()
 }
 
 /// Message texts of an instance.
@@ -70,6 +119,39 @@ pub struct InstanceConfig {
     /// Longest code lifetime this instance accepts, in seconds (tightens the API's 1800).
     #[serde(default)]
     pub max_expires: Option<i64>,
+    /// WhatsApp Cloud API settings, required by the `whatsapp` channel.
+    #[serde(default)]
+    pub whatsapp: Option<WhatsappConfig>,
+    /// WhatsApp link flow settings.
+    #[serde(default)]
+    pub link: LinkConfig,
+    /// The `kid` of the key (in `INSTANCE_SECRETS.token_keys`) that signs verification tokens.
+    #[serde(default = "default_kid")]
+    pub token_kid: String,
+}
+
+/// Per-instance credentials, from the `INSTANCE_SECRETS` secret (a JSON object keyed by
+/// instance id). Every field is optional here; a feature that needs one refuses clearly when
+/// it is missing.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceSecrets {
+    /// WhatsApp Cloud API access token (Bearer) for sending.
+    pub whatsapp_access_token: Option<String>,
+    /// Meta app secret: checks `X-Hub-Signature-256` on inbound webhooks.
+    pub whatsapp_app_secret: Option<String>,
+    /// The token Meta's webhook handshake must present (`hub.verify_token`).
+    pub whatsapp_verify_token: Option<String>,
+    /// `whsec_...`: signs callbacks to the site (Standard Webhooks).
+    pub webhook_secret: Option<String>,
+    /// Keys that sign verification tokens, by `kid` (several allow rotation).
+    pub token_keys: std::collections::BTreeMap<String, String>,
+}
+
+impl fmt::Debug for InstanceSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InstanceSecrets(***)")
+    }
 }
 
 /// Why a configuration was refused.
@@ -115,6 +197,20 @@ impl ServiceConfig {
                     "instance {}: max_attempts, max_sends and send_window must be positive",
                     inst.id
                 )));
+            }
+            if inst.channel == ChannelKind::Whatsapp && inst.whatsapp.is_none() {
+                return Err(ConfigError(format!(
+                    "instance {}: the whatsapp channel needs a [whatsapp] table with phone_number_id",
+                    inst.id
+                )));
+            }
+            if let Some(n) = &inst.business_number {
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ConfigError(format!(
+                        "instance {}: business_number must be the number's digits, country code first",
+                        inst.id
+                    )));
+                }
             }
             if let Some(m) = inst.max_expires {
                 if !(60..=1800).contains(&m) {
@@ -164,6 +260,27 @@ mod tests {
         .unwrap();
         let l = c.instances[0].limits;
         assert_eq!((l.max_attempts, l.resend_cooldown, l.max_sends), (3, 30, 5));
+    }
+
+    #[test]
+    fn whatsapp_channel_takes_graph_defaults() {
+        let c = ServiceConfig::from_json(&format!(
+            r#"[{{"id":"{ID}","name":"D","channel":"whatsapp","business_number":"20100","whatsapp":{{"phone_number_id":"123"}}}}]"#
+        ))
+        .unwrap();
+        let wa = c.instances[0].whatsapp.as_ref().unwrap();
+        assert_eq!(
+            (wa.api_base.as_str(), wa.api_version.as_str()),
+            ("https://graph.facebook.com", "v21.0")
+        );
+        assert_eq!(c.instances[0].token_kid, "k1");
+        assert_eq!(c.instances[0].link.max_failures, 5);
+    }
+
+    #[test]
+    fn instance_secrets_never_print() {
+        let s: InstanceSecrets = serde_json::from_str(r#"{"webhook_secret":"whsec_abc"}"#).unwrap();
+        assert_eq!(format!("{s:?}"), "InstanceSecrets(***)");
     }
 
     #[test]
