@@ -1,0 +1,360 @@
+//! Self-routing one-time login link ids: the token in a login link names the instance, the link
+//! code and the challenge, under a MAC, so the Worker routes the click straight to the
+//! challenge's Durable Object without a KV read, and nobody can forge or alter a link.
+//!
+//! Layout (then base64url without padding): version `1`, three fields, then the first 16 bytes
+//! (128 bits) of HMAC-SHA256(key, "edge-otp/login/v1" | everything before the tag). A field is
+//! `0x01` + 16 bytes for a lowercase canonical UUID (the usual ids, kept short), or `0x00` +
+//! one length byte + the UTF-8 bytes for anything else of at most [`MAX_FIELD_LEN`] bytes.
+//! The token only routes and authenticates the click: the challenge itself still decides whether
+//! it is open, unexpired and unused.
+
+use crate::ids::is_uuid;
+use crate::mac::{hex_decode, sha256_mac};
+use crate::Secret;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::Mac;
+use std::fmt;
+
+/// Longest instance id, link code or challenge id a token carries, in bytes.
+pub const MAX_FIELD_LEN: usize = 64;
+/// Bytes of the truncated HMAC-SHA256 tag.
+pub const TAG_LEN: usize = 16;
+/// Longest token [`parse_login_token`] reads: three fields of [`MAX_FIELD_LEN`] bytes.
+pub const MAX_TOKEN_LEN: usize = (MAX_BYTES * 4).div_ceil(3);
+
+const MAX_BYTES: usize = 1 + 3 * (2 + MAX_FIELD_LEN) + TAG_LEN;
+const VERSION: u8 = 1;
+const DOMAIN: &[u8] = b"edge-otp/login/v1";
+const RAW: u8 = 0x00;
+const UUID: u8 = 0x01;
+/// Marks a field too long to carry; the token is well formed but never parses.
+const TOO_LONG: u8 = 0xff;
+
+/// What a login token routes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRef {
+    /// The instance (tenant) id.
+    pub instance: String,
+    /// The link challenge's 8-letter code.
+    pub link_code: String,
+    /// The challenge's uuid.
+    pub challenge_id: String,
+}
+
+/// Why a login token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginTokenError {
+    /// Not base64url, too short to hold a tag, or its fields do not parse.
+    Malformed,
+    /// Longer than any token this module makes, or it carries a field over [`MAX_FIELD_LEN`].
+    Oversized,
+    /// The tag does not match: the token was altered or made with another key.
+    BadTag,
+}
+
+impl fmt::Display for LoginTokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "login token is malformed",
+            Self::Oversized => "login token is too long",
+            Self::BadTag => "login token is not authentic",
+        })
+    }
+}
+
+impl std::error::Error for LoginTokenError {}
+
+fn push_field(out: &mut Vec<u8>, field: &str) {
+    let packed = (is_uuid(field) && !field.bytes().any(|b| b.is_ascii_uppercase()))
+        .then(|| hex_decode(&field.replace('-', "")))
+        .flatten();
+    match packed {
+        Some(bytes) => {
+            out.push(UUID);
+            out.extend_from_slice(&bytes);
+        }
+        None => match u8::try_from(field.len()) {
+            Ok(len) if field.len() <= MAX_FIELD_LEN => {
+                out.push(RAW);
+                out.push(len);
+                out.extend_from_slice(field.as_bytes());
+            }
+            _ => out.push(TOO_LONG),
+        },
+    }
+}
+
+fn tag(key: &Secret, payload: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    let mut mac = sha256_mac(key.expose());
+    mac.update(DOMAIN);
+    mac.update(payload);
+    mac
+}
+
+/// The URL-safe token of a login link for this instance, link code and challenge.
+pub fn login_token(key: &Secret, instance: &str, link_code: &str, challenge_id: &str) -> String {
+    let mut bytes = vec![VERSION];
+    for field in [instance, link_code, challenge_id] {
+        push_field(&mut bytes, field);
+    }
+    let full = tag(key, &bytes).finalize().into_bytes();
+    bytes.extend_from_slice(&full[..TAG_LEN]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Reads fields from the front of `rest`.
+fn take_field(rest: &mut &[u8]) -> Result<String, LoginTokenError> {
+    let (&kind, tail) = rest.split_first().ok_or(LoginTokenError::Malformed)?;
+    let (value, tail) = match kind {
+        UUID => {
+            let (raw, tail) = tail
+                .split_at_checked(16)
+                .ok_or(LoginTokenError::Malformed)?;
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let uuid = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            );
+            (uuid, tail)
+        }
+        RAW => {
+            let (&len, tail) = tail.split_first().ok_or(LoginTokenError::Malformed)?;
+            if usize::from(len) > MAX_FIELD_LEN {
+                return Err(LoginTokenError::Oversized);
+            }
+            let (raw, tail) = tail
+                .split_at_checked(usize::from(len))
+                .ok_or(LoginTokenError::Malformed)?;
+            let s = std::str::from_utf8(raw).map_err(|_| LoginTokenError::Malformed)?;
+            (s.to_owned(), tail)
+        }
+        TOO_LONG => return Err(LoginTokenError::Oversized),
+        _ => return Err(LoginTokenError::Malformed),
+    };
+    *rest = tail;
+    Ok(value)
+}
+
+/// Checks a login token's tag (constant time) and returns what it routes to.
+pub fn parse_login_token(key: &Secret, token: &str) -> Result<LoginRef, LoginTokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(LoginTokenError::Oversized);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| LoginTokenError::Malformed)?;
+    let split = bytes
+        .len()
+        .checked_sub(TAG_LEN)
+        .filter(|&n| n > 0)
+        .ok_or(LoginTokenError::Malformed)?;
+    let (payload, presented) = bytes.split_at(split);
+    tag(key, payload)
+        .verify_truncated_left(presented)
+        .map_err(|_| LoginTokenError::BadTag)?;
+    let (&version, mut rest) = payload.split_first().ok_or(LoginTokenError::Malformed)?;
+    if version != VERSION {
+        return Err(LoginTokenError::Malformed);
+    }
+    let instance = take_field(&mut rest)?;
+    let link_code = take_field(&mut rest)?;
+    let challenge_id = take_field(&mut rest)?;
+    if !rest.is_empty() {
+        return Err(LoginTokenError::Malformed);
+    }
+    Ok(LoginRef {
+        instance,
+        link_code,
+        challenge_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const INSTANCE: &str = "9f1c2d3e-0000-4000-8000-000000000001";
+    const CHALLENGE: &str = "a0b5df6a-b491-4190-80a5-38d85a2a4836";
+
+    fn key() -> Secret {
+        Secret::new(*b"login-link-key-0123456789abcdef!").unwrap()
+    }
+
+    fn reference() -> LoginRef {
+        LoginRef {
+            instance: INSTANCE.into(),
+            link_code: "NFBNWZSF".into(),
+            challenge_id: CHALLENGE.into(),
+        }
+    }
+
+    fn token() -> String {
+        login_token(&key(), INSTANCE, "NFBNWZSF", CHALLENGE)
+    }
+
+    /// Produced with Python's stdlib from the layout in the module doc:
+    /// `base64.urlsafe_b64encode(p + hmac.new(key, b"edge-otp/login/v1" + p,
+    /// hashlib.sha256).digest()[:16]).rstrip(b"=")` with `p = b"\x01" + b"\x01" +
+    /// uuid.UUID(INSTANCE).bytes + b"\x00\x08NFBNWZSF" + b"\x01" + uuid.UUID(CHALLENGE).bytes`.
+    const KAT: &str =
+        "AQGfHC0-AABAAIAAAAAAAAABAAhORkJOV1pTRgGgtd9qtJFBkIClONhaKkg2OPPVDnDiiODinrw2YcewzA";
+
+    #[test]
+    fn known_answer() {
+        assert_eq!(token(), KAT);
+    }
+
+    #[test]
+    fn round_trips() {
+        assert_eq!(parse_login_token(&key(), &token()), Ok(reference()));
+        let other = LoginRef {
+            instance: "Acme-Prod".into(),
+            link_code: "".into(),
+            // Uppercase UUIDs are carried as text, so they come back exactly as given.
+            challenge_id: "A0B5DF6A-B491-4190-80A5-38D85A2A4836".into(),
+        };
+        let t = login_token(
+            &key(),
+            &other.instance,
+            &other.link_code,
+            &other.challenge_id,
+        );
+        assert_eq!(parse_login_token(&key(), &t), Ok(other));
+        let longest = "é".repeat(MAX_FIELD_LEN / 2);
+        let t = login_token(&key(), &longest, &longest, &longest);
+        assert_eq!(t.len(), MAX_TOKEN_LEN);
+        assert_eq!(
+            parse_login_token(&key(), &t).map(|r| r.challenge_id),
+            Ok(longest)
+        );
+    }
+
+    #[test]
+    fn tokens_are_url_safe_and_short() {
+        let t = token();
+        assert!(t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(t.len(), 82);
+    }
+
+    #[test]
+    fn tampered_tokens_are_refused() {
+        let t = token();
+        for i in 0..t.len() {
+            let mut bytes = t.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            assert!(
+                parse_login_token(&key(), &tampered).is_err(),
+                "position {i}"
+            );
+        }
+        let other_key = Secret::new(*b"another-login-key-0123456789abcd").unwrap();
+        assert_eq!(
+            parse_login_token(&other_key, &t),
+            Err(LoginTokenError::BadTag)
+        );
+    }
+
+    #[test]
+    fn truncated_and_extended_tokens_are_refused() {
+        let t = token();
+        for n in 0..t.len() {
+            assert!(parse_login_token(&key(), &t[..n]).is_err(), "first {n}");
+        }
+        assert_eq!(
+            parse_login_token(&key(), &t[..t.len() - 2]),
+            Err(LoginTokenError::BadTag)
+        );
+        assert!(parse_login_token(&key(), &format!("{t}A")).is_err());
+        assert_eq!(
+            parse_login_token(&key(), &format!("{t}AAAA")),
+            Err(LoginTokenError::BadTag)
+        );
+        assert_eq!(
+            parse_login_token(&key(), ""),
+            Err(LoginTokenError::Malformed)
+        );
+        assert_eq!(
+            parse_login_token(&key(), "!!!!"),
+            Err(LoginTokenError::Malformed)
+        );
+        assert_eq!(
+            parse_login_token(&key(), &format!("{t}=")),
+            Err(LoginTokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn oversized_tokens_and_fields_are_refused() {
+        let t = "A".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(
+            parse_login_token(&key(), &t),
+            Err(LoginTokenError::Oversized)
+        );
+        let long = "x".repeat(MAX_FIELD_LEN + 1);
+        let t = login_token(&key(), INSTANCE, "NFBNWZSF", &long);
+        assert_eq!(
+            parse_login_token(&key(), &t),
+            Err(LoginTokenError::Oversized)
+        );
+        let huge = "x".repeat(100_000);
+        let t = login_token(&key(), &huge, &huge, &huge);
+        assert!(t.len() < 100);
+        assert_eq!(
+            parse_login_token(&key(), &t),
+            Err(LoginTokenError::Oversized)
+        );
+    }
+
+    /// Well-tagged payloads that break the layout: the tag is checked first, then the layout.
+    #[test]
+    fn authentic_but_malformed_layouts_are_refused() {
+        let seal = |payload: &[u8]| {
+            let mut bytes = payload.to_vec();
+            bytes.extend_from_slice(&tag(&key(), payload).finalize().into_bytes()[..TAG_LEN]);
+            URL_SAFE_NO_PAD.encode(bytes)
+        };
+        let cases: &[(&[u8], LoginTokenError)] = &[
+            (b"\x02\x00\x00\x00\x00\x00\x00", LoginTokenError::Malformed),
+            (b"\x01", LoginTokenError::Malformed),
+            (b"\x01\x00\x00\x00\x00", LoginTokenError::Malformed),
+            (
+                b"\x01\x00\x00\x00\x00\x00\x00\x00",
+                LoginTokenError::Malformed,
+            ),
+            (b"\x01\x00\x02a", LoginTokenError::Malformed),
+            (b"\x01\x01\x00\x00", LoginTokenError::Malformed),
+            (
+                b"\x01\x00\x01\xff\x00\x00\x00\x00",
+                LoginTokenError::Malformed,
+            ),
+            (b"\x01\x07\x00\x00\x00\x00", LoginTokenError::Malformed),
+            (b"\x01\x00\x41", LoginTokenError::Oversized),
+        ];
+        for (payload, expected) in cases {
+            assert_eq!(
+                parse_login_token(&key(), &seal(payload)),
+                Err(*expected),
+                "{payload:?}"
+            );
+        }
+        assert_eq!(
+            parse_login_token(&key(), &seal(b"\x01\x00\x00\x00\x00\x00\x00")),
+            Ok(LoginRef {
+                instance: String::new(),
+                link_code: String::new(),
+                challenge_id: String::new()
+            })
+        );
+    }
+}
