@@ -38,6 +38,7 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                 return refuse(404, "no outbox instance is configured");
             };
             let token = env.var(DEV_TOKEN_VAR).map(|v| v.to_string()).ok();
+            let secrets = service::instance_secrets(env, &demo.id).unwrap_or_default();
             http::json(
                 200,
                 &json!({
@@ -45,6 +46,13 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                     "name": demo.name,
                     "api_token": token,
                     "channel": demo.channel.as_str(),
+                    "whatsapp_number": demo.business_number,
+                    "whatsapp_phone_number_id": demo.whatsapp.as_ref().map(|w| &w.phone_number_id),
+                    "whatsapp_app_secret": secrets.whatsapp_app_secret,
+                    "whatsapp_verify_token": secrets.whatsapp_verify_token,
+                    "webhook_secret": secrets.webhook_secret,
+                    "token_kid": demo.token_kid,
+                    "token_key": secrets.token_keys.get(&demo.token_kid),
                 }),
                 &[],
             )

@@ -141,8 +141,11 @@ pub async fn handle(
     ) {
         (Method::Post, ["request-code"]) => request_code(&mut req, env, instance).await,
         (Method::Post, ["validate-code"]) => validate_code(&mut req, env, instance).await,
+        (Method::Post, ["generate-link"]) => generate_link(&mut req, env, instance).await,
         (Method::Get, ["otps", uuid]) => status(&req, env, instance, uuid).await,
-        (_, ["request-code" | "validate-code"]) => Err(ApiError::MethodNotAllowed("POST")),
+        (_, ["request-code" | "validate-code" | "generate-link"]) => {
+            Err(ApiError::MethodNotAllowed("POST"))
+        }
         (_, ["otps", _]) => Err(ApiError::MethodNotAllowed("GET")),
         _ => Err(ApiError::NotFound),
     };
@@ -234,6 +237,7 @@ async fn request_code(
         instance: inst.id.clone(),
         recipient: input.recipient.digits().into(),
         kind: "code".into(),
+        link_code: None,
         created_at: challenge.created_at,
         expires_at: challenge.expires_at,
     };
@@ -366,8 +370,11 @@ async fn status(
     if !record.instance.eq_ignore_ascii_case(&inst.id) {
         return Err(not_found());
     }
-    let recipient = Recipient::parse(&record.recipient).map_err(|_| not_found())?;
     let now = http::now();
+    if let Some(code) = record.link_code.as_deref() {
+        return link_status(env, &inst.id, code, &uuid.to_ascii_lowercase(), now).await;
+    }
+    let recipient = Recipient::parse(&record.recipient).map_err(|_| not_found())?;
     let data = match Recipients::new(env)
         .get(&inst.id, &recipient, &uuid.to_ascii_lowercase())
         .await
@@ -388,6 +395,204 @@ async fn status(
             failed_at: None,
             failure: None,
         },
+    };
+    ok("OTP status retrieved successfully", data, &[]).map_err(internal)
+}
+
+#[derive(Serialize)]
+struct GenerateLinkData {
+    uuid: String,
+    code: String,
+    chat_id: Option<String>,
+    status: &'static str,
+    otp_type: &'static str,
+    expires_at: String,
+    created_at: String,
+    whatsapp_link: String,
+}
+
+/// Default texts of a link challenge, when the request gives none.
+const DEFAULT_PROMPT: &str = "Give me link to login at {name}";
+const DEFAULT_SUCCESS: &str = "Here is your login link for {name}: {link}";
+const DEFAULT_FAILED: &str = "Login to {name} failed. Please try again.";
+const DEFAULT_EXPIRED: &str = "This {name} login link has expired. Please request a new one.";
+
+async fn generate_link(
+    req: &mut Request,
+    env: &Env,
+    instance: &str,
+) -> std::result::Result<Response, ApiError> {
+    use otp_core::code::from_random;
+    use otp_core::link::{prefilled_text, wa_me_link};
+    use otp_core::link_state::{Callbacks, LinkChallenge, LinkMessages, LinkStatus};
+    use otp_core::template::render;
+
+    let inst = authorize(req, env, instance)?;
+    let body = body(req).await?;
+    let input =
+        otp_core::hypersender::parse_generate_link(&body, service::allow_loopback_callbacks(env))
+            .map_err(ApiError::Invalid)?;
+    let business_number = inst.business_number.clone().ok_or_else(|| {
+        ApiError::Config(ConfigProblem(format!(
+            "instance {} has no business_number",
+            inst.id
+        )))
+    })?;
+    service::login_key(env)?;
+    if input.callback_success.is_some() || input.callback_failed.is_some() {
+        let secrets = service::instance_secrets(env, &inst.id)?;
+        if secrets.webhook_secret.is_none() {
+            return Err(ApiError::Config(ConfigProblem(format!(
+                "callbacks need INSTANCE_SECRETS.{}.webhook_secret",
+                inst.id
+            ))));
+        }
+    }
+    let name = input.name.clone().unwrap_or_else(|| inst.name.clone());
+    let prompt = render(
+        input.prompt.as_deref().unwrap_or(DEFAULT_PROMPT),
+        &[("name", &name)],
+    );
+    let now = http::now();
+    // A code names its object; on the rare collision with an open challenge, draw again.
+    for _ in 0..4 {
+        let mut bytes = [0u8; 48];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
+        let (id_bytes, code_bytes) = bytes.split_at(16);
+        let Some(code) = from_random(code_bytes, otp_core::CodeSpec::LINK) else {
+            continue;
+        };
+        let id = uuid_v4(id_bytes.try_into().unwrap_or_default());
+        let code = code.reveal().to_owned();
+        let challenge = LinkChallenge {
+            id: id.clone(),
+            instance: inst.id.clone(),
+            code: code.clone(),
+            name: name.clone(),
+            created_at: now,
+            expires_at: now + input.expires,
+            expected: input.recipient.as_ref().map(|r| r.digits().to_owned()),
+            messages: LinkMessages {
+                prompt: prompt.clone(),
+                success: input
+                    .success
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SUCCESS.into()),
+                failed: input
+                    .failed
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_FAILED.into()),
+                expired: input
+                    .expired
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_EXPIRED.into()),
+            },
+            callbacks: Callbacks {
+                success: input.callback_success.clone(),
+                failed: input.callback_failed.clone(),
+            },
+            stage: LinkStatus::Pending,
+            claimed_by: None,
+            claimed_at: None,
+            verified_at: None,
+            failed_at: None,
+            failure: None,
+            failures: 0,
+            max_failures: inst.link.max_failures,
+            seen: vec![],
+        };
+        let stub = store::link_stub(env, &inst.id, &code).map_err(internal)?;
+        let created: serde_json::Value = store::call_object(
+            &stub,
+            "create",
+            &crate::link_object::CreateMsg { challenge },
+        )
+        .await
+        .map_err(internal)?;
+        if created["created"] != true {
+            continue;
+        }
+        let record = ChallengeRecord {
+            instance: inst.id.clone(),
+            recipient: input
+                .recipient
+                .as_ref()
+                .map(|r| r.digits().to_owned())
+                .unwrap_or_default(),
+            kind: "link".into(),
+            link_code: Some(code.clone()),
+            created_at: now,
+            expires_at: now + input.expires,
+        };
+        store::put_record(env, &id, &record, now)
+            .await
+            .map_err(internal)?;
+        let data = GenerateLinkData {
+            uuid: id,
+            whatsapp_link: wa_me_link(&business_number, &prefilled_text(&prompt, &code)),
+            code,
+            chat_id: input.recipient.as_ref().map(Recipient::chat_id),
+            status: "pending",
+            otp_type: "link",
+            expires_at: iso8601(now + input.expires),
+            created_at: iso8601(now),
+        };
+        return ok("OTP link request created successfully", data, &[]).map_err(internal);
+    }
+    Err(internal(worker::Error::RustError(
+        "no free link code after 4 draws".into(),
+    )))
+}
+
+#[derive(Serialize)]
+struct LinkStatusData {
+    uuid: String,
+    code: String,
+    chat_id: Option<String>,
+    status: &'static str,
+    otp_type: &'static str,
+    expires_at: String,
+    created_at: String,
+    claimed_at: Option<String>,
+    verified_at: Option<String>,
+    failed_at: Option<String>,
+    failure: Option<String>,
+    callbacks: crate::link_object::CallbackLog,
+}
+
+async fn link_status(
+    env: &Env,
+    instance: &str,
+    code: &str,
+    uuid: &str,
+    now: i64,
+) -> std::result::Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Got {
+        challenge: Option<otp_core::link_state::LinkChallenge>,
+        callbacks: crate::link_object::CallbackLog,
+    }
+    let stub = store::link_stub(env, instance, code).map_err(internal)?;
+    let got: Got = store::call_object(&stub, "get", &serde_json::json!({}))
+        .await
+        .map_err(internal)?;
+    let Some(c) = got.challenge.filter(|c| c.id == uuid) else {
+        return Err(ApiError::NotFound);
+    };
+    let data = LinkStatusData {
+        uuid: c.id.clone(),
+        code: c.code.clone(),
+        chat_id: c.chat_id(),
+        status: c.status(now).as_str(),
+        otp_type: "link",
+        expires_at: iso8601(c.expires_at),
+        created_at: iso8601(c.created_at),
+        claimed_at: c.claimed_at.map(iso8601),
+        verified_at: c.verified_at.map(iso8601),
+        failed_at: c.failed_at.map(iso8601),
+        failure: c.failure.clone(),
+        callbacks: got.callbacks,
     };
     ok("OTP status retrieved successfully", data, &[]).map_err(internal)
 }

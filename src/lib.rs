@@ -2,16 +2,22 @@
 //! handlers parse, call the store once and map the result; the rules live in `otp-core`, and
 //! the single-use decisions in the recipient's Durable Object.
 
+mod callbacks;
 mod channel;
 #[cfg(feature = "dev")]
 mod dev;
 mod http;
 mod hypersender;
+mod link_object;
+mod login;
+mod object_store;
 mod recipient_object;
 mod scheduler;
 mod service;
 mod store;
+mod webhooks;
 
+pub use link_object::LinkObject;
 pub use recipient_object::RecipientObject;
 
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -26,6 +32,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             let instance = instance.to_string();
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             hypersender::handle(req, &env, &instance, &rest).await
+        }
+        (_, ["webhooks", provider @ ("whatsapp" | "twilio"), instance]) => {
+            let (provider, instance) = (provider.to_string(), instance.to_string());
+            webhooks::handle(req, &env, &provider, &instance).await
+        }
+        (Method::Get | Method::Post, ["login", token]) => {
+            let token = token.to_string();
+            login::handle(req, &env, &token).await
         }
         (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
         #[cfg(feature = "dev")]

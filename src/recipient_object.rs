@@ -4,9 +4,10 @@
 //! "attempts left" hold under any concurrency.
 
 use crate::channel::{Channel, DeliveryError, Outbound, Outbox, WhatsappCloud, OUTBOX_SCHEMA};
+use crate::object_store;
 use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
-use crate::store::{AttemptMsg, GetMsg, StartMsg};
+use crate::store::{AttemptMsg, GetMsg, SendMsg, StartMsg};
 use otp_core::challenge::{Attempt, RecipientState};
 use otp_core::code::{derive, CodeContext};
 use otp_core::config::{ChannelKind, InstanceConfig};
@@ -19,6 +20,14 @@ use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
 };
 
+/// Free-text messages waiting for delivery (link-flow replies), keyed for deduplication.
+const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
+    key TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+)";
+
 /// Delivery attempts before a message is given up.
 const DELIVERY_ATTEMPTS: u32 = 8;
 
@@ -27,11 +36,6 @@ const DELIVERY_ATTEMPTS: u32 = 8;
 struct Meta {
     instance: String,
     recipient: String,
-}
-
-#[derive(Deserialize)]
-struct Row {
-    v: String,
 }
 
 #[durable_object]
@@ -57,6 +61,7 @@ impl DurableObject for RecipientObject {
         match path.as_str() {
             "/start" => self.start(serde_json::from_str(&body)?).await,
             "/attempt" => self.attempt(serde_json::from_str(&body)?),
+            "/send" => self.queue_message(serde_json::from_str(&body)?).await,
             "/get" => {
                 let msg: GetMsg = serde_json::from_str(&body)?;
                 Response::from_json(&self.load()?.get(&msg.id))
@@ -79,6 +84,7 @@ impl DurableObject for RecipientObject {
         for job in due {
             let outcome = match job.kind.as_str() {
                 "deliver" => self.deliver(&job).await,
+                "message" => self.deliver_message(&job).await,
                 other => Err(DeliveryError::Permanent(format!(
                     "unknown job kind {other}"
                 ))),
@@ -115,11 +121,9 @@ impl RecipientObject {
     fn ensure_schema(&self) -> Result<()> {
         if !self.schema_ready.get() {
             let sql = self.sql();
-            sql.exec(
-                "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
-                None,
-            )?;
+            sql.exec(object_store::SCHEMA, None)?;
             sql.exec(JOBS_SCHEMA, None)?;
+            sql.exec(MESSAGES_SCHEMA, None)?;
             sql.exec(OUTBOX_SCHEMA, None)?;
             self.schema_ready.set(true);
         }
@@ -127,21 +131,11 @@ impl RecipientObject {
     }
 
     fn read<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
-        let rows: Vec<Row> = self
-            .sql()
-            .exec("SELECT v FROM kv WHERE k = ?", vec![key.into()])?
-            .to_array()?;
-        rows.first()
-            .map(|r| serde_json::from_str(&r.v).map_err(worker::Error::from))
-            .transpose()
+        object_store::read(&self.sql(), key)
     }
 
     fn write<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        self.sql().exec(
-            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            vec![key.into(), serde_json::to_string(value)?.into()],
-        )?;
-        Ok(())
+        object_store::write(&self.sql(), key, value)
     }
 
     fn load(&self) -> Result<RecipientState> {
@@ -199,6 +193,81 @@ impl RecipientObject {
             self.write("state", &state)?;
         }
         Response::from_json(&outcome)
+    }
+
+    /// Queues a free-text message (a link-flow reply). The same `key` is queued once, so a
+    /// retried request never sends twice.
+    async fn queue_message(&self, msg: SendMsg) -> Result<Response> {
+        let now = crate::http::now();
+        let sql = self.sql();
+        if object_store::read::<Meta>(&sql, "meta")?.is_none() {
+            self.write(
+                "meta",
+                &Meta {
+                    instance: msg.instance.clone(),
+                    recipient: msg.recipient.clone(),
+                },
+            )?;
+        }
+        let inserted = sql
+            .exec(
+                "INSERT OR IGNORE INTO messages (key, instance, text, created_at) VALUES (?, ?, ?, ?)",
+                vec![msg.key.clone().into(), msg.instance.into(), msg.text.into(), now.into()],
+            )?
+            .rows_written()
+            > 0;
+        if inserted {
+            let jobs = Jobs::new(&sql);
+            jobs.enqueue("message", &msg.key, now * 1000)?;
+            jobs.arm(&self.state.storage()).await?;
+        }
+        Response::from_json(&serde_json::json!({ "queued": inserted }))
+    }
+
+    /// Delivers queued free-text message `job.target`.
+    async fn deliver_message(&self, job: &Job) -> std::result::Result<(), DeliveryError> {
+        #[derive(Deserialize)]
+        struct Queued {
+            instance: String,
+            text: String,
+        }
+        let internal = |e: worker::Error| DeliveryError::Retryable(e.to_string());
+        let sql = self.sql();
+        let rows: Vec<Queued> = sql
+            .exec(
+                "SELECT instance, text FROM messages WHERE key = ?",
+                vec![job.target.clone().into()],
+            )
+            .and_then(|c| c.to_array())
+            .map_err(internal)?;
+        let Some(queued) = rows.into_iter().next() else {
+            return Ok(());
+        };
+        let meta: Meta = self
+            .read("meta")
+            .map_err(internal)?
+            .ok_or_else(|| DeliveryError::Permanent("object has no owner".into()))?;
+        let recipient = Recipient::parse(&meta.recipient)
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        let instance = self
+            .instance(&queued.instance)
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        let msg = Outbound {
+            to: &recipient,
+            challenge_id: &job.target,
+            text_template: &queued.text,
+            code: None,
+        };
+        self.send_through(&instance, &msg, crate::http::now())
+            .await?;
+        // The text may hold a login URL: keep it no longer than needed (the key stays, so a
+        // late duplicate request is still recognised).
+        sql.exec(
+            "UPDATE messages SET text = '' WHERE key = ?",
+            vec![job.target.clone().into()],
+        )
+        .map_err(internal)?;
+        Ok(())
     }
 
     /// Delivers challenge `job.target`'s message through the instance's channel.

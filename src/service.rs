@@ -85,3 +85,45 @@ pub fn instance_secrets(env: &Env, instance: &str) -> Result<InstanceSecrets, Co
         .map(|(_, s)| s)
         .unwrap_or_default())
 }
+
+/// The key that signs one-time login URLs, derived from the pepper (one secret fewer to
+/// manage; rotating the pepper voids open login URLs along with open codes).
+pub fn login_key(env: &Env) -> Result<Secret, ConfigProblem> {
+    use hmac::{Hmac, Mac};
+    let pepper = pepper(env)?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(pepper.expose())
+        .map_err(|_| ConfigProblem("pepper cannot key a MAC".into()))?;
+    mac.update(b"edge-otp/login-key/v1");
+    Secret::new(mac.finalize().into_bytes().to_vec())
+        .map_err(|e| ConfigProblem(format!("login key: {e}")))
+}
+
+/// A plain var, if set.
+pub fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Callbacks may reach loopback addresses: only in dev builds, only when
+/// `ALLOW_LOOPBACK_CALLBACKS = "true"` (the end-to-end tests' receiver listens on 127.0.0.1).
+pub fn allow_loopback_callbacks(env: &Env) -> bool {
+    cfg!(feature = "dev") && var(env, "ALLOW_LOOPBACK_CALLBACKS").as_deref() == Some("true")
+}
+
+/// Multiplier on the callback retry schedule (`CALLBACK_RETRY_SCALE`, default 1; tests use a
+/// small value so a schedule of days takes seconds).
+pub fn callback_retry_scale(env: &Env) -> f64 {
+    var(env, "CALLBACK_RETRY_SCALE")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
+}
+
+/// The service's public origin (`PUBLIC_URL`), else the origin the request came in on.
+pub fn public_origin(env: &Env, request_url: &worker::Url) -> String {
+    var(env, "PUBLIC_URL")
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| request_url.origin().ascii_serialization())
+}

@@ -46,6 +46,15 @@ pub struct AttemptMsg {
     pub code: String,
 }
 
+/// A free-text message for a recipient (a link-flow reply), queued once per `key`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub key: String,
+    pub text: String,
+}
+
 /// A lookup of one challenge.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GetMsg {
@@ -87,22 +96,7 @@ impl<'a> Recipients<'a> {
         op: &str,
         msg: &Q,
     ) -> Result<A> {
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_body(Some(JsValue::from_str(&serde_json::to_string(msg)?)));
-        let req = Request::new_with_init(&format!("https://recipient/{op}"), &init)?;
-        let mut resp = self
-            .stub(instance, recipient)?
-            .fetch_with_request(req)
-            .await?;
-        if resp.status_code() != 200 {
-            return Err(worker::Error::RustError(format!(
-                "recipient object answered {} to {op}: {}",
-                resp.status_code(),
-                resp.text().await.unwrap_or_default()
-            )));
-        }
-        resp.json().await
+        call_object(&self.stub(instance, recipient)?, op, msg).await
     }
 
     /// Starts a challenge unless a limit refuses it.
@@ -128,6 +122,24 @@ impl<'a> Recipients<'a> {
             code: code.into(),
         };
         self.call(instance, recipient, "attempt", &msg).await
+    }
+
+    /// Queues a free-text message for the recipient (once per `key`).
+    pub async fn send(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        key: &str,
+        text: &str,
+    ) -> Result<()> {
+        let msg = SendMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            key: key.into(),
+            text: text.into(),
+        };
+        let _: serde_json::Value = self.call(instance, recipient, "send", &msg).await?;
+        Ok(())
     }
 
     /// One challenge of the recipient, if still kept.
@@ -161,6 +173,36 @@ impl<'a> Recipients<'a> {
     }
 }
 
+/// Sends one internal JSON request to a Durable Object and decodes its JSON answer.
+pub async fn call_object<Q: Serialize, A: DeserializeOwned>(
+    stub: &Stub,
+    op: &str,
+    msg: &Q,
+) -> Result<A> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&serde_json::to_string(msg)?)));
+    let req = Request::new_with_init(&format!("https://object/{op}"), &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "durable object answered {} to {op}: {}",
+            resp.status_code(),
+            resp.text().await.unwrap_or_default()
+        )));
+    }
+    resp.json().await
+}
+
+/// Durable Object namespace binding of [`crate::LinkObject`].
+pub const LINKS: &str = "LINKS";
+
+/// The object that owns the link challenge with this code.
+pub fn link_stub(env: &Env, instance: &str, code: &str) -> Result<Stub> {
+    env.durable_object(LINKS)?
+        .get_by_name(&format!("{}:link:{code}", instance.to_ascii_lowercase()))
+}
+
 /// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
 /// of a number reaches the same object.
 pub fn object_name(instance: &str, recipient: &Recipient) -> String {
@@ -171,8 +213,13 @@ pub fn object_name(instance: &str, recipient: &Recipient) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChallengeRecord {
     pub instance: String,
+    /// Canonical digits; empty for a link challenge nobody was named for.
     pub recipient: String,
+    /// `code` or `link`.
     pub kind: String,
+    /// The link code (link challenges only): names the link's object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_code: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }

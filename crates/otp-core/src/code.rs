@@ -126,6 +126,21 @@ impl fmt::Debug for Code {
     }
 }
 
+/// Draws a code from random bytes by the same unbiased rejection sampling as [`derive`]; for
+/// codes that are public anyway (the link code travels in the wa.me link). `None` when the
+/// bytes run out before the code is complete (ask for more bytes).
+pub fn from_random(bytes: &[u8], spec: CodeSpec) -> Option<Code> {
+    let chars = spec.alphabet.chars();
+    let limit = 256 - 256 % chars.len();
+    let code: String = bytes
+        .iter()
+        .filter(|&&b| (b as usize) < limit)
+        .take(spec.length as usize)
+        .map(|&b| chars[b as usize % chars.len()] as char)
+        .collect();
+    (code.len() == spec.length as usize).then_some(Code(code))
+}
+
 /// What a code is derived from, besides the pepper.
 #[derive(Debug, Clone, Copy)]
 pub struct CodeContext<'a> {
@@ -355,6 +370,14 @@ mod tests {
         assert!(!code.matches_input(spec, &s[..7]));
         assert!(!code.matches_input(spec, &format!("{s}0")));
         assert!(!code.matches_input(spec, ""));
+    }
+
+    #[test]
+    fn random_link_codes_are_eight_capitals() {
+        let code = from_random(&[0, 1, 25, 26, 233, 234, 255, 100, 7, 8], CodeSpec::LINK).unwrap();
+        // 234 and 255 are rejected (>= 234, the largest multiple of 26 below 256).
+        assert_eq!(code.reveal(), "ABZAZWHI");
+        assert_eq!(from_random(&[255; 32], CodeSpec::LINK), None);
     }
 
     #[test]

@@ -142,6 +142,8 @@ pub struct InstanceSecrets {
     pub whatsapp_app_secret: Option<String>,
     /// The token Meta's webhook handshake must present (`hub.verify_token`).
     pub whatsapp_verify_token: Option<String>,
+    /// Twilio auth token: checks `X-Twilio-Signature` on inbound webhooks.
+    pub twilio_auth_token: Option<String>,
     /// `whsec_...`: signs callbacks to the site (Standard Webhooks).
     pub webhook_secret: Option<String>,
     /// Keys that sign verification tokens, by `kid` (several allow rotation).

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 /// Validation failures in field order: `(field, message)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidationErrors(pub Vec<(&'static str, String)>);
+pub struct ValidationErrors(pub Vec<(String, String)>);
 
 impl ValidationErrors {
     /// Laravel's top-level message: the first error, plus "(and N more errors)".
@@ -27,8 +27,8 @@ impl ValidationErrors {
         }
     }
 
-    fn push(&mut self, field: &'static str, message: String) {
-        self.0.push((field, message));
+    fn push(&mut self, field: &str, message: String) {
+        self.0.push((field.to_owned(), message));
     }
 }
 
@@ -76,12 +76,23 @@ fn attr(field: &str) -> String {
 struct Fields<'a> {
     body: &'a Map<String, Value>,
     errors: ValidationErrors,
+    /// For nested objects (`message.prompt`): the parent's key and a dot.
+    prefix: &'static str,
 }
 
 impl<'a> Fields<'a> {
+    fn new(body: &'a Map<String, Value>) -> Self {
+        Self {
+            body,
+            errors: ValidationErrors::default(),
+            prefix: "",
+        }
+    }
+
     /// The field's value; `None` when absent or `null`.
     fn get(&self, field: &str) -> Option<&'a Value> {
-        self.body.get(field).filter(|v| !v.is_null())
+        let key = field.strip_prefix(self.prefix).unwrap_or(field);
+        self.body.get(key).filter(|v| !v.is_null())
     }
 
     fn required_string(&mut self, field: &'static str, max: usize) -> Option<&'a str> {
@@ -207,10 +218,7 @@ pub fn parse_request_code(
     body: &Map<String, Value>,
     max_expires: i64,
 ) -> Result<RequestCode, ValidationErrors> {
-    let mut f = Fields {
-        body,
-        errors: ValidationErrors::default(),
-    };
+    let mut f = Fields::new(body);
     let recipient = f.recipient("chatId");
     let length = f.integer_between("length", 6, 4, 10);
     let use_letter = f.boolean("useLetter", false);
@@ -241,10 +249,7 @@ pub fn parse_request_code(
 
 /// Validates a validate-code body.
 pub fn parse_validate_code(body: &Map<String, Value>) -> Result<ValidateCode, ValidationErrors> {
-    let mut f = Fields {
-        body,
-        errors: ValidationErrors::default(),
-    };
+    let mut f = Fields::new(body);
     let recipient = f.recipient("chatId");
     let code = f.required_string("code", CODE_INPUT_MAX);
     let parsed = recipient.zip(code).map(|(recipient, code)| ValidateCode {
@@ -252,6 +257,118 @@ pub fn parse_validate_code(body: &Map<String, Value>) -> Result<ValidateCode, Va
         code: code.to_owned(),
     });
     f.finish(parsed)
+}
+
+/// A valid generate-link body. Texts are as given (`None`: the instance's defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateLink {
+    /// When given, only this chat may claim the link.
+    pub recipient: Option<Recipient>,
+    /// Lifetime in seconds (60-3600, default 1800).
+    pub expires: i64,
+    /// App name for `{name}`.
+    pub name: Option<String>,
+    /// `message.prompt`, `.success`, `.failed`, `.expired`.
+    pub prompt: Option<String>,
+    pub success: Option<String>,
+    pub failed: Option<String>,
+    pub expired: Option<String>,
+    /// `callback.success` and `callback.failed`, checked by [`crate::url_guard`].
+    pub callback_success: Option<String>,
+    pub callback_failed: Option<String>,
+}
+
+/// Longest message text accepted, in characters (WhatsApp's text limit is 4096).
+pub const MESSAGE_MAX: usize = 1024;
+
+/// The `message` or `callback` object: absent, `null` and PHP's empty array `[]` all mean
+/// "none given" (the Laravel SDK encodes an empty array that way).
+fn nested<'a>(f: &mut Fields<'a>, field: &'static str) -> Option<&'a Map<String, Value>> {
+    match f.get(field) {
+        None => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => {
+            f.errors
+                .push(field, format!("The {field} field must be an object."));
+            None
+        }
+    }
+}
+
+/// Validates a generate-link body; `allow_loopback` lets callbacks reach 127.0.0.1 (dev).
+pub fn parse_generate_link(
+    body: &Map<String, Value>,
+    allow_loopback: bool,
+) -> Result<GenerateLink, ValidationErrors> {
+    let mut f = Fields::new(body);
+    let recipient = match f.get("chatId") {
+        None => None,
+        Some(_) => f.recipient("chatId"),
+    };
+    let expires = f.integer_between("expires", 1800, 60, 3600);
+    let name = f.optional_string("name", NAME_MAX).map(str::to_owned);
+    let mut texts: [Option<String>; 4] = Default::default();
+    if let Some(m) = nested(&mut f, "message") {
+        let mut inner = Fields {
+            body: m,
+            errors: ValidationErrors::default(),
+            prefix: "message.",
+        };
+        for (slot, key) in texts.iter_mut().zip([
+            "message.prompt",
+            "message.success",
+            "message.failed",
+            "message.expired",
+        ]) {
+            *slot = inner
+                .optional_string(key, MESSAGE_MAX)
+                .filter(|t| !t.trim().is_empty())
+                .map(str::to_owned);
+        }
+        if texts[1].as_deref().is_some_and(|t| !t.contains("{link}")) {
+            inner.errors.push(
+                "message.success",
+                "The message.success field must contain the {link} placeholder.".into(),
+            );
+        }
+        f.errors.0.extend(inner.errors.0);
+    }
+    let mut urls: [Option<String>; 2] = Default::default();
+    if let Some(m) = nested(&mut f, "callback") {
+        let mut inner = Fields {
+            body: m,
+            errors: ValidationErrors::default(),
+            prefix: "callback.",
+        };
+        for (slot, key) in urls.iter_mut().zip(["callback.success", "callback.failed"]) {
+            let Some(url) = inner.optional_string(key, 2048) else {
+                continue;
+            };
+            match crate::url_guard::check_callback_url(url, allow_loopback) {
+                Ok(()) => *slot = Some(url.to_owned()),
+                Err(why) => inner.errors.push(
+                    key,
+                    format!("The {key} field is not an allowed URL: {why}."),
+                ),
+            }
+        }
+        f.errors.0.extend(inner.errors.0);
+    }
+    let [prompt, success, failed, expired] = texts;
+    let [callback_success, callback_failed] = urls;
+    let parsed = GenerateLink {
+        recipient,
+        expires,
+        name,
+        prompt,
+        success,
+        failed,
+        expired,
+        callback_success,
+        callback_failed,
+    };
+    f.finish(Some(parsed))
 }
 
 #[cfg(test)]
@@ -389,13 +506,97 @@ mod tests {
     }
 
     #[test]
+    fn generate_link_laravel_sdk_body() {
+        let body = json!({"expires": 1800, "name": "YourAppName",
+            "message": {"prompt": "Give me link to login at YourApp",
+                "success": "Welcome! Here is your login link: {link}",
+                "failed": "Login failed. Please try again.",
+                "expired": "This link has expired. Please request a new one."},
+            "callback": {"success": "https://yourdomain.com/api/otp/success",
+                "failed": "https://yourdomain.com/api/otp/failed"},
+            "chatId": "20123456789@c.us"});
+        let g = parse_generate_link(&obj(body), false).unwrap();
+        assert_eq!(g.recipient.unwrap().digits(), "20123456789");
+        assert_eq!(
+            g.prompt.as_deref(),
+            Some("Give me link to login at YourApp")
+        );
+        assert_eq!(
+            g.callback_failed.as_deref(),
+            Some("https://yourdomain.com/api/otp/failed")
+        );
+    }
+
+    #[test]
+    fn generate_link_accepts_php_empty_arrays_and_defaults() {
+        let g = parse_generate_link(&obj(json!({"callback": [], "message": []})), false).unwrap();
+        assert_eq!(
+            (g.expires, g.recipient, g.callback_success),
+            (1800, None, None)
+        );
+    }
+
+    #[test]
+    fn generate_link_refusals() {
+        let cases = [
+            (json!({"expires": 59}), "expires", "between 60 and 3600"),
+            (json!({"expires": 3601}), "expires", "between 60 and 3600"),
+            (
+                json!({"chatId": "nope"}),
+                "chatId",
+                "must be a WhatsApp chat id",
+            ),
+            (json!({"message": "hi"}), "message", "must be an object"),
+            (
+                json!({"message": {"prompt": 5}}),
+                "message.prompt",
+                "The message.prompt field must be a string.",
+            ),
+            (
+                json!({"message": {"success": "no link here"}}),
+                "message.success",
+                "{link}",
+            ),
+            (
+                json!({"callback": {"success": "http://example.com/cb"}}),
+                "callback.success",
+                "https",
+            ),
+            (
+                json!({"callback": {"failed": "https://10.0.0.1/cb"}}),
+                "callback.failed",
+                "private",
+            ),
+            (
+                json!({"callback": {"success": "https://localhost/cb"}}),
+                "callback.success",
+                "not an allowed URL",
+            ),
+        ];
+        for (body, field, says) in cases {
+            let errs = parse_generate_link(&obj(body.clone()), false).unwrap_err();
+            assert_eq!(errs.0[0].0, field, "{body}");
+            assert!(errs.0[0].1.contains(says), "{body}: {:?}", errs.0);
+        }
+        let ok = json!({"callback": {"success": "http://127.0.0.1:9/cb"}});
+        assert!(parse_generate_link(&obj(ok.clone()), true).is_ok());
+        assert!(parse_generate_link(&obj(ok), false).is_err());
+    }
+
+    #[test]
     fn validate_code_needs_both_fields() {
         let errs = parse_validate_code(&obj(json!({"code": 123456}))).unwrap_err();
         assert_eq!(
             errs.0,
             vec![
-                ("chatId", "The chat id field is required.".to_string()),
-                ("code", "The code field must be a string.".to_string())
+                (
+                    "chatId".to_string(),
+                    "The chat id field is required.".to_string()
+                ),
+                (
+                    "code".to_string(),
+                    "The code field must be a string.".to_string()
+                )
             ]
         );
         let ok = parse_validate_code(&obj(json!({"chatId": "20123456789@c.us", "code": "1234"})))

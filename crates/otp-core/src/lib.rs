@@ -10,6 +10,7 @@ pub mod config;
 pub mod hypersender;
 pub mod ids;
 pub mod link;
+pub mod link_state;
 pub mod login;
 mod mac;
 pub mod meta;

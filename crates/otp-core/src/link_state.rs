@@ -1,0 +1,447 @@
+//! The WhatsApp-link challenge's state machine (generate-link).
+//!
+//! `pending` -> the right chat sends the unaltered prefilled message -> `claimed` (the reply
+//! with the one-time login URL goes out) -> the login URL is confirmed -> `verified`; or
+//! `failed` (too many wrong senders or altered messages) or `expired`. Like
+//! [`crate::challenge`], every transition is a method taking `now`, called by the link's
+//! Durable Object with no `await` between load and save.
+
+use crate::link::is_unaltered;
+use crate::recipient::Recipient;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Message ids remembered for deduplication (Meta delivers at least once, out of order).
+pub const SEEN_KEPT: usize = 64;
+
+/// Stored status of a link challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    /// Waiting for the user's WhatsApp message.
+    Pending,
+    /// The message arrived; the login URL was sent and awaits confirmation.
+    Claimed,
+    /// The login URL was confirmed: done, once.
+    Verified,
+    /// Too many wrong senders or altered messages.
+    Failed,
+    /// Its lifetime ran out before verification.
+    Expired,
+}
+
+impl LinkStatus {
+    /// The name in the extension's status body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Claimed => "claimed",
+            Self::Verified => "verified",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The name in Hypersender bodies (`pending|verified|failed|expired`): claimed is pending.
+    pub fn hypersender(self) -> &'static str {
+        match self {
+            Self::Claimed => "pending",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// The texts of a link challenge; `prompt` is final, the others keep `{link}`, `{name}`,
+/// `{code}` placeholders until sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkMessages {
+    pub prompt: String,
+    pub success: String,
+    pub failed: String,
+    pub expired: String,
+}
+
+/// Where the site wants to hear about the outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callbacks {
+    pub success: Option<String>,
+    pub failed: Option<String>,
+}
+
+/// One link challenge, as its Durable Object stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkChallenge {
+    /// Random v4 UUID.
+    pub id: String,
+    /// Owning instance.
+    pub instance: String,
+    /// The 8 uppercase letters in the prefilled message; public (it is in the wa.me link).
+    pub code: String,
+    /// App name for `{name}`.
+    pub name: String,
+    /// Unix seconds at creation.
+    pub created_at: i64,
+    /// Unix seconds from which nothing more happens.
+    pub expires_at: i64,
+    /// When generate-link named a chat, only that chat (digits) may claim.
+    pub expected: Option<String>,
+    /// Texts.
+    pub messages: LinkMessages,
+    /// Callback URLs.
+    pub callbacks: Callbacks,
+    /// Stored status; see [`LinkChallenge::status`] for the clock's part.
+    pub stage: LinkStatus,
+    /// The chat (digits) that claimed it.
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<i64>,
+    pub verified_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    /// Why it failed or expired (`expired`, `too_many_failures`).
+    pub failure: Option<String>,
+    /// Wrong senders and altered messages so far (saturating).
+    pub failures: u32,
+    /// Failures that end it.
+    pub max_failures: u32,
+    /// Provider message ids already handled, newest last.
+    pub seen: Vec<String>,
+}
+
+/// Why an inbound message did not claim the challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// generate-link named another chat.
+    WrongSender,
+    /// The prefilled text was changed.
+    Altered,
+    /// Someone else claimed it first.
+    ClaimedByAnother,
+    /// Verified or failed already.
+    Closed,
+}
+
+/// What an inbound message did; the Durable Object turns it into replies and callbacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Inbound {
+    /// First claim: reply with the success message (its `{link}`).
+    Claimed,
+    /// The claimant wrote again (a new message, not a redelivery): send the link again.
+    Reminded,
+    /// The same message delivered again: do nothing.
+    Duplicate,
+    /// Reply with the failed message; `now_failed` when this ended the challenge.
+    Rejected { reason: Rejection, now_failed: bool },
+    /// Past its lifetime: reply with the expired message; `now_expired` the first time.
+    Expired { now_expired: bool },
+}
+
+/// What confirming the login URL did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// Verified now: fire the success callback, hand out a token.
+    Verified,
+    /// Already verified: a replay, refused.
+    AlreadyVerified,
+    /// Nobody claimed it yet (a forged or early link).
+    NotClaimed,
+    /// Past its lifetime.
+    Expired,
+    /// Failed earlier.
+    Failed,
+}
+
+impl LinkChallenge {
+    /// The status at `now`: an open challenge past `expires_at` is `expired`.
+    pub fn status(&self, now: i64) -> LinkStatus {
+        match self.stage {
+            LinkStatus::Pending | LinkStatus::Claimed if now >= self.expires_at => {
+                LinkStatus::Expired
+            }
+            stage => stage,
+        }
+    }
+
+    /// True while it can still be claimed or confirmed.
+    pub fn is_open(&self, now: i64) -> bool {
+        matches!(self.status(now), LinkStatus::Pending | LinkStatus::Claimed)
+    }
+
+    /// Handles a text message carrying this challenge's code, from chat `from` (any
+    /// spelling), with provider message id `msg_id`.
+    pub fn on_inbound(&mut self, now: i64, from: &Recipient, msg_id: &str, text: &str) -> Inbound {
+        if !msg_id.is_empty() && self.seen.iter().any(|m| m == msg_id) {
+            return Inbound::Duplicate;
+        }
+        if !msg_id.is_empty() {
+            self.seen.push(msg_id.to_owned());
+            let excess = self.seen.len().saturating_sub(SEEN_KEPT);
+            self.seen.drain(..excess);
+        }
+        if self.expire(now) {
+            return Inbound::Expired { now_expired: true };
+        }
+        match self.stage {
+            LinkStatus::Expired => return Inbound::Expired { now_expired: false },
+            LinkStatus::Verified | LinkStatus::Failed => {
+                return Inbound::Rejected {
+                    reason: Rejection::Closed,
+                    now_failed: false,
+                }
+            }
+            LinkStatus::Claimed => {
+                return if self.claimed_by.as_deref() == Some(from.digits()) {
+                    Inbound::Reminded
+                } else {
+                    self.fail_once(now, Rejection::ClaimedByAnother)
+                };
+            }
+            LinkStatus::Pending => {}
+        }
+        if self.expected.as_deref().is_some_and(|e| e != from.digits()) {
+            return self.fail_once(now, Rejection::WrongSender);
+        }
+        if !is_unaltered(text, &self.messages.prompt, &self.code) {
+            return self.fail_once(now, Rejection::Altered);
+        }
+        self.stage = LinkStatus::Claimed;
+        self.claimed_by = Some(from.digits().to_owned());
+        self.claimed_at = Some(now);
+        Inbound::Claimed
+    }
+
+    fn fail_once(&mut self, now: i64, reason: Rejection) -> Inbound {
+        self.failures = self.failures.saturating_add(1);
+        let now_failed = self.failures >= self.max_failures;
+        if now_failed {
+            self.stage = LinkStatus::Failed;
+            self.failed_at = Some(now);
+            self.failure = Some("too_many_failures".into());
+        }
+        Inbound::Rejected { reason, now_failed }
+    }
+
+    /// Confirms the login URL (the POST from the confirm page). Verifies at most once.
+    pub fn confirm(&mut self, now: i64) -> Confirm {
+        if self.expire(now) {
+            return Confirm::Expired;
+        }
+        match self.stage {
+            LinkStatus::Claimed => {
+                self.stage = LinkStatus::Verified;
+                self.verified_at = Some(now);
+                Confirm::Verified
+            }
+            LinkStatus::Verified => Confirm::AlreadyVerified,
+            LinkStatus::Pending => Confirm::NotClaimed,
+            LinkStatus::Expired => Confirm::Expired,
+            LinkStatus::Failed => Confirm::Failed,
+        }
+    }
+
+    /// Moves an open challenge past its lifetime to `expired`; true when it did so now.
+    pub fn expire(&mut self, now: i64) -> bool {
+        if matches!(self.stage, LinkStatus::Pending | LinkStatus::Claimed) && now >= self.expires_at
+        {
+            self.stage = LinkStatus::Expired;
+            self.failed_at = Some(self.expires_at);
+            self.failure = Some("expired".into());
+            return true;
+        }
+        false
+    }
+
+    /// The chat id the site hears about: the claimant, else the expected chat.
+    pub fn chat_id(&self) -> Option<String> {
+        self.claimed_by
+            .as_deref()
+            .or(self.expected.as_deref())
+            .map(|d| format!("{d}@c.us"))
+    }
+
+    /// The documented callback payload for the current outcome: `verified` (success) or
+    /// `failed` with `failed_at` and `reason`.
+    pub fn callback_payload(&self) -> Value {
+        match self.stage {
+            LinkStatus::Verified => json!({
+                "uuid": self.id,
+                "code": self.code,
+                "chat_id": self.chat_id(),
+                "status": "verified",
+                "verified_at": self.verified_at.map(crate::time::iso8601),
+            }),
+            _ => json!({
+                "uuid": self.id,
+                "code": self.code,
+                "chat_id": self.chat_id(),
+                "status": "failed",
+                "failed_at": self.failed_at.map(crate::time::iso8601),
+                "reason": self.failure.as_deref().unwrap_or("failed"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::prefilled_text;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    const T0: i64 = 1_767_030_216;
+
+    fn challenge(expected: Option<&str>) -> LinkChallenge {
+        LinkChallenge {
+            id: "a0b5df6a-b491-4190-80a5-38d85a2a4836".into(),
+            instance: "i".into(),
+            code: "RDYFQUBX".into(),
+            name: "Acme".into(),
+            created_at: T0,
+            expires_at: T0 + 1800,
+            expected: expected.map(str::to_owned),
+            messages: LinkMessages {
+                prompt: "Give me link to login at Acme".into(),
+                success: "Here: {link}".into(),
+                failed: "Failed".into(),
+                expired: "Expired".into(),
+            },
+            callbacks: Callbacks::default(),
+            stage: LinkStatus::Pending,
+            claimed_by: None,
+            claimed_at: None,
+            verified_at: None,
+            failed_at: None,
+            failure: None,
+            failures: 0,
+            max_failures: 3,
+            seen: vec![],
+        }
+    }
+
+    fn from(d: &str) -> Recipient {
+        Recipient::parse(d).unwrap()
+    }
+
+    fn text() -> String {
+        prefilled_text("Give me link to login at Acme", "RDYFQUBX")
+    }
+
+    #[test]
+    fn claim_then_confirm_verifies_once() {
+        let mut c = challenge(None);
+        assert_eq!(
+            c.on_inbound(T0 + 1, &from("20123456789"), "m1", &text()),
+            Inbound::Claimed
+        );
+        assert_eq!(c.chat_id().as_deref(), Some("20123456789@c.us"));
+        assert_eq!(c.status(T0 + 2), LinkStatus::Claimed);
+        assert_eq!(c.confirm(T0 + 3), Confirm::Verified);
+        assert_eq!(c.confirm(T0 + 4), Confirm::AlreadyVerified);
+        let p = c.callback_payload();
+        assert_eq!(p["status"], "verified");
+        assert_eq!(p["verified_at"], "2025-12-29T17:43:39+00:00");
+        assert_eq!(p["chat_id"], "20123456789@c.us");
+    }
+
+    #[test]
+    fn redelivered_message_is_a_duplicate() {
+        let mut c = challenge(None);
+        assert_eq!(
+            c.on_inbound(T0, &from("20123456789"), "m1", &text()),
+            Inbound::Claimed
+        );
+        for _ in 0..50 {
+            assert_eq!(
+                c.on_inbound(T0, &from("20123456789"), "m1", &text()),
+                Inbound::Duplicate
+            );
+        }
+        assert_eq!(
+            c.on_inbound(T0, &from("20123456789"), "m2", &text()),
+            Inbound::Reminded
+        );
+    }
+
+    #[test]
+    fn only_the_named_chat_may_claim() {
+        let mut c = challenge(Some("20123456789"));
+        let r = c.on_inbound(T0, &from("20111111111"), "m1", &text());
+        assert_eq!(
+            r,
+            Inbound::Rejected {
+                reason: Rejection::WrongSender,
+                now_failed: false
+            }
+        );
+        assert_eq!(c.status(T0), LinkStatus::Pending);
+        assert_eq!(
+            c.on_inbound(T0, &from("+20123456789@c.us"), "m2", &text()),
+            Inbound::Claimed
+        );
+    }
+
+    #[test]
+    fn altered_messages_count_and_end_it() {
+        let mut c = challenge(None);
+        for (i, t) in [
+            "Give me link [RDYFQUBX] - DO NOT CHANGE THIS MESSAGE",
+            "hi [RDYFQUBX]",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let r = c.on_inbound(T0, &from("20123456789"), &format!("m{i}"), t);
+            assert_eq!(
+                r,
+                Inbound::Rejected {
+                    reason: Rejection::Altered,
+                    now_failed: false
+                }
+            );
+        }
+        let r = c.on_inbound(T0, &from("20123456789"), "m9", "x [RDYFQUBX]");
+        assert_eq!(
+            r,
+            Inbound::Rejected {
+                reason: Rejection::Altered,
+                now_failed: true
+            }
+        );
+        assert_eq!(c.status(T0), LinkStatus::Failed);
+        assert_eq!(c.callback_payload()["reason"], "too_many_failures");
+        assert_eq!(c.confirm(T0), Confirm::Failed);
+    }
+
+    #[test]
+    fn expiry_stops_everything() {
+        let mut c = challenge(None);
+        assert_eq!(
+            c.on_inbound(T0 + 1800, &from("20123456789"), "m1", &text()),
+            Inbound::Expired { now_expired: true }
+        );
+        assert_eq!(c.callback_payload()["reason"], "expired");
+        assert_eq!(
+            c.callback_payload()["failed_at"],
+            "2025-12-29T18:13:36+00:00"
+        );
+
+        let mut c = challenge(None);
+        c.on_inbound(T0, &from("20123456789"), "m1", &text());
+        assert_eq!(c.confirm(T0 + 1800), Confirm::Expired);
+        assert!(!c.expire(T0 + 1900), "expires once");
+    }
+
+    #[test]
+    fn unclaimed_link_cannot_be_confirmed() {
+        let mut c = challenge(None);
+        assert_eq!(c.confirm(T0), Confirm::NotClaimed);
+    }
+
+    #[test]
+    fn hypersender_statuses() {
+        assert_eq!(LinkStatus::Claimed.hypersender(), "pending");
+        assert_eq!(LinkStatus::Verified.hypersender(), "verified");
+    }
+}

@@ -1,0 +1,52 @@
+//! Callbacks to the site, signed the Standard Webhooks way (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`). One attempt per call;
+//! the caller's scheduler retries. Redirects are never followed, and the URL is checked
+//! again before every attempt.
+
+use otp_core::url_guard::check_callback_url;
+use otp_core::webhook::{self, WebhookSecret};
+use wasm_bindgen::JsValue;
+use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+
+/// Why an attempt did not deliver.
+pub enum CallbackError {
+    /// The URL is not allowed: never retried.
+    Refused(String),
+    /// Network error or a non-2xx answer (a redirect included): retried.
+    Failed(String),
+}
+
+/// POSTs `body` to `url`, signed with `secret` under `webhook_id`; `Ok` on a 2xx answer.
+pub async fn deliver(
+    secret: &WebhookSecret,
+    url: &str,
+    webhook_id: &str,
+    body: &str,
+    allow_loopback: bool,
+) -> Result<(), CallbackError> {
+    check_callback_url(url, allow_loopback).map_err(|e| CallbackError::Refused(e.to_string()))?;
+    let timestamp = crate::http::now();
+    let signature = webhook::sign(secret, webhook_id, timestamp, body.as_bytes());
+    let attempt = async {
+        let headers = Headers::new();
+        headers.set("content-type", "application/json")?;
+        headers.set("user-agent", "edge-otp")?;
+        headers.set(webhook::HEADER_ID, webhook_id)?;
+        headers.set(webhook::HEADER_TIMESTAMP, &timestamp.to_string())?;
+        headers.set(webhook::HEADER_SIGNATURE, &signature)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual)
+            .with_body(Some(JsValue::from_str(body)));
+        let resp = Fetch::Request(Request::new_with_init(url, &init)?)
+            .send()
+            .await?;
+        Ok::<u16, worker::Error>(resp.status_code())
+    };
+    match attempt.await {
+        Ok(status) if (200..300).contains(&status) => Ok(()),
+        Ok(status) => Err(CallbackError::Failed(format!("callback answered {status}"))),
+        Err(e) => Err(CallbackError::Failed(format!("callback failed: {e}"))),
+    }
+}

@@ -1,0 +1,418 @@
+//! The Durable Object that owns one WhatsApp-link challenge, named by (instance, link code)
+//! so an inbound message finds it from the code alone. It decides the claim, the
+//! confirmation and the expiry (`otp_core::link_state`), and its scheduler sends the replies
+//! (through the recipient's object, the same outbound queue as codes) and the signed
+//! callbacks, which are persisted before anything else happens and retried until delivered
+//! or given up.
+
+use crate::callbacks;
+use crate::object_store;
+use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
+use crate::service;
+use crate::store::Recipients;
+use otp_core::link_state::{Confirm, Inbound, LinkChallenge};
+use otp_core::login::login_token;
+use otp_core::template::render;
+use otp_core::webhook::retry_delays;
+use otp_core::Recipient;
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use worker::{
+    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
+};
+
+/// Attempts at handing a reply to the recipient's object before giving up.
+const REPLY_ATTEMPTS: u32 = 8;
+
+/// A new challenge for this object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateMsg {
+    pub challenge: LinkChallenge,
+}
+
+/// A text message that carried this object's code.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InboundMsg {
+    /// Sender, canonical digits.
+    pub from: String,
+    /// Provider message id (deduplication).
+    pub msg_id: String,
+    pub text: String,
+    /// The service's public origin, for the login URL.
+    pub origin: String,
+}
+
+/// A confirmation of the login URL for challenge `id`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfirmMsg {
+    pub id: String,
+}
+
+/// What confirming did, with the challenge as it now is.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfirmReply {
+    pub result: Confirm,
+    pub challenge: LinkChallenge,
+}
+
+/// A reply to send to a chat.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReplyJob {
+    to: String,
+    /// `success`, `failed` or `expired`.
+    which: String,
+    /// Deduplication key in the recipient's queue.
+    key: String,
+    origin: String,
+}
+
+/// A callback to the site, fixed when enqueued so every retry sends the same bytes under the
+/// same `webhook-id`.
+#[derive(Debug, Serialize, Deserialize)]
+struct CallbackJob {
+    url: String,
+    webhook_id: String,
+    body: String,
+}
+
+/// What happened to each callback, for the status lookup.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallbackLog {
+    pub success: Option<String>,
+    pub failed: Option<String>,
+}
+
+#[durable_object]
+pub struct LinkObject {
+    state: State,
+    env: Env,
+    schema_ready: Cell<bool>,
+}
+
+impl DurableObject for LinkObject {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            schema_ready: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.ensure_schema()?;
+        let path = req.path();
+        let body = req.text().await?;
+        match path.as_str() {
+            "/create" => self.create(serde_json::from_str(&body)?).await,
+            "/inbound" => self.inbound(serde_json::from_str(&body)?).await,
+            "/confirm" => self.confirm(serde_json::from_str(&body)?).await,
+            "/get" => {
+                let challenge: Option<LinkChallenge> = object_store::read(&self.sql(), "link")?;
+                let log: CallbackLog =
+                    object_store::read(&self.sql(), "callbacks")?.unwrap_or_default();
+                Response::from_json(
+                    &serde_json::json!({ "challenge": challenge, "callbacks": log }),
+                )
+            }
+            _ => Response::error("unknown operation", 404),
+        }
+    }
+
+    /// Runs due jobs; a job's failure is rescheduled on its own schedule, never a panic.
+    async fn alarm(&self) -> Result<Response> {
+        self.ensure_schema()?;
+        let now_ms = crate::http::now() * 1000;
+        let due = Jobs::new(&self.sql()).due(now_ms)?;
+        for job in due {
+            let (outcome, delays) = match job.kind.as_str() {
+                "expire" => (self.expire().await, vec![0, 2, 4, 8, 16]),
+                "reply" => (self.reply(&job).await, exponential(REPLY_ATTEMPTS)),
+                "callback" => (
+                    self.callback(&job).await,
+                    retry_delays(service::callback_retry_scale(&self.env)),
+                ),
+                other => (
+                    Err(Failure::Permanent(format!("unknown job {other}"))),
+                    vec![],
+                ),
+            };
+            let sql = self.sql();
+            let jobs = Jobs::new(&sql);
+            match outcome {
+                Ok(()) => jobs.finish(job.id)?,
+                Err(Failure::Retry(why)) => match delays.get(job.attempts as usize + 1) {
+                    Some(delay) => jobs.retry_at(job.id, now_ms + delay * 1000, &why)?,
+                    None => {
+                        self.give_up(&job, &why)?;
+                        jobs.finish(job.id)?;
+                    }
+                },
+                Err(Failure::Permanent(why)) => {
+                    self.give_up(&job, &why)?;
+                    jobs.finish(job.id)?;
+                }
+            }
+        }
+        Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
+        Response::ok("")
+    }
+}
+
+/// Why a job did not finish.
+enum Failure {
+    Retry(String),
+    Permanent(String),
+}
+
+fn retry(e: impl std::fmt::Display) -> Failure {
+    Failure::Retry(e.to_string())
+}
+
+/// 0, 2, 4, 8, ... seconds: `n` attempts.
+fn exponential(n: u32) -> Vec<i64> {
+    (0..n)
+        .map(|i| if i == 0 { 0 } else { 1i64 << i.min(12) })
+        .collect()
+}
+
+impl LinkObject {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn ensure_schema(&self) -> Result<()> {
+        if !self.schema_ready.get() {
+            let sql = self.sql();
+            sql.exec(object_store::SCHEMA, None)?;
+            sql.exec(JOBS_SCHEMA, None)?;
+            self.schema_ready.set(true);
+        }
+        Ok(())
+    }
+
+    fn load(&self) -> Result<Option<LinkChallenge>> {
+        object_store::read(&self.sql(), "link")
+    }
+
+    fn save(&self, c: &LinkChallenge) -> Result<()> {
+        object_store::write(&self.sql(), "link", c)
+    }
+
+    async fn create(&self, msg: CreateMsg) -> Result<Response> {
+        let now = crate::http::now();
+        if self.load()?.is_some_and(|old| old.is_open(now)) {
+            // The code is taken by an open challenge: the caller draws another code.
+            return Response::from_json(&serde_json::json!({ "created": false }));
+        }
+        let sql = self.sql();
+        sql.exec("DELETE FROM jobs", None)?;
+        object_store::write(&sql, "callbacks", &CallbackLog::default())?;
+        self.save(&msg.challenge)?;
+        let jobs = Jobs::new(&sql);
+        jobs.enqueue("expire", &msg.challenge.id, msg.challenge.expires_at * 1000)?;
+        jobs.arm(&self.state.storage()).await?;
+        Response::from_json(&serde_json::json!({ "created": true }))
+    }
+
+    async fn inbound(&self, msg: InboundMsg) -> Result<Response> {
+        let now = crate::http::now();
+        let Some(mut c) = self.load()? else {
+            return Response::from_json(&Inbound::Duplicate);
+        };
+        let from =
+            Recipient::parse(&msg.from).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let outcome = c.on_inbound(now, &from, &msg.msg_id, &msg.text);
+        self.save(&c)?;
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        let reply = |which: &str, key: String| -> Result<()> {
+            let job = ReplyJob {
+                to: from.digits().into(),
+                which: which.into(),
+                key,
+                origin: msg.origin.clone(),
+            };
+            jobs.enqueue("reply", &serde_json::to_string(&job)?, now * 1000)
+        };
+        match &outcome {
+            Inbound::Claimed => reply("success", format!("link:{}:success", c.id))?,
+            Inbound::Reminded => reply("success", format!("link:{}:success:{}", c.id, msg.msg_id))?,
+            Inbound::Rejected { now_failed, .. } => {
+                reply("failed", format!("link:{}:failed:{}", c.id, msg.msg_id))?;
+                if *now_failed {
+                    self.enqueue_callback(&jobs, &c, now)?;
+                }
+            }
+            Inbound::Expired { now_expired } => {
+                reply("expired", format!("link:{}:expired:{}", c.id, msg.msg_id))?;
+                if *now_expired {
+                    self.enqueue_callback(&jobs, &c, now)?;
+                }
+            }
+            Inbound::Duplicate => {}
+        }
+        if outcome != Inbound::Duplicate {
+            jobs.arm(&self.state.storage()).await?;
+        }
+        Response::from_json(&outcome)
+    }
+
+    async fn confirm(&self, msg: ConfirmMsg) -> Result<Response> {
+        let now = crate::http::now();
+        let Some(mut c) = self.load()?.filter(|c| c.id == msg.id) else {
+            return Response::error("unknown challenge", 404);
+        };
+        let was_open = c.is_open(now);
+        let result = c.confirm(now);
+        self.save(&c)?;
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        let expired_now = result == Confirm::Expired && was_open;
+        if result == Confirm::Verified || expired_now {
+            self.enqueue_callback(&jobs, &c, now)?;
+            jobs.arm(&self.state.storage()).await?;
+        }
+        Response::from_json(&ConfirmReply {
+            result,
+            challenge: c,
+        })
+    }
+
+    /// Persists the callback for the challenge's outcome (success when verified, failed
+    /// otherwise), if the site asked for one.
+    fn enqueue_callback(&self, jobs: &Jobs<'_>, c: &LinkChallenge, now: i64) -> Result<()> {
+        let (kind, url) = if c.verified_at.is_some() {
+            ("success", c.callbacks.success.as_ref())
+        } else {
+            ("failed", c.callbacks.failed.as_ref())
+        };
+        let Some(url) = url else { return Ok(()) };
+        let job = CallbackJob {
+            url: url.clone(),
+            webhook_id: format!("msg_{}_{kind}", c.id.replace('-', "")),
+            body: c.callback_payload().to_string(),
+        };
+        let mut log: CallbackLog =
+            object_store::read(&self.sql(), "callbacks")?.unwrap_or_default();
+        let entry = if kind == "success" {
+            &mut log.success
+        } else {
+            &mut log.failed
+        };
+        *entry = Some("pending".into());
+        object_store::write(&self.sql(), "callbacks", &log)?;
+        jobs.enqueue("callback", &serde_json::to_string(&job)?, now * 1000)
+    }
+
+    async fn expire(&self) -> std::result::Result<(), Failure> {
+        let now = crate::http::now();
+        let Some(mut c) = self.load().map_err(retry)? else {
+            return Ok(());
+        };
+        if !c.expire(now) {
+            return Ok(());
+        }
+        self.save(&c).map_err(retry)?;
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        self.enqueue_callback(&jobs, &c, now).map_err(retry)?;
+        // Tell a user who got the link but never confirmed it.
+        if let Some(to) = c.claimed_by.clone() {
+            let job = ReplyJob {
+                to,
+                which: "expired".into(),
+                key: format!("link:{}:expired", c.id),
+                origin: String::new(),
+            };
+            jobs.enqueue(
+                "reply",
+                &serde_json::to_string(&job).map_err(retry)?,
+                now * 1000,
+            )
+            .map_err(retry)?;
+        }
+        Ok(())
+    }
+
+    async fn reply(&self, job: &Job) -> std::result::Result<(), Failure> {
+        let r: ReplyJob =
+            serde_json::from_str(&job.target).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let c = self
+            .load()
+            .map_err(retry)?
+            .ok_or_else(|| Failure::Permanent("no challenge".into()))?;
+        let template = match r.which.as_str() {
+            "success" => &c.messages.success,
+            "failed" => &c.messages.failed,
+            _ => &c.messages.expired,
+        };
+        let link = if r.which == "success" {
+            let key = service::login_key(&self.env).map_err(|p| retry(p.0))?;
+            format!(
+                "{}/login/{}",
+                r.origin,
+                login_token(&key, &c.instance, &c.code, &c.id)
+            )
+        } else {
+            String::new()
+        };
+        let text = render(
+            template,
+            &[("link", &link), ("name", &c.name), ("code", &c.code)],
+        );
+        let to = Recipient::parse(&r.to).map_err(|e| Failure::Permanent(e.to_string()))?;
+        Recipients::new(&self.env)
+            .send(&c.instance, &to, &r.key, &text)
+            .await
+            .map_err(retry)
+    }
+
+    async fn callback(&self, job: &Job) -> std::result::Result<(), Failure> {
+        let cb: CallbackJob =
+            serde_json::from_str(&job.target).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let c = self
+            .load()
+            .map_err(retry)?
+            .ok_or_else(|| Failure::Permanent("no challenge".into()))?;
+        let secrets = service::instance_secrets(&self.env, &c.instance).map_err(|p| retry(p.0))?;
+        let secret = secrets
+            .webhook_secret
+            .as_deref()
+            .ok_or_else(|| Failure::Permanent("instance has no webhook_secret".into()))
+            .and_then(|s| {
+                otp_core::webhook::WebhookSecret::parse(s)
+                    .map_err(|e| Failure::Permanent(e.to_string()))
+            })?;
+        let allow_loopback = service::allow_loopback_callbacks(&self.env);
+        callbacks::deliver(&secret, &cb.url, &cb.webhook_id, &cb.body, allow_loopback)
+            .await
+            .map_err(|e| match e {
+                callbacks::CallbackError::Refused(why) => Failure::Permanent(why),
+                callbacks::CallbackError::Failed(why) => Failure::Retry(why),
+            })?;
+        self.log_callback(&cb.webhook_id, "delivered")
+            .map_err(retry)
+    }
+
+    fn log_callback(&self, webhook_id: &str, what: &str) -> Result<()> {
+        let sql = self.sql();
+        let mut log: CallbackLog = object_store::read(&sql, "callbacks")?.unwrap_or_default();
+        let entry = if webhook_id.ends_with("_success") {
+            &mut log.success
+        } else {
+            &mut log.failed
+        };
+        *entry = Some(what.into());
+        object_store::write(&sql, "callbacks", &log)
+    }
+
+    fn give_up(&self, job: &Job, why: &str) -> Result<()> {
+        console_error!("link job {} given up: {why}", job.kind);
+        if job.kind == "callback" {
+            if let Ok(cb) = serde_json::from_str::<CallbackJob>(&job.target) {
+                self.log_callback(&cb.webhook_id, &format!("given_up: {why}"))?;
+            }
+        }
+        Ok(())
+    }
+}

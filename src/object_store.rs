@@ -1,0 +1,34 @@
+//! Storage helpers shared by the Durable Objects: a small key -> JSON table in the object's
+//! SQLite database, read and written synchronously (no `await`, so a load-decide-save
+//! sequence is atomic within the object).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use worker::{Result, SqlStorage};
+
+/// The table; created by the owning object before first use.
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)";
+
+#[derive(Deserialize)]
+struct Row {
+    v: String,
+}
+
+/// Reads key `key`, if present.
+pub fn read<T: DeserializeOwned>(sql: &SqlStorage, key: &str) -> Result<Option<T>> {
+    let rows: Vec<Row> = sql
+        .exec("SELECT v FROM kv WHERE k = ?", vec![key.into()])?
+        .to_array()?;
+    rows.first()
+        .map(|r| serde_json::from_str(&r.v).map_err(worker::Error::from))
+        .transpose()
+}
+
+/// Writes key `key`.
+pub fn write<T: Serialize>(sql: &SqlStorage, key: &str, value: &T) -> Result<()> {
+    sql.exec(
+        "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        vec![key.into(), serde_json::to_string(value)?.into()],
+    )?;
+    Ok(())
+}
