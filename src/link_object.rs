@@ -290,7 +290,7 @@ impl LinkObject {
         let job = CallbackJob {
             url: url.clone(),
             webhook_id: format!("msg_{}_{kind}", c.id.replace('-', "")),
-            body: c.callback_payload().to_string(),
+            body: c.callback_body(),
         };
         let mut log: CallbackLog =
             object_store::read(&self.sql(), "callbacks")?.unwrap_or_default();

@@ -25,7 +25,14 @@ const random = (n) => randomBytes(n).toString('hex');
 
 export function testInstances() {
   return [
-    { id: DEMO, name: 'edge-otp demo', channel: 'outbox' },
+    {
+      id: DEMO,
+      name: 'edge-otp demo',
+      channel: 'outbox',
+      business_number: '15550001234',
+      whatsapp: { phone_number_id: '100000000000001' },
+      link: { redirect_url: '/#verified' },
+    },
     { id: OTHER, name: 'Other', channel: 'outbox' },
     {
       id: QUICK,
@@ -36,22 +43,44 @@ export function testInstances() {
   ];
 }
 
+/** Fresh per-instance credentials (INSTANCE_SECRETS entry) for an instance. */
+export function instanceSecretsFor() {
+  return {
+    whatsapp_app_secret: random(16),
+    whatsapp_verify_token: random(12),
+    whatsapp_access_token: `EAAG${random(20)}`,
+    twilio_auth_token: random(16),
+    webhook_secret: `whsec_${randomBytes(32).toString('base64')}`,
+    token_keys: { k1: random(32) },
+  };
+}
+
 /**
  * Starts the Worker. Options: `persist` (a directory, to keep state across restarts),
  * `secrets` (to reuse the secrets of an earlier start), `omit` (binding names to leave out),
- * `flavour` ('dev', the default, or 'release': the deploy build, top-level config).
+ * `flavour` ('dev', the default, or 'release': the deploy build, top-level config),
+ * `extraInstances` (instance tables added to the test ones, with tokens and credentials made
+ * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
+ * `vars` (extra plain-text vars, e.g. CALLBACK_RETRY_SCALE).
  */
-export async function startWorker({ persist = false, secrets, omit = [], flavour = 'dev' } = {}) {
+export async function startWorker({
+  persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
+} = {}) {
   const config = path.join(ROOT, '.wrangler.local.toml');
   if (!existsSync(config) || !existsSync(path.join(ROOT, `build/${flavour}/index.js`))) {
     throw new Error(`build the Worker first: bash scripts/build.sh ${flavour} && bash scripts/wrangler-local.sh`);
   }
+  const instances = [...testInstances(), ...extraInstances];
   secrets ??= {
     pepper: random(32),
-    tokens: { [DEMO]: `t_${random(16)}`, [OTHER]: `t_${random(16)}`, [QUICK]: `t_${random(16)}` },
+    tokens: Object.fromEntries(instances.map((i) => [i.id, `t_${random(16)}`])),
+    instances: Object.fromEntries(instances.map((i) => [i.id, { ...instanceSecretsFor(), ...credentials[i.id] }])),
   };
   const bindings = {
-    INSTANCES: { type: 'json', value: testInstances() },
+    ALLOW_LOOPBACK_CALLBACKS: { type: 'plain_text', value: 'true' },
+    ...Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, { type: 'plain_text', value: String(v) }])),
+    INSTANCES: { type: 'json', value: instances },
+    INSTANCE_SECRETS: { type: 'secret_text', value: JSON.stringify(secrets.instances) },
     OTP_PEPPER: { type: 'secret_text', value: secrets.pepper },
     DEV_API_TOKEN: { type: 'secret_text', value: secrets.tokens[DEMO] },
     API_TOKENS: {

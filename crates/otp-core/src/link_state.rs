@@ -9,7 +9,7 @@
 use crate::link::is_unaltered;
 use crate::recipient::Recipient;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Message ids remembered for deduplication (Meta delivers at least once, out of order).
 pub const SEEN_KEPT: usize = 64;
@@ -261,25 +261,49 @@ impl LinkChallenge {
     }
 
     /// The documented callback payload for the current outcome: `verified` (success) or
-    /// `failed` with `failed_at` and `reason`.
-    pub fn callback_payload(&self) -> Value {
-        match self.stage {
-            LinkStatus::Verified => json!({
-                "uuid": self.id,
-                "code": self.code,
-                "chat_id": self.chat_id(),
-                "status": "verified",
-                "verified_at": self.verified_at.map(crate::time::iso8601),
-            }),
-            _ => json!({
-                "uuid": self.id,
-                "code": self.code,
-                "chat_id": self.chat_id(),
-                "status": "failed",
-                "failed_at": self.failed_at.map(crate::time::iso8601),
-                "reason": self.failure.as_deref().unwrap_or("failed"),
-            }),
+    /// `failed` with `failed_at` and `reason`, keys in the documented order.
+    pub fn callback_body(&self) -> String {
+        #[derive(Serialize)]
+        struct Verified<'a> {
+            uuid: &'a str,
+            code: &'a str,
+            chat_id: Option<String>,
+            status: &'static str,
+            verified_at: Option<String>,
         }
+        #[derive(Serialize)]
+        struct Failed<'a> {
+            uuid: &'a str,
+            code: &'a str,
+            chat_id: Option<String>,
+            status: &'static str,
+            failed_at: Option<String>,
+            reason: &'a str,
+        }
+        // Serialized straight from the structs: a `Value` map would sort the keys.
+        let body = match self.stage {
+            LinkStatus::Verified => serde_json::to_string(&Verified {
+                uuid: &self.id,
+                code: &self.code,
+                chat_id: self.chat_id(),
+                status: "verified",
+                verified_at: self.verified_at.map(crate::time::iso8601),
+            }),
+            _ => serde_json::to_string(&Failed {
+                uuid: &self.id,
+                code: &self.code,
+                chat_id: self.chat_id(),
+                status: "failed",
+                failed_at: self.failed_at.map(crate::time::iso8601),
+                reason: self.failure.as_deref().unwrap_or("failed"),
+            }),
+        };
+        body.unwrap_or_default()
+    }
+
+    /// The callback payload as a JSON value (for inspection; keys sorted).
+    pub fn callback_payload(&self) -> Value {
+        serde_json::from_str(&self.callback_body()).unwrap_or(Value::Null)
     }
 }
 
@@ -339,6 +363,8 @@ mod tests {
         assert_eq!(c.status(T0 + 2), LinkStatus::Claimed);
         assert_eq!(c.confirm(T0 + 3), Confirm::Verified);
         assert_eq!(c.confirm(T0 + 4), Confirm::AlreadyVerified);
+        let body = c.callback_body();
+        assert!(body.starts_with(r#"{"uuid":"#) && body.contains(r#""status":"verified","verified_at":"#), "{body}");
         let p = c.callback_payload();
         assert_eq!(p["status"], "verified");
         assert_eq!(p["verified_at"], "2025-12-29T17:43:39+00:00");
