@@ -182,9 +182,8 @@ impl LinkObject {
 
     fn ensure_schema(&self) -> Result<()> {
         if !self.schema_ready.get() {
-            let sql = self.sql();
-            sql.exec(object_store::SCHEMA, None)?;
-            sql.exec(JOBS_SCHEMA, None)?;
+            let schema = [object_store::SCHEMA, JOBS_SCHEMA].join(";\n");
+            self.sql().exec(&schema, None)?;
             self.schema_ready.set(true);
         }
         Ok(())
@@ -233,6 +232,7 @@ impl LinkObject {
                 origin: msg.origin.clone(),
             };
             jobs.enqueue("reply", &serde_json::to_string(&job)?, now * 1000)
+                .map(drop)
         };
         match &outcome {
             Inbound::Claimed => reply("success", format!("link:{}:success", c.id))?,
@@ -302,6 +302,7 @@ impl LinkObject {
         *entry = Some("pending".into());
         object_store::write(&self.sql(), "callbacks", &log)?;
         jobs.enqueue("callback", &serde_json::to_string(&job)?, now * 1000)
+            .map(drop)
     }
 
     async fn expire(&self) -> std::result::Result<(), Failure> {

@@ -17,7 +17,8 @@ use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use worker::{
-    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
+    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
+    State, Storage,
 };
 
 /// Free-text messages waiting for delivery (link-flow replies), keyed for deduplication.
@@ -27,6 +28,9 @@ const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
     text TEXT NOT NULL,
     created_at INTEGER NOT NULL
 )";
+
+/// How long a queued job waits for its immediate delivery before the alarm takes over.
+const LEASE_MS: i64 = 30_000;
 
 /// Delivery attempts before a message is given up.
 const DELIVERY_ATTEMPTS: u32 = 8;
@@ -80,33 +84,10 @@ impl DurableObject for RecipientObject {
             return Err(e);
         }
         let now_ms = crate::http::now() * 1000;
+        let courier = self.courier();
         let due = Jobs::new(&self.sql()).due(now_ms)?;
         for job in due {
-            let outcome = match job.kind.as_str() {
-                "deliver" => self.deliver(&job).await,
-                "message" => self.deliver_message(&job).await,
-                other => Err(DeliveryError::Permanent(format!(
-                    "unknown job kind {other}"
-                ))),
-            };
-            let sql = self.sql();
-            let jobs = Jobs::new(&sql);
-            match outcome {
-                Ok(()) => jobs.finish(job.id)?,
-                Err(DeliveryError::Retryable(why)) => {
-                    match retry_delay(job.attempts as u32 + 1, DELIVERY_ATTEMPTS) {
-                        Some(delay) => jobs.retry_at(job.id, now_ms + delay * 1000, &why)?,
-                        None => {
-                            self.give_up(&job, &why)?;
-                            jobs.finish(job.id)?;
-                        }
-                    }
-                }
-                Err(DeliveryError::Permanent(why)) => {
-                    self.give_up(&job, &why)?;
-                    jobs.finish(job.id)?;
-                }
-            }
+            courier.run(&job, now_ms).await?;
         }
         Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
         Response::ok("")
@@ -114,40 +95,43 @@ impl DurableObject for RecipientObject {
 }
 
 impl RecipientObject {
+    fn courier(&self) -> Courier {
+        Courier {
+            storage: self.state.storage(),
+            env: self.env.clone(),
+        }
+    }
+
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
 
-    fn ensure_schema(&self) -> Result<()> {
-        if !self.schema_ready.get() {
-            let sql = self.sql();
-            sql.exec(object_store::SCHEMA, None)?;
-            sql.exec(JOBS_SCHEMA, None)?;
-            sql.exec(MESSAGES_SCHEMA, None)?;
-            sql.exec(OUTBOX_SCHEMA, None)?;
-            self.schema_ready.set(true);
-        }
-        Ok(())
-    }
-
-    fn read<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
-        object_store::read(&self.sql(), key)
-    }
-
     fn write<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        object_store::write(&self.sql(), key, value)
+        self.courier().write(key, value)
     }
 
     fn load(&self) -> Result<RecipientState> {
-        Ok(self.read("state")?.unwrap_or_default())
+        self.courier().load()
     }
 
     fn instance(&self, id: &str) -> Result<InstanceConfig> {
-        let config = service::instances(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
-        config
-            .instance(id)
-            .cloned()
-            .ok_or_else(|| worker::Error::RustError(format!("unknown instance {id}")))
+        self.courier().instance(id)
+    }
+
+    fn ensure_schema(&self) -> Result<()> {
+        if !self.schema_ready.get() {
+            // One call: SQLite runs the statements in order.
+            let schema = [
+                object_store::SCHEMA,
+                JOBS_SCHEMA,
+                MESSAGES_SCHEMA,
+                OUTBOX_SCHEMA,
+            ]
+            .join(";\n");
+            self.sql().exec(&schema, None)?;
+            self.schema_ready.set(true);
+        }
+        Ok(())
     }
 
     async fn start(&self, msg: StartMsg) -> Result<Response> {
@@ -166,12 +150,27 @@ impl RecipientObject {
                     recipient: msg.recipient.clone(),
                 },
             )?;
-            let sql = self.sql();
-            let jobs = Jobs::new(&sql);
-            jobs.enqueue("deliver", &msg.id, now * 1000)?;
-            jobs.arm(&self.state.storage()).await?;
+            self.queue_and_send_now("deliver", &msg.id, now).await?;
         }
         Response::from_json(&result)
+    }
+
+    /// Persists a job, arms the alarm as a safety net one lease away, and delivers right
+    /// after the response. A job is delivered at least once: by this immediate run, or by
+    /// the alarm if the isolate went away first.
+    async fn queue_and_send_now(&self, kind: &str, target: &str, now: i64) -> Result<()> {
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        let id = jobs.enqueue(kind, target, now * 1000 + LEASE_MS)?;
+        jobs.arm(&self.state.storage()).await?;
+        let job = Job {
+            id,
+            kind: kind.to_owned(),
+            target: target.to_owned(),
+            attempts: 0,
+        };
+        self.state.wait_until(self.courier().run_now(job));
+        Ok(())
     }
 
     fn attempt(&self, msg: AttemptMsg) -> Result<Response> {
@@ -217,11 +216,87 @@ impl RecipientObject {
             .rows_written()
             > 0;
         if inserted {
-            let jobs = Jobs::new(&sql);
-            jobs.enqueue("message", &msg.key, now * 1000)?;
-            jobs.arm(&self.state.storage()).await?;
+            self.queue_and_send_now("message", &msg.key, now).await?;
         }
         Response::from_json(&serde_json::json!({ "queued": inserted }))
+    }
+
+    /// The outbox, newest first, with each code derived again for display.
+    #[cfg(feature = "dev")]
+    fn outbox(&self, msg: GetMsg) -> Result<Response> {
+        #[derive(Deserialize)]
+        struct OutRow {
+            challenge_id: String,
+            text_template: String,
+            created_at: f64,
+        }
+        let instance = self.instance(&msg.instance)?;
+        let pepper = service::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        let recipient = Recipient::parse(&msg.recipient)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let state = self.load()?;
+        let rows: Vec<OutRow> = self
+            .sql()
+            .exec(
+                "SELECT challenge_id, text_template, created_at FROM outbox WHERE recipient = ? ORDER BY id DESC",
+                vec![recipient.digits().into()],
+            )?
+            .to_array()?;
+        let messages: Vec<crate::store::OutboxMessage> = rows
+            .into_iter()
+            .map(|row| {
+                let code = state.get(&row.challenge_id).map(|c| {
+                    let ctx = CodeContext {
+                        instance: &instance.id,
+                        recipient: &recipient,
+                        challenge_id: &c.id,
+                    };
+                    derive(&pepper, ctx, c.spec).reveal().to_owned()
+                });
+                crate::store::OutboxMessage {
+                    to: recipient.e164(),
+                    text: render(
+                        &row.text_template,
+                        &[("code", code.as_deref().unwrap_or("(expired)"))],
+                    ),
+                    created_at: otp_core::time::iso8601(row.created_at as i64),
+                }
+            })
+            .collect();
+        Response::from_json(&messages)
+    }
+}
+
+/// The part of the object that delivers: owned handles to its storage and environment, so a
+/// delivery can run after the response (`wait_until`) as well as from the alarm.
+struct Courier {
+    storage: Storage,
+    env: Env,
+}
+
+impl Courier {
+    fn sql(&self) -> SqlStorage {
+        self.storage.sql()
+    }
+
+    fn read<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
+        object_store::read(&self.sql(), key)
+    }
+
+    fn write<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        object_store::write(&self.sql(), key, value)
+    }
+
+    fn load(&self) -> Result<RecipientState> {
+        Ok(self.read("state")?.unwrap_or_default())
+    }
+
+    fn instance(&self, id: &str) -> Result<InstanceConfig> {
+        let config = service::instances(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        config
+            .instance(id)
+            .cloned()
+            .ok_or_else(|| worker::Error::RustError(format!("unknown instance {id}")))
     }
 
     /// Delivers queued free-text message `job.target`.
@@ -357,48 +432,45 @@ impl RecipientObject {
         Ok(())
     }
 
-    /// The outbox, newest first, with each code derived again for display.
-    #[cfg(feature = "dev")]
-    fn outbox(&self, msg: GetMsg) -> Result<Response> {
-        #[derive(Deserialize)]
-        struct OutRow {
-            challenge_id: String,
-            text_template: String,
-            created_at: f64,
-        }
-        let instance = self.instance(&msg.instance)?;
-        let pepper = service::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
-        let recipient = Recipient::parse(&msg.recipient)
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let state = self.load()?;
-        let rows: Vec<OutRow> = self
-            .sql()
-            .exec(
-                "SELECT challenge_id, text_template, created_at FROM outbox WHERE recipient = ? ORDER BY id DESC",
-                vec![recipient.digits().into()],
-            )?
-            .to_array()?;
-        let messages: Vec<crate::store::OutboxMessage> = rows
-            .into_iter()
-            .map(|row| {
-                let code = state.get(&row.challenge_id).map(|c| {
-                    let ctx = CodeContext {
-                        instance: &instance.id,
-                        recipient: &recipient,
-                        challenge_id: &c.id,
-                    };
-                    derive(&pepper, ctx, c.spec).reveal().to_owned()
-                });
-                crate::store::OutboxMessage {
-                    to: recipient.e164(),
-                    text: render(
-                        &row.text_template,
-                        &[("code", code.as_deref().unwrap_or("(expired)"))],
-                    ),
-                    created_at: otp_core::time::iso8601(row.created_at as i64),
+    /// Runs one job and records its outcome: done, rescheduled with backoff, or given up.
+    async fn run(&self, job: &Job, now_ms: i64) -> Result<()> {
+        let outcome = match job.kind.as_str() {
+            "deliver" => self.deliver(job).await,
+            "message" => self.deliver_message(job).await,
+            other => Err(DeliveryError::Permanent(format!(
+                "unknown job kind {other}"
+            ))),
+        };
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        match outcome {
+            Ok(()) => jobs.finish(job.id),
+            Err(DeliveryError::Retryable(why)) => {
+                match retry_delay(job.attempts as u32 + 1, DELIVERY_ATTEMPTS) {
+                    Some(delay) => jobs.retry_at(job.id, now_ms + delay * 1000, &why),
+                    None => {
+                        self.give_up(job, &why)?;
+                        jobs.finish(job.id)
+                    }
                 }
-            })
-            .collect();
-        Response::from_json(&messages)
+            }
+            Err(DeliveryError::Permanent(why)) => {
+                self.give_up(job, &why)?;
+                jobs.finish(job.id)
+            }
+        }
+    }
+
+    /// Delivers a just-queued job right away, after the response; the alarm set when it
+    /// was queued stays as the safety net should this isolate go away first.
+    async fn run_now(self, job: Job) {
+        let now_ms = crate::http::now() * 1000;
+        let result = async {
+            self.run(&job, now_ms).await?;
+            Jobs::new(&self.sql()).arm(&self.storage).await
+        };
+        if let Err(e) = result.await {
+            console_error!("immediate delivery of job {}: {e}", job.id);
+        }
     }
 }

@@ -39,13 +39,20 @@ impl<'a> Jobs<'a> {
         Self { sql }
     }
 
-    /// Adds a job due at `due_ms` (Unix milliseconds).
-    pub fn enqueue(&self, kind: &str, target: &str, due_ms: i64) -> Result<()> {
-        self.sql.exec(
-            "INSERT INTO jobs (kind, target, due_ms) VALUES (?, ?, ?)",
-            vec![kind.into(), target.into(), due_ms.into()],
-        )?;
-        Ok(())
+    /// Adds a job due at `due_ms` (Unix milliseconds); returns its id.
+    pub fn enqueue(&self, kind: &str, target: &str, due_ms: i64) -> Result<i64> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: f64,
+        }
+        let row: Id = self
+            .sql
+            .exec(
+                "INSERT INTO jobs (kind, target, due_ms) VALUES (?, ?, ?) RETURNING id",
+                vec![kind.into(), target.into(), due_ms.into()],
+            )?
+            .one()?;
+        Ok(row.id as i64)
     }
 
     /// Jobs due at `now_ms`, oldest first.

@@ -21,9 +21,25 @@ pub const TOKENS_SECRET: &str = "API_TOKENS";
 #[derive(Debug, Clone)]
 pub struct ConfigProblem(pub String);
 
+thread_local! {
+    /// The parsed `INSTANCES` of this isolate: configuration changes only with a deploy, and
+    /// a deploy starts new isolates, so it is parsed once per isolate.
+    static INSTANCES_CACHE: std::cell::RefCell<Option<Result<ServiceConfig, ConfigProblem>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The instances of this deploy: `INSTANCES` as a TOML array of tables (an object var) or a
 /// JSON string; absent means no instance.
 pub fn instances(env: &Env) -> Result<ServiceConfig, ConfigProblem> {
+    INSTANCES_CACHE.with(|cache| {
+        cache
+            .borrow_mut()
+            .get_or_insert_with(|| parse_instances(env))
+            .clone()
+    })
+}
+
+fn parse_instances(env: &Env) -> Result<ServiceConfig, ConfigProblem> {
     let raw = js_sys::Reflect::get(env, &INSTANCES_VAR.into()).unwrap_or(JsValue::UNDEFINED);
     let parsed = if raw.is_undefined() {
         Ok(ServiceConfig::default())
