@@ -1,20 +1,29 @@
 // docs/openapi.yaml against the running dev Worker: every documented operation is called, every
 // documented status that can be produced without waiting is produced, and each real answer is
-// checked against the document (body schema, documented headers, content type). The last test
-// requires every documented response to have been seen, so a new status or route cannot be
-// added to the Worker or the document alone. Set OPENAPI_SLOW=1 to include the 410 test
+// checked against the document (body schema, documented headers, content type; HTML, plain
+// text and TwiML answers included). The callbacks the Worker sends (the document's
+// `webhooks`) and the verification token of the login redirect are checked too. The last
+// test requires every documented response to have been seen, so a new status or route cannot
+// be added to the Worker or the document alone. Set OPENAPI_SLOW=1 to include the 410 test
 // (a code must expire: 61 s).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
-import { startWorker, DEMO, OTHER, QUICK, newRecipient } from '../support/worker.mjs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { jwtVerify } from 'jose';
+import { startWorker, DEMO, OTHER, QUICK, newRecipient, instanceSecretsFor } from '../support/worker.mjs';
+import { inboundTextPayload, statusPayload, metaSignature } from '../support/fake-meta.mjs';
+import { twilioSignature } from '../support/fake-twilio.mjs';
+import { startCallbackReceiver } from '../support/callback-receiver.mjs';
 import {
   spec,
   operations,
+  webhookOperations,
   documentedResponses,
   checkedResponses,
   assertMatchesSpec,
+  assertCallbackMatchesSpec,
+  checkVerificationToken,
   checkRequestBody,
   examples,
   checkAgainst,
@@ -25,21 +34,38 @@ const SLOW = Boolean(process.env.OPENAPI_SLOW);
 
 const RC = '/api/otp/v2/{instance}/request-code';
 const VC = '/api/otp/v2/{instance}/validate-code';
+const GL = '/api/otp/v2/{instance}/generate-link';
 const OTP = '/api/otp/v2/{instance}/otps/{uuid}';
+const WA = '/webhooks/whatsapp/{instance}';
+const TW = '/webhooks/twilio/{instance}';
+const LOGIN = '/login/{token}';
 const HEALTH = '/health';
 const OUTBOX = '/dev/outbox';
 const INFO = '/dev/info';
 
-/** Every route the router (src/lib.rs, src/hypersender.rs, src/dev.rs) serves. */
+/**
+ * Every route the router (src/lib.rs, src/hypersender.rs, src/webhooks.rs, src/login.rs,
+ * src/dev.rs) serves, with its status when called without credentials (no token, no
+ * signature, a login token that is not one).
+ */
 const ROUTES = [
-  ['POST', RC],
-  ['POST', VC],
-  ['GET', OTP],
-  ['GET', HEALTH],
-  ['GET', OUTBOX],
-  ['GET', INFO],
+  ['POST', RC, 401],
+  ['POST', VC, 401],
+  ['POST', GL, 401],
+  ['GET', OTP, 401],
+  ['GET', WA, 403],
+  ['POST', WA, 401],
+  ['POST', TW, 401],
+  ['GET', LOGIN, 404],
+  ['POST', LOGIN, 404],
+  ['GET', HEALTH, 200],
+  ['GET', OUTBOX, 200],
+  ['GET', INFO, 200],
 ];
 const DEV_ROUTES = new Set([OUTBOX, INFO]);
+const PROVIDER_ROUTES = new Set([WA, TW]);
+/** The demo instance's WhatsApp phone number id (tests/support/worker.mjs). */
+const DEMO_PHONE_NUMBER_ID = '100000000000001';
 
 /** Documented responses these tests cannot produce, and why. */
 const NOT_PRODUCED = {
@@ -61,28 +87,38 @@ after(async () => {
 });
 
 const token = (instance = DEMO) => w.secrets.tokens[instance];
-const concrete = (template, { instance = DEMO, uuid = UNKNOWN_UUID } = {}) =>
-  template.replace('{instance}', instance).replace('{uuid}', uuid);
+const concrete = (template, { instance = DEMO, uuid = UNKNOWN_UUID, login = 'not-a-login-token' } = {}) =>
+  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login);
 
-/** Any request; the body comes back parsed when it is JSON. */
+/**
+ * Any request; redirects are not followed. The body comes back parsed when the answer is
+ * JSON, as text otherwise.
+ */
 async function call(harness, method, p, { auth, body, headers = {} } = {}) {
   const res = await harness.fetch(p, {
     method,
+    redirect: 'manual',
     headers: { Accept: 'application/json', ...(auth ? { Authorization: `Bearer ${auth}` } : {}), ...headers },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
   let parsed = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* not JSON: keep the text, the schema check will say so */
+  if ((res.headers.get('content-type') ?? '').startsWith('application/json')) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON after all: keep the text, the schema check will say so */
+    }
   }
   return { status: res.status, headers: res.headers, body: parsed };
 }
 
 /** The success schema of each API operation, whose property order the bodies keep. */
-const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [OTP]: 'OtpStatusResponse' };
+const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse' };
+const dataOrder = (template, data) =>
+  template === OTP
+    ? Object.keys(spec.components.schemas[data.otp_type === 'link' ? 'LinkStatusData' : 'CodeStatusData'].properties)
+    : Object.keys(spec.components.schemas[SUCCESS_SCHEMA[template]].properties.data.properties);
 
 /**
  * Checks an answer against the document and returns it. API bodies must also keep the
@@ -95,8 +131,7 @@ function conforms(method, template, res) {
     const top = res.body.errors ? ['success', 'message', 'data', 'errors'] : ['success', 'message', 'data'];
     assert.deepEqual(Object.keys(res.body), top, `${method} ${template} ${res.status}: key order`);
     if (res.status === 200) {
-      const order = Object.keys(spec.components.schemas[SUCCESS_SCHEMA[template]].properties.data.properties);
-      assert.deepEqual(Object.keys(res.body.data), order, `${method} ${template} 200: data key order`);
+      assert.deepEqual(Object.keys(res.body.data), dataOrder(template, res.body.data), `${method} ${template} 200: data key order`);
     }
   }
   return res;
@@ -106,6 +141,57 @@ const rc = async (body, opts) => conforms('POST', RC, await w.hs('request-code',
 const vc = async (body, opts) => conforms('POST', VC, await w.hs('validate-code', body, opts));
 const otp = async (uuid, { instance = DEMO, auth = token(instance), harness = w } = {}) =>
   conforms('GET', OTP, await call(harness, 'GET', concrete(OTP, { instance, uuid }), { auth }));
+const gl = async (body, { harness = w, ...opts } = {}) => conforms('POST', GL, await harness.hs('generate-link', body, opts));
+
+/** A Meta webhook POST, signed with `secret` (the instance's app secret) unless `signature` is given. */
+async function waPost(harness, rawBody, { instance = DEMO, secret = harness.secrets.instances?.[instance]?.whatsapp_app_secret, signature } = {}) {
+  const sig = signature === undefined ? (secret ? metaSignature(secret, rawBody) : null) : signature;
+  return conforms('POST', WA, await call(harness, 'POST', concrete(WA, { instance }), {
+    body: rawBody,
+    headers: { 'Content-Type': 'application/json', ...(sig ? { 'X-Hub-Signature-256': sig } : {}) },
+  }));
+}
+
+/** A Twilio webhook POST of form `params`, signed for the URL the Worker sees unless `signature` is given. */
+async function twPost(harness, params, { instance = DEMO, signature } = {}) {
+  const p = concrete(TW, { instance });
+  const sig = signature === undefined ? twilioSignature(harness.secrets.instances[instance].twilio_auth_token, harness.url + p, params) : signature;
+  return conforms('POST', TW, await call(harness, 'POST', p, {
+    body: typeof params === 'string' ? params : new URLSearchParams(params).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...(sig ? { 'X-Twilio-Signature': sig } : {}) },
+  }));
+}
+
+const loginGet = async (harness, p) => conforms('GET', LOGIN, await call(harness, 'GET', p));
+const loginPost = async (harness, p) => conforms('POST', LOGIN, await call(harness, 'POST', p));
+
+/** The message a whatsapp_link pre-fills (form-decoded). */
+const prefilled = (link) => decodeURIComponent(link.split('?text=')[1].replaceAll('+', ' '));
+
+/**
+ * Claims a link challenge: `from` sends its pre-filled message through the signed Meta
+ * webhook; returns the path of the login URL the Worker replied with.
+ */
+async function claim(harness, whatsappLink, from, { instance = DEMO } = {}) {
+  const before = (await harness.outbox(from)).length;
+  const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: prefilled(whatsappLink) }));
+  const res = await waPost(harness, raw, { instance });
+  assert.equal(res.status, 200, `claim: ${res.body}`);
+  const reply = await harness.nextMessage(from, before);
+  const m = reply.text.match(/https?:\/\/[^\s/]+(\/login\/[A-Za-z0-9_-]+)/);
+  assert.ok(m, `no login URL in the reply: ${reply.text}`);
+  return m[1];
+}
+
+/** Polls the status lookup until `ready(data)`; returns the last answer. */
+async function pollOtp(uuid, ready, { harness = w, instance = DEMO, timeoutMs = 5000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await otp(uuid, { harness, instance, auth: harness.secrets.tokens[instance] });
+    if (ready(res.body.data) || Date.now() > deadline) return res;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
 /** A code guaranteed different from `code`, in the same alphabet. */
 function wrong(code) {
@@ -132,11 +218,13 @@ function getWithHost(p, host) {
 // ------------------------------------------------------------------------------------------
 // The document itself
 
-test('the document lists exactly the routes the router serves', () => {
+test('the document lists exactly the routes the router serves, and the callbacks the Worker sends', () => {
   const documented = operations().map(({ method, path }) => `${method} ${path}`).sort();
   const served = ROUTES.map(([m, p]) => `${m} ${p}`).sort();
   assert.deepEqual(documented, served);
   assert.match(spec.openapi, /^3\.1\./);
+  const sent = webhookOperations().map(({ name, method }) => `${method} ${name}`).sort();
+  assert.deepEqual(sent, ['POST linkFailed', 'POST linkVerified']);
 });
 
 test('operations have unique operationIds, a summary, tags, and dev-only routes are marked', () => {
@@ -152,9 +240,33 @@ test('operations have unique operationIds, a summary, tags, and dev-only routes 
     if (path.startsWith('/api/')) {
       assert.deepEqual(operation.security, [{ bearer: [] }], `${method} ${path}: bearer auth`);
       for (const s of ['401', '405', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+    } else {
+      assert.deepEqual(operation.security, [], `${method} ${path}: no bearer auth`);
     }
+    // Provider webhooks say who calls them: the providers, not sites.
+    const provider = PROVIDER_ROUTES.has(path);
+    assert.equal(typeof operation['x-called-by'] === 'string', provider, `${method} ${path}: x-called-by`);
+    if (provider) {
+      assert.deepEqual(operation.tags, ['Provider webhooks']);
+      assert.match(operation.description, /^Called by (Meta|Twilio), not by sites/);
+      for (const s of ['401', '403'].filter((x) => operation.responses[x])) assert.ok(!operation.responses[s].content?.['application/json'], 'plain text');
+    }
+    if (path === LOGIN) assert.deepEqual(operation.tags, ['Login page']);
   }
   assert.equal(spec.components.securitySchemes.bearer.scheme, 'bearer');
+});
+
+test('the callbacks (webhooks) name their signature headers and a verification recipe', () => {
+  for (const { name, operation } of webhookOperations()) {
+    assert.ok(operation.operationId && operation.summary, name);
+    assert.match(operation.description, /Standard Webhooks/, `${name}: recipe`);
+    assert.match(operation.description, /standardwebhooks/, `${name}: names the library`);
+    assert.match(operation.description, /sites do not call it/, `${name}: sent by the service`);
+    const headers = operation.parameters.map((p) => spec.components.parameters[p.$ref.split('/').pop()]).map((p) => `${p.in}:${p.name}:${p.required}`);
+    assert.deepEqual(headers, ['header:webhook-id:true', 'header:webhook-timestamp:true', 'header:webhook-signature:true'], name);
+    assert.ok(operation.requestBody.content['application/json'].schema, name);
+    assert.ok(operation.responses['2XX'], name);
+  }
 });
 
 test('every example in the document matches its schema', () => {
@@ -184,19 +296,57 @@ test('the checker refuses undocumented statuses, paths and methods, and wrong bo
     }),
     /header X-OTP-Attempts-Remaining/,
   );
+  // Text answers: the content type must be a documented one, and the text must match.
+  assert.throws(() => assertMatchesSpec('POST', WA, 200, 'ok', { 'content-type': 'application/json' }), /content-type is "application\/json", documented text\/plain/);
+  assert.throws(() => assertMatchesSpec('POST', WA, 200, 'OK', { 'content-type': 'text/plain; charset=utf-8' }), /text\/plain schema/);
+  assert.throws(() => assertMatchesSpec('POST', TW, 200, { ok: true }), /must be checked as text/);
+  // HTML pages must carry their security headers.
+  const page = '<!doctype html><html lang="en"><head><title>This login link is not valid</title></head></html>';
+  assert.throws(() => assertMatchesSpec('GET', LOGIN, 404, page, { 'content-type': 'text/html; charset=utf-8' }), /required header Cache-Control is missing/);
+  assert.throws(
+    () => assertMatchesSpec('GET', LOGIN, 404, page, {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-frame-options': 'SAMEORIGIN',
+      'referrer-policy': 'no-referrer',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    }),
+    /header X-Frame-Options/,
+  );
+  assert.throws(() => assertMatchesSpec('POST', LOGIN, 303, '', { location: 'https://site.example/' }), /header Location/);
+  // Callbacks and verification tokens.
+  const verified = { uuid: 'a0b5e14e-95da-4bd4-9e2a-071661244bef', code: 'RDYFQUBX', chat_id: '20123456789@c.us', status: 'verified', verified_at: '2025-12-29T17:50:00+00:00' };
+  const cbHeaders = {
+    'content-type': 'application/json',
+    'webhook-id': 'msg_a0b5e14e95da4bd49e2a071661244bef_success',
+    'webhook-timestamp': '1767030600',
+    'webhook-signature': 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
+  };
+  assert.deepEqual(assertCallbackMatchesSpec('linkVerified', { headers: cbHeaders, body: JSON.stringify(verified) }), verified);
+  assert.throws(() => assertCallbackMatchesSpec('linkFailed', { headers: cbHeaders, body: verified }), /linkFailed does not match/);
+  const { uuid: _u, ...rest } = verified;
+  assert.throws(() => assertCallbackMatchesSpec('linkVerified', { headers: cbHeaders, body: JSON.stringify({ ...rest, uuid: verified.uuid }) }), /documented order/);
+  assert.throws(() => assertCallbackMatchesSpec('linkVerified', { headers: { ...cbHeaders, 'webhook-signature': undefined }, body: verified }), /required header webhook-signature is missing/);
+  assert.throws(() => assertCallbackMatchesSpec('linkVerified', { headers: { ...cbHeaders, 'webhook-timestamp': 'soon' }, body: verified }), /header webhook-timestamp/);
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const claims = { iss: 'https://otp.example.com', sub: '+20123456789', aud: DEMO, jti: verified.uuid, iat: 1767030600, exp: 1767031200 };
+  assert.deepEqual(checkVerificationToken(`${b64({ alg: 'HS256', typ: 'JWT', kid: 'k1' })}.${b64(claims)}.c2ln`).claims, claims);
+  assert.throws(() => checkVerificationToken(`${b64({ alg: 'none', typ: 'JWT', kid: 'k1' })}.${b64(claims)}.c2ln`), /VerificationTokenHeader/);
+  assert.throws(() => checkVerificationToken(`${b64({ alg: 'HS256', typ: 'JWT', kid: 'k1' })}.${b64({ ...claims, sub: '20123456789' })}.c2ln`), /VerificationTokenClaims/);
 });
 
 // ------------------------------------------------------------------------------------------
 // Routes
 
 test('every documented operation is served (no router 404), and other methods are refused', async () => {
-  for (const [method, template] of ROUTES) {
+  for (const [method, template, expected] of ROUTES) {
     const p = template === OUTBOX ? `${OUTBOX}?to=${newRecipient()}` : concrete(template);
     const body = method === 'POST' ? {} : undefined;
     const res = conforms(method, template, await call(w, method, p, { body, headers: body ? { 'Content-Type': 'application/json' } : {} }));
-    assert.notEqual(res.status, 404, `${method} ${template} answered 404`);
+    assert.ok(!(res.status === 404 && res.body?.message === 'Not found.'), `${method} ${template} answered the router's 404`);
+    assert.equal(res.status, expected, `${method} ${template} without credentials`);
     const secured = (spec.paths[template][method.toLowerCase()].security ?? spec.security ?? []).length > 0;
-    assert.equal(res.status, secured ? 401 : 200, `${method} ${template} without a token`);
+    if (secured) assert.equal(res.status, 401, `${method} ${template} without a token`);
   }
   // Methods the document does not list: 405 on the API paths (documented there), 404 elsewhere.
   for (const template of Object.keys(spec.paths)) {
@@ -217,7 +367,7 @@ test('every documented operation is served (no router 404), and other methods ar
 test('paths the document does not list are not served', async () => {
   // Hypersender and WhatOTP endpoints that are not implemented (yet), and near misses.
   const candidates = [
-    ['POST', `/api/otp/v2/${DEMO}/generate-link`],
+    ['POST', `/api/otp/v2/${DEMO}/generate-links`],
     ['POST', `/api/otp/v2/${DEMO}/otps`],
     ['GET', `/api/otp/v2/${DEMO}`],
     ['GET', '/api/otp/v2'],
@@ -226,6 +376,12 @@ test('paths the document does not list are not served', async () => {
     ['POST', '/v1/messages/send'],
     ['GET', '/dev'],
     ['GET', '/dev/state'],
+    ['POST', '/webhooks/whatsapp'],
+    ['POST', `/webhooks/sms/${DEMO}`],
+    ['POST', `/webhooks/whatsapp/${DEMO}/extra`],
+    ['GET', '/login'],
+    ['GET', '/login/a/b'],
+    ['PUT', '/login/x'],
   ];
   // Other paths (`/`, `/demo.js`, ...) are static files of www/ served by the assets layer
   // before the Worker runs (wrangler.toml `run_worker_first`): not part of the API.
@@ -508,9 +664,375 @@ test('otps/{uuid}: sent, validated; 401, 404 (instance, uuid, not a uuid, other 
 });
 
 // ------------------------------------------------------------------------------------------
+// generate-link
+
+const BUSINESS_NUMBER = '15550001234';
+const linkFor = (prompt, code, number = BUSINESS_NUMBER) =>
+  `https://wa.me/${number}?text=${encodeURIComponent(`${prompt} [${code}] - DO NOT CHANGE THIS MESSAGE`).replaceAll('%20', '+')}`;
+const lifetime = (data) => (Date.parse(data.expires_at) - Date.parse(data.created_at)) / 1000;
+
+test('generate-link: every field, the defaults, PHP empty arrays; the wa.me link pre-fills the documented text', async () => {
+  const to = newRecipient();
+  const body = {
+    expires: 600,
+    name: 'Acme',
+    message: { prompt: 'Log me in to {name}', success: 'Your link: {link}', failed: 'No.', expired: 'Too late.' },
+    callback: { success: 'https://site.example.com/otp/success', failed: 'https://site.example.com/otp/failed' },
+    chatId: `+${to}`,
+  };
+  assert.ok(checkRequestBody('POST', GL, body).valid);
+  let res = await gl(body);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  let d = res.body.data;
+  assert.equal(d.chat_id, `${to}@c.us`);
+  assert.equal(d.whatsapp_link, linkFor('Log me in to Acme', d.code));
+  assert.equal(lifetime(d), 600);
+
+  res = await gl({});
+  d = res.body.data;
+  assert.equal(d.chat_id, null);
+  assert.equal(d.whatsapp_link, linkFor('Give me link to login at edge-otp demo', d.code));
+  assert.equal(prefilled(d.whatsapp_link), `Give me link to login at edge-otp demo [${d.code}] - DO NOT CHANGE THIS MESSAGE`);
+  assert.equal(lifetime(d), 1800);
+
+  // What the Laravel SDK sends without texts and callbacks.
+  res = await gl({ expires: '3600', name: 'MyApp', message: [], callback: [], chatId: `${to}@c.us` });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(lifetime(res.body.data), 3600);
+  assert.equal(res.body.data.whatsapp_link, linkFor('Give me link to login at MyApp', res.body.data.code));
+
+  // Non-ASCII prompts are UTF-8 percent-encoded.
+  res = await gl({ message: { prompt: 'أرسل لي رابط الدخول 🛒' } });
+  assert.equal(prefilled(res.body.data.whatsapp_link), `أرسل لي رابط الدخول 🛒 [${res.body.data.code}] - DO NOT CHANGE THIS MESSAGE`);
+});
+
+test('generate-link: the request schema and the Worker agree on what is valid', async () => {
+  const url = 'https://site.example.com/cb';
+  const cases = [
+    [{}, true],
+    [{ expires: 60 }, true],
+    [{ expires: 3600 }, true],
+    [{ expires: '3600' }, true],
+    [{ expires: ' 90 ' }, true],
+    [{ expires: null, name: null, message: null, callback: null, chatId: null }, true],
+    [{ name: 'x'.repeat(255) }, true],
+    [{ message: [] }, true],
+    [{ message: {} }, true],
+    [{ message: { success: 'Go: {link}' } }, true],
+    [{ message: { success: '' } }, true],
+    [{ message: { success: '   ' } }, true],
+    [{ message: { success: null, prompt: null } }, true],
+    [{ message: { prompt: 'x'.repeat(1024), failed: 'no', expired: 'late', extra: 5 } }, true],
+    [{ callback: [] }, true],
+    [{ callback: {} }, true],
+    [{ callback: { success: url } }, true],
+    [{ callback: { success: null, failed: `${url}?site=1` } }, true],
+    [{ callback: { failed: 'HTTPS://SITE.EXAMPLE.COM/cb' } }, true],
+    [{ chatId: '+20 (123) 456.7890' }, true],
+    [{ extra: 'ignored' }, true],
+    [{ expires: 59 }, false],
+    [{ expires: 3601 }, false],
+    [{ expires: '3601' }, false],
+    [{ expires: 'soon' }, false],
+    [{ expires: true }, false],
+    [{ name: 'x'.repeat(256) }, false],
+    [{ name: 5 }, false],
+    [{ message: 'hi' }, false],
+    [{ message: [1] }, false],
+    [{ message: true }, false],
+    [{ message: { success: 'no placeholder' } }, false],
+    [{ message: { prompt: 5 } }, false],
+    [{ message: { expired: 'x'.repeat(1025) } }, false],
+    [{ callback: 'https://site.example.com/cb' }, false],
+    [{ callback: ['https://site.example.com/cb'] }, false],
+    [{ callback: { success: 'http://site.example.com/cb' } }, false],
+    [{ callback: { failed: 'ftp://site.example.com/cb' } }, false],
+    [{ callback: { success: 5 } }, false],
+    [{ callback: { success: `https://site.example.com/${'x'.repeat(2048)}` } }, false],
+    [{ chatId: '' }, false],
+    [{ chatId: 'abc' }, false],
+    [{ chatId: 20123456789 }, false],
+    [{ chatId: '120363040000000000@g.us' }, false],
+  ];
+  for (const [body, expected] of cases) {
+    const { valid, errors } = checkRequestBody('POST', GL, body);
+    const res = await gl(body);
+    assert.equal(res.status, expected ? 200 : 422, `Worker on ${JSON.stringify(body).slice(0, 200)}: ${JSON.stringify(res.body).slice(0, 300)}`);
+    assert.equal(valid, expected, `request schema on ${JSON.stringify(body).slice(0, 200)}${errors ? `:\n${errors}` : ''}`);
+  }
+});
+
+test('generate-link: 422 keyed by dotted field; callback URLs to private hosts are refused', async () => {
+  let res = await gl({ message: { success: 'no link' }, callback: { failed: 'https://10.0.0.1/cb' } });
+  assert.equal(res.status, 422);
+  assert.deepEqual(Object.keys(res.body.errors).sort(), ['callback.failed', 'message.success']);
+  assert.deepEqual(res.body.errors['message.success'], ['The message.success field must contain the {link} placeholder.']);
+  assert.equal(res.body.message, 'The message.success field must contain the {link} placeholder. (and 1 more error)');
+  // The request schema can only say "https"; the Worker also refuses what is private by its
+  // spelling (documented in the operation's description). The test Worker allows loopback
+  // callbacks (ALLOW_LOOPBACK_CALLBACKS), so loopback is not tried here.
+  for (const bad of [
+    'https://10.0.0.1/cb',
+    'https://192.168.1.20/cb',
+    'https://172.16.0.1/cb',
+    'https://169.254.169.254/latest/meta-data/',
+    'https://0x0a.0.0.1/cb',
+    'https://167772161/cb',
+    'https://[::ffff:10.0.0.1]/cb',
+    'https://[fd00::1]/cb',
+    'https://metadata.google.internal/computeMetadata/v1/',
+    'https://printer.local/cb',
+    'https://intranet/cb',
+    'https://user:pass@site.example.com/cb',
+  ]) {
+    for (const field of ['success', 'failed']) {
+      res = await gl({ callback: { [field]: bad } });
+      assert.equal(res.status, 422, `${field}: ${bad}`);
+      assert.deepEqual(Object.keys(res.body.errors), [`callback.${field}`], bad);
+      assert.match(res.body.errors[`callback.${field}`][0], new RegExp(`^The callback\\.${field} field is not an allowed URL: callback url `));
+    }
+  }
+  res = await gl({ message: 'hi', callback: 'https://site.example.com/cb' });
+  assert.deepEqual(res.body.errors, { message: ['The message field must be an object.'], callback: ['The callback field must be an object.'] });
+});
+
+test('generate-link: 400, 401, 404, 405, 413, 503 (instance without a business number)', async () => {
+  for (const raw of ['{bad json', '[]', '"text"', 'null']) {
+    const res = await gl(raw);
+    assert.equal(res.status, 400, raw);
+  }
+  let res = await gl({}, { token: null });
+  assert.equal(res.status, 401);
+  assert.equal(res.headers.get('www-authenticate'), 'Bearer');
+  res = await gl({}, { token: 'wrong' });
+  assert.equal(res.status, 401);
+  res = await gl({}, { token: token(OTHER) });
+  assert.equal(res.status, 401, "another instance's token");
+  res = await gl({}, { instance: UNKNOWN_INSTANCE, token: token() });
+  assert.equal(res.status, 404);
+  assert.equal(res.body.message, 'Instance not found.');
+  for (const m of ['GET', 'PUT', 'DELETE']) {
+    res = conforms('POST', GL, await call(w, m, concrete(GL), { auth: token() }));
+    assert.equal(res.status, 405, m);
+    assert.equal(res.headers.get('allow'), 'POST');
+  }
+  res = await gl({ name: 'x'.repeat(17 * 1024) });
+  assert.equal(res.status, 413);
+  res = await gl({}, { instance: OTHER });
+  assert.equal(res.status, 503);
+  assert.equal(res.body.message, `The service is not configured: instance ${OTHER} has no business_number. See docs/configuration.md.`);
+});
+
+test('otps/{uuid}: a link challenge right after generate-link; 404 for another instance', async () => {
+  const to = newRecipient();
+  const sent = await gl({ chatId: to });
+  const res = await otp(sent.body.data.uuid);
+  assert.equal(res.status, 200);
+  const d = res.body.data;
+  for (const k of ['uuid', 'code', 'chat_id', 'expires_at', 'created_at']) assert.equal(d[k], sent.body.data[k], k);
+  assert.equal(d.status, 'pending');
+  assert.equal(d.otp_type, 'link');
+  assert.deepEqual([d.claimed_at, d.verified_at, d.failed_at, d.failure], [null, null, null, null]);
+  assert.deepEqual(d.callbacks, { success: null, failed: null });
+  assert.equal((await otp(sent.body.data.uuid, { instance: OTHER })).status, 404);
+});
+
+// ------------------------------------------------------------------------------------------
+// Provider webhooks
+
+test('whatsapp webhook: the handshake echoes hub.challenge, 403 otherwise, 404 for an unknown instance', async () => {
+  const verify = w.secrets.instances[DEMO].whatsapp_verify_token;
+  const hs = async (query, instance = DEMO) => conforms('GET', WA, await call(w, 'GET', `${concrete(WA, { instance })}?${new URLSearchParams(query)}`));
+  let res = await hs({ 'hub.mode': 'subscribe', 'hub.verify_token': verify, 'hub.challenge': '1158201444' });
+  assert.equal(res.status, 200);
+  assert.equal(res.body, '1158201444');
+  for (const q of [
+    { 'hub.mode': 'subscribe', 'hub.verify_token': 'wrong', 'hub.challenge': '1' },
+    { 'hub.mode': 'unsubscribe', 'hub.verify_token': verify, 'hub.challenge': '1' },
+    { 'hub.verify_token': verify, 'hub.challenge': '1' },
+    { 'hub.mode': 'subscribe', 'hub.challenge': '1' },
+    {},
+  ]) {
+    res = await hs(q);
+    assert.equal(res.status, 403, JSON.stringify(q));
+  }
+  res = await hs({ 'hub.mode': 'subscribe', 'hub.verify_token': verify, 'hub.challenge': '1' }, UNKNOWN_INSTANCE);
+  assert.equal(res.status, 404);
+});
+
+test('whatsapp webhook: signed events 200, 400 for other bodies, 401 for bad signatures, 404, 413', async () => {
+  const secret = w.secrets.instances[DEMO].whatsapp_app_secret;
+  const from = newRecipient();
+  const text = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: 'hello, no code here' }));
+  const status = JSON.stringify(statusPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, id: 'wamid.x', status: 'delivered', recipientId: from }));
+  for (const raw of [text, status, JSON.stringify({ object: 'whatsapp_business_account', entry: [] })]) {
+    const res = await waPost(w, raw);
+    assert.equal(res.status, 200, raw);
+    assert.equal(res.body, 'ok');
+  }
+  for (const raw of ['not json', '[]', JSON.stringify({ object: 'page', entry: [] })]) {
+    const res = await waPost(w, raw);
+    assert.equal(res.status, 400, raw);
+  }
+  for (const signature of [null, 'sha256=', `sha256=${'0'.repeat(64)}`, metaSignature('another secret', text), metaSignature(secret, text).replace('sha256=', 'sha1=')]) {
+    const res = await waPost(w, text, { signature });
+    assert.equal(res.status, 401, String(signature));
+    assert.equal(res.body, 'bad signature');
+  }
+  let res = await waPost(w, text, { instance: UNKNOWN_INSTANCE, secret });
+  assert.equal(res.status, 404);
+  res = await waPost(w, `{"object":"whatsapp_business_account","pad":"${'x'.repeat(256 * 1024)}"}`);
+  assert.equal(res.status, 413);
+});
+
+test('twilio webhook: signed posts 200 with empty TwiML, 401 for bad signatures, 404, 413', async () => {
+  const params = { MessageSid: `SM${randomBytes(16).toString('hex')}`, From: `whatsapp:+${newRecipient()}`, To: `whatsapp:+${BUSINESS_NUMBER}`, Body: 'hello' };
+  let res = await twPost(w, params);
+  assert.equal(res.status, 200, res.body);
+  assert.equal(res.body, '<?xml version="1.0" encoding="UTF-8"?><Response/>');
+  res = await twPost(w, {});
+  assert.equal(res.status, 200, 'a signed post without a message');
+  for (const signature of [null, 'AAAA', twilioSignature('another token', w.url + concrete(TW), params)]) {
+    res = await twPost(w, params, { signature });
+    assert.equal(res.status, 401, String(signature));
+    assert.equal(res.body, 'bad signature');
+  }
+  res = await twPost(w, params, { instance: UNKNOWN_INSTANCE, signature: 'AAAA' });
+  assert.equal(res.status, 404);
+  res = await twPost(w, `Body=${'x'.repeat(256 * 1024)}`, { signature: 'AAAA' });
+  assert.equal(res.status, 413);
+});
+
+// ------------------------------------------------------------------------------------------
+// The link flow: login pages, the verification token and the callbacks
+
+test('link flow: claim, confirm page, 303 with a verification token, 409 after; the linkVerified callback', async () => {
+  const secrets = w.secrets.instances[DEMO];
+  const receiver = await startCallbackReceiver({ secret: secrets.webhook_secret });
+  try {
+    const from = newRecipient();
+    const sent = await gl({ callback: { success: `${receiver.url}/success`, failed: `${receiver.url}/failed` } });
+    const { uuid, code } = sent.body.data;
+    const login = await claim(w, sent.body.data.whatsapp_link, from);
+    let status = await otp(uuid);
+    assert.equal(status.body.data.status, 'claimed');
+    assert.equal(status.body.data.chat_id, `${from}@c.us`);
+    assert.ok(status.body.data.claimed_at);
+
+    let res = await loginGet(w, login);
+    assert.equal(res.status, 200);
+    assert.match(res.body, new RegExp(`as <strong>\\+${from}</strong>`));
+    res = await loginPost(w, login);
+    assert.equal(res.status, 303);
+    const location = res.headers.get('location');
+    assert.ok(location.startsWith(`${w.url}/#token=`), `${location} (the demo's redirect_url /#verified, its fragment replaced)`);
+    const jwt = location.split('#token=')[1];
+    const { header, claims } = checkVerificationToken(jwt);
+    assert.equal(header.kid, 'k1');
+    const { payload } = await jwtVerify(jwt, new TextEncoder().encode(secrets.token_keys.k1), { algorithms: ['HS256'], audience: DEMO, issuer: w.url });
+    assert.deepEqual(payload, claims);
+    assert.deepEqual([claims.sub, claims.jti, claims.exp - claims.iat], [`+${from}`, uuid, 600]);
+    assert.deepEqual(Object.keys(claims), Object.keys(spec.components.schemas.VerificationTokenClaims.properties), 'claims order');
+
+    res = await loginPost(w, login);
+    assert.equal(res.status, 409, 'a second confirmation');
+    res = await loginGet(w, login);
+    assert.equal(res.status, 409);
+
+    const [cb] = await receiver.waitFor(1);
+    assert.equal(cb.path, '/success');
+    const body = assertCallbackMatchesSpec('linkVerified', { headers: cb.headers, body: cb.rawBody });
+    assert.ok(cb.verified, cb.verifyError);
+    assert.equal(cb.headers['webhook-id'], `msg_${uuid.replaceAll('-', '')}_success`);
+    assert.deepEqual([body.uuid, body.code, body.chat_id], [uuid, code, `${from}@c.us`]);
+
+    status = await pollOtp(uuid, (d) => d.callbacks.success === 'delivered');
+    assert.equal(status.body.data.status, 'verified');
+    assert.equal(status.body.data.verified_at, body.verified_at);
+    assert.deepEqual(status.body.data.callbacks, { success: 'delivered', failed: null });
+  } finally {
+    await receiver.close();
+  }
+});
+
+test('link flow: a claimed link that then fails answers 410 pages; the linkFailed callback', async () => {
+  const secrets = w.secrets.instances[DEMO];
+  const receiver = await startCallbackReceiver({ secret: secrets.webhook_secret });
+  try {
+    const from = newRecipient();
+    const sent = await gl({ callback: { success: `${receiver.url}/success`, failed: `${receiver.url}/failed` } });
+    const { uuid } = sent.body.data;
+    const login = await claim(w, sent.body.data.whatsapp_link, from);
+    // Other chats sending the same message count as failures (5 end it by default).
+    for (let i = 0; i < 5; i++) {
+      const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from: newRecipient(), body: prefilled(sent.body.data.whatsapp_link) }));
+      assert.equal((await waPost(w, raw)).status, 200);
+    }
+    const status = await pollOtp(uuid, (d) => d.callbacks.failed === 'delivered');
+    assert.equal(status.body.data.status, 'failed');
+    assert.equal(status.body.data.failure, 'too_many_failures');
+    assert.deepEqual(status.body.data.callbacks, { success: null, failed: 'delivered' });
+
+    let res = await loginGet(w, login);
+    assert.equal(res.status, 410);
+    res = await loginPost(w, login);
+    assert.equal(res.status, 410);
+
+    const [cb] = await receiver.waitFor(1);
+    assert.equal(cb.path, '/failed');
+    const body = assertCallbackMatchesSpec('linkFailed', { headers: cb.headers, body: cb.rawBody });
+    assert.ok(cb.verified, cb.verifyError);
+    assert.deepEqual([body.uuid, body.chat_id, body.reason, body.failed_at], [uuid, `${from}@c.us`, 'too_many_failures', status.body.data.failed_at]);
+  } finally {
+    await receiver.close();
+  }
+});
+
+test('login: 404 pages for tokens that are not login tokens', async () => {
+  for (const t of ['garbage', 'AQERERERERFBEYERERERERERAAhYVkZPTUVYRAHBze7gpEZKQJ9UJa6VJfC4oDCK9_tiVx-CMlqNLOKVdg', 'A'.repeat(600), '%00']) {
+    for (const f of [loginGet, loginPost]) {
+      const res = await f(w, `/login/${t}`);
+      assert.equal(res.status, 404, t);
+    }
+  }
+});
+
+const PLAIN = '44444444-4444-4444-8444-444444444444';
+
+test('login: 200 page when the instance has no redirect_url; generate-link 503 for callbacks without a webhook_secret', async () => {
+  const hex = (n) => randomBytes(n).toString('hex');
+  const plain = await startWorker({
+    extraInstances: [{ id: PLAIN, name: 'Plain', channel: 'outbox', business_number: '15550009999' }],
+    secrets: {
+      pepper: hex(32),
+      tokens: Object.fromEntries([DEMO, OTHER, QUICK, PLAIN].map((id) => [id, `t_${hex(16)}`])),
+      instances: { [PLAIN]: { ...instanceSecretsFor(), webhook_secret: undefined } },
+    },
+  });
+  try {
+    let res = await gl({ callback: { success: 'https://site.example.com/cb' } }, { harness: plain, instance: PLAIN });
+    assert.equal(res.status, 503);
+    assert.match(res.body.message, new RegExp(`callbacks need INSTANCE_SECRETS\\.${PLAIN}\\.webhook_secret`));
+    res = await gl({}, { harness: plain, instance: PLAIN });
+    assert.equal(res.status, 200);
+    const { uuid, whatsapp_link: link } = res.body.data;
+    assert.match(link, /^https:\/\/wa\.me\/15550009999\?text=Give\+me\+link\+to\+login\+at\+Plain\+/);
+    const login = await claim(plain, link, newRecipient(), { instance: PLAIN });
+    res = await loginPost(plain, login);
+    assert.equal(res.status, 200);
+    assert.match(res.body, /You are logged in/);
+    res = await otp(uuid, { harness: plain, instance: PLAIN, auth: plain.secrets.tokens[PLAIN] });
+    assert.equal(res.body.data.status, 'verified');
+    assert.deepEqual(res.body.data.callbacks, { success: null, failed: null });
+  } finally {
+    await plain.stop();
+  }
+});
+
+// ------------------------------------------------------------------------------------------
 // 503: a deploy with a secret missing
 
-test('503 when OTP_PEPPER is not set (request-code, validate-code)', async () => {
+test('503 when OTP_PEPPER is not set (request-code, validate-code, generate-link, login)', async () => {
   const broken = await startWorker({ omit: ['OTP_PEPPER'] });
   try {
     const to = newRecipient();
@@ -520,6 +1042,14 @@ test('503 when OTP_PEPPER is not set (request-code, validate-code)', async () =>
     assert.match(res.body.message, /OTP_PEPPER/);
     res = conforms('POST', VC, await broken.hs('validate-code', { chatId: to, code: '123456' }));
     assert.equal(res.status, 503);
+    res = await gl({}, { harness: broken });
+    assert.equal(res.status, 503);
+    assert.match(res.body.message, /OTP_PEPPER/);
+    for (const f of [loginGet, loginPost]) {
+      res = await f(broken, '/login/garbage');
+      assert.equal(res.status, 503);
+      assert.match(res.body, /Login is not available/);
+    }
     // The lookup needs no pepper: it still answers.
     res = await otp(UNKNOWN_UUID, { harness: broken, auth });
     assert.equal(res.status, 404);
@@ -537,8 +1067,53 @@ test('503 when API_TOKENS is not set (every API operation)', async () => {
     assert.match(res.body.message, /API_TOKENS/);
     res = conforms('POST', VC, await broken.hs('validate-code', { chatId: to, code: '1234' }, { token: 'any' }));
     assert.equal(res.status, 503);
+    res = await gl({}, { harness: broken, token: 'any' });
+    assert.equal(res.status, 503);
     res = await otp(UNKNOWN_UUID, { harness: broken, auth: 'any' });
     assert.equal(res.status, 503);
+  } finally {
+    await broken.stop();
+  }
+});
+
+test('503 when INSTANCE_SECRETS is not valid (provider webhooks, generate-link with callbacks)', async () => {
+  const broken = await startWorker({
+    secrets: { ...w.secrets, pepper: randomBytes(32).toString('hex'), instances: { [DEMO]: { not_a_credential: 'x' } } },
+  });
+  try {
+    let res = conforms('GET', WA, await call(broken, 'GET', `${concrete(WA)}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1`));
+    assert.equal(res.status, 503);
+    assert.match(res.body, /INSTANCE_SECRETS/);
+    res = await waPost(broken, '{}', { signature: 'sha256=00' });
+    assert.equal(res.status, 503);
+    res = await twPost(broken, {}, { signature: 'AAAA' });
+    assert.equal(res.status, 503);
+    res = await gl({ callback: { failed: 'https://site.example.com/cb' } }, { harness: broken });
+    assert.equal(res.status, 503);
+    assert.match(res.body.message, /INSTANCE_SECRETS is not valid/);
+    res = await gl({}, { harness: broken });
+    assert.equal(res.status, 200, 'no callbacks: no credential needed');
+    // The dev info shows no credentials rather than failing.
+    res = conforms('GET', INFO, await call(broken, 'GET', INFO));
+    assert.equal(res.status, 200);
+    assert.deepEqual([res.body.webhook_secret, res.body.token_key, res.body.whatsapp_app_secret], [null, null, null]);
+  } finally {
+    await broken.stop();
+  }
+});
+
+test('503 when an instance has no credential for a provider webhook', async () => {
+  const broken = await startWorker({ omit: ['INSTANCE_SECRETS'] });
+  try {
+    let res = await waPost(broken, '{}', { signature: 'sha256=00' });
+    assert.equal(res.status, 503);
+    assert.equal(res.body, 'INSTANCE_SECRETS has no whatsapp_app_secret for this instance');
+    res = await twPost(broken, {}, { signature: 'AAAA' });
+    assert.equal(res.status, 503);
+    assert.equal(res.body, 'INSTANCE_SECRETS has no twilio_auth_token for this instance');
+    // Without a verify token the handshake never succeeds.
+    res = conforms('GET', WA, await call(broken, 'GET', `${concrete(WA)}?hub.mode=subscribe&hub.verify_token=&hub.challenge=1`));
+    assert.equal(res.status, 403);
   } finally {
     await broken.stop();
   }
@@ -573,11 +1148,16 @@ test('dev outbox: messages newest first, 422 without a valid `to`, 403 off loopb
   assert.equal(res.status, 403);
 });
 
-test('dev info: the demo instance and its token; 403 off loopback', async () => {
+test('dev info: the demo instance, its token and credentials; 403 off loopback', async () => {
   let res = conforms('GET', INFO, await call(w, 'GET', INFO));
   assert.equal(res.status, 200);
   assert.equal(res.body.instance, DEMO);
   assert.equal(res.body.api_token, token(DEMO));
+  const secrets = w.secrets.instances[DEMO];
+  assert.deepEqual(
+    [res.body.whatsapp_number, res.body.whatsapp_phone_number_id, res.body.whatsapp_app_secret, res.body.whatsapp_verify_token, res.body.webhook_secret, res.body.token_kid, res.body.token_key],
+    [BUSINESS_NUMBER, DEMO_PHONE_NUMBER_ID, secrets.whatsapp_app_secret, secrets.whatsapp_verify_token, secrets.webhook_secret, 'k1', secrets.token_keys.k1],
+  );
   res = conforms('GET', INFO, await getWithHost(INFO, 'otp.example.com'));
   assert.equal(res.status, 403);
 });

@@ -1,9 +1,15 @@
 // Checks real HTTP answers against docs/openapi.yaml, so the document cannot drift from the
 // Worker: `assertMatchesSpec` finds the documented response of an operation and status,
-// validates the body (and the documented headers) with ajv's JSON Schema 2020-12 (OpenAPI
-// 3.1's dialect), and throws a readable error when the status is not documented or the answer
+// validates the body (JSON, or the text of a text/plain, text/html or text/xml answer), the
+// content type and the documented headers with ajv's JSON Schema 2020-12 (OpenAPI 3.1's
+// dialect), and throws a readable error when the status is not documented or the answer
 // does not match. It also records what it checked, so a test can require every documented
-// response to have been seen. Kept out of tests/e2e so `node --test` does not run it.
+// response to have been seen.
+//
+// For what the Worker sends rather than answers: `assertCallbackMatchesSpec` checks a
+// received callback (the document's `webhooks`: linkVerified, linkFailed) and
+// `checkVerificationToken` decodes the login redirect's JWT and checks its header and claims
+// against the documented schemas. Kept out of tests/e2e so `node --test` does not run it.
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import YAML from 'yaml';
@@ -69,6 +75,15 @@ export function operations() {
   return out;
 }
 
+/** Every request the service sends (the document's `webhooks`): `{ name, method, operation }`. */
+export function webhookOperations() {
+  const out = [];
+  for (const [name, item] of Object.entries(spec.webhooks ?? {})) {
+    for (const m of METHODS) if (item[m]) out.push({ name, method: m.toUpperCase(), operation: item[m] });
+  }
+  return out;
+}
+
 /** Every documented response, as `"POST /path 200"` keys. */
 export function documentedResponses() {
   return operations().flatMap(({ method, path: p, operation }) =>
@@ -114,11 +129,49 @@ function headerValue(text, schema) {
   return text;
 }
 
+/** The media type of a Content-Type value, lowercased, without parameters. */
+const mediaTypeOf = (value) => (value ?? '').split(';')[0].trim().toLowerCase();
+
 /**
- * Throws unless `status` is documented for `method pathTemplate` and `body` (parsed JSON)
- * matches its schema. With `headers` (a fetch Headers or a plain object), also checks the
- * documented headers (required ones must be present; present ones must match their schema)
- * and that the content type is the documented one.
+ * Which documented media type an answer is: the one its Content-Type names (a problem is
+ * reported when that is not documented), else the only one, else JSON for a non-string body.
+ */
+function chooseMedia(content, body, contentType, problems) {
+  const types = Object.keys(content);
+  if (contentType !== undefined) {
+    const sent = mediaTypeOf(contentType);
+    if (types.includes(sent)) return sent;
+    problems.push(`content-type is ${JSON.stringify(contentType)}, documented ${types.join(' or ')}`);
+  }
+  if (types.length === 1) return types[0];
+  if (typeof body !== 'string' && types.includes('application/json')) return 'application/json';
+  return types.find((t) => !t.endsWith('json')) ?? types[0];
+}
+
+/** Checks `headers` against documented header objects; pushes readable problems. */
+function checkHeaders(documented, at, get, problems) {
+  for (const [name, ref] of Object.entries(documented ?? {})) {
+    const { node: header, at: hat } = deref(ref, `${at}/${escapeToken(name)}`);
+    const text = get(name);
+    if (text == null) {
+      if (header.required) problems.push(`required header ${name} is missing`);
+      continue;
+    }
+    if (header.schema) {
+      const v = validatorAt(`${hat}/schema`);
+      if (!v(headerValue(text, header.schema))) {
+        problems.push(`header ${name}: ${JSON.stringify(text)} does not match its schema:\n${describeErrors(v.errors)}`);
+      }
+    }
+  }
+}
+
+/**
+ * Throws unless `status` is documented for `method pathTemplate` and `body` matches its
+ * schema: parsed JSON for JSON answers, the text for text/plain, text/html and text/xml
+ * answers, `''` (or undefined) when no content is documented. With `headers` (a fetch
+ * Headers or a plain object), also checks that the content type is a documented one and the
+ * documented headers (required ones must be present; present ones must match their schema).
  */
 export function assertMatchesSpec(method, pathTemplate, status, body, headers) {
   const op = findOperation(method, pathTemplate);
@@ -137,35 +190,21 @@ export function assertMatchesSpec(method, pathTemplate, status, body, headers) {
   const problems = [];
   const get = headerGetter(headers);
 
-  const media = response.content?.['application/json'];
-  if (response.content && !media) throw new Error(`openapi: ${label} documents no application/json content`);
-  if (media?.schema) {
-    const v = validatorAt(`${at}/content/${escapeToken('application/json')}/schema`);
-    if (!v(body)) problems.push(`body does not match the schema:\n${describeErrors(v.errors)}`);
-  } else if (!response.content && body !== undefined && body !== null && body !== '') {
+  if (response.content && Object.keys(response.content).length) {
+    const type = chooseMedia(response.content, body, get ? (get('content-type') ?? '') : undefined, problems);
+    if (response.content[type]?.schema) {
+      const v = validatorAt(`${at}/content/${escapeToken(type)}/schema`);
+      if (!type.endsWith('json') && typeof body !== 'string') {
+        problems.push(`a ${type} answer must be checked as text, got ${typeof body}`);
+      } else if (!v(body)) {
+        problems.push(`body does not match the ${type} schema:\n${describeErrors(v.errors)}`);
+      }
+    }
+  } else if (body !== undefined && body !== null && body !== '') {
     problems.push('a body came back but none is documented');
   }
 
-  if (get) {
-    const type = get('content-type');
-    if (media && !(type ?? '').toLowerCase().startsWith('application/json')) {
-      problems.push(`content-type is ${JSON.stringify(type)}, documented application/json`);
-    }
-    for (const [name, ref] of Object.entries(response.headers ?? {})) {
-      const { node: header, at: hat } = deref(ref, `${at}/headers/${escapeToken(name)}`);
-      const text = get(name);
-      if (text == null) {
-        if (header.required) problems.push(`required header ${name} is missing`);
-        continue;
-      }
-      if (header.schema) {
-        const v = validatorAt(`${hat}/schema`);
-        if (!v(headerValue(text, header.schema))) {
-          problems.push(`header ${name}: ${JSON.stringify(text)} does not match its schema:\n${describeErrors(v.errors)}`);
-        }
-      }
-    }
-  }
+  if (get) checkHeaders(response.headers, `${at}/headers`, get, problems);
 
   if (problems.length) {
     throw new Error(`openapi: ${label} does not match docs/openapi.yaml:\n${problems.join('\n')}\nbody: ${JSON.stringify(body)}`);
@@ -185,7 +224,8 @@ export function checkRequestBody(method, pathTemplate, body) {
 
 /**
  * Every example of the document with the schema it illustrates: media-type `examples` of
- * request bodies and responses, and parameter `example`s. `{ where, pointer, value }`.
+ * request bodies and responses (of paths and webhooks), and parameter `example`s (of paths,
+ * operations, webhooks and components). `{ where, pointer, value }`.
  */
 export function examples() {
   const out = [];
@@ -215,6 +255,14 @@ export function examples() {
     params(item.parameters, pointer('paths', p), p);
     for (const m of METHODS) if (item[m]) params(item[m].parameters, pointer('paths', p, m), `${m.toUpperCase()} ${p}`);
   }
+  for (const { name, method, operation } of webhookOperations()) {
+    const at = pointer('webhooks', name, method.toLowerCase());
+    if (operation.requestBody) media(operation.requestBody, `${at}/requestBody`, `webhook ${name} request`);
+    params(operation.parameters, at, `webhook ${name}`);
+  }
+  for (const [name, p] of Object.entries(spec.components?.parameters ?? {})) {
+    if (p.example !== undefined) out.push({ where: `components parameter ${name}`, pointer: `${pointer('components', 'parameters', name)}/schema`, value: p.example });
+  }
   return out;
 }
 
@@ -223,4 +271,77 @@ export function checkAgainst(ptr, value) {
   const v = validatorAt(ptr);
   const valid = v(value);
   return { valid, errors: valid ? '' : describeErrors(v.errors) };
+}
+
+/**
+ * Throws unless a request the Worker sent to a callback URL matches the document's webhook
+ * `name` (`linkVerified`, `linkFailed`): its JSON body (the raw text or parsed) matches the
+ * request schema, and its headers (a fetch Headers, or node's `req.headers`) the documented
+ * header parameters (`webhook-id`, `webhook-timestamp`, `webhook-signature`) and
+ * `Content-Type: application/json`; a raw-text body must also keep the documented key order
+ * (Hypersender's). Checks shape only; verify the signature with `standardwebhooks`. Returns
+ * the parsed body.
+ */
+export function assertCallbackMatchesSpec(name, { headers, body, method = 'POST' }) {
+  const item = spec.webhooks?.[name];
+  if (!item) throw new Error(`openapi: webhook ${name} is not documented (documented: ${Object.keys(spec.webhooks ?? {}).join(', ')})`);
+  const op = item[method.toLowerCase()];
+  if (!op) throw new Error(`openapi: webhook ${name} documents no ${method.toUpperCase()}`);
+  const at = pointer('webhooks', name, method.toLowerCase());
+  const problems = [];
+  let parsed = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      problems.push('the body is not JSON');
+    }
+  }
+  const { node: rb, at: rbAt } = deref(op.requestBody, `${at}/requestBody`);
+  const schema = rb?.content?.['application/json']?.schema;
+  if (schema && !problems.length) {
+    const v = validatorAt(`${rbAt}/content/${escapeToken('application/json')}/schema`);
+    if (!v(parsed)) problems.push(`body does not match the schema:\n${describeErrors(v.errors)}`);
+    const { node: resolved } = deref(schema, '');
+    const order = Object.keys(resolved.properties ?? {});
+    if (typeof body === 'string' && parsed && order.length && Object.keys(parsed).join() !== order.join()) {
+      problems.push(`keys are ${Object.keys(parsed).join(', ')}; documented order ${order.join(', ')}`);
+    }
+  }
+  const get = headerGetter(headers ?? {});
+  const type = get('content-type');
+  if (mediaTypeOf(type) !== 'application/json') problems.push(`content-type is ${JSON.stringify(type)}, documented application/json`);
+  const documented = {};
+  (op.parameters ?? []).forEach((p, i) => {
+    const { node, at: pAt } = deref(p, `${at}/parameters/${i}`);
+    if (node.in === 'header') documented[node.name] = { $ref: pAt };
+  });
+  checkHeaders(documented, `${at}/parameters`, get, problems);
+  if (problems.length) {
+    throw new Error(`openapi: webhook ${name} does not match docs/openapi.yaml:\n${problems.join('\n')}\nbody: ${typeof body === 'string' ? body : JSON.stringify(body)}`);
+  }
+  return parsed;
+}
+
+const b64urlJson = (part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+
+/**
+ * Decodes a verification token (the login redirect's `#token=`) and checks its header and
+ * claims against the document's `VerificationTokenHeader` and `VerificationTokenClaims`
+ * (shape only: verify the signature with a JWT library). Returns `{ header, claims }`.
+ */
+export function checkVerificationToken(jwt) {
+  const parts = String(jwt).split('.');
+  if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]+$/.test(p))) {
+    throw new Error(`openapi: verification token is not three base64url parts: ${jwt}`);
+  }
+  const header = b64urlJson(parts[0]);
+  const claims = b64urlJson(parts[1]);
+  const problems = [];
+  for (const [what, value] of [['VerificationTokenHeader', header], ['VerificationTokenClaims', claims]]) {
+    const { valid, errors } = checkAgainst(pointer('components', 'schemas', what), value);
+    if (!valid) problems.push(`${what}:\n${errors}`);
+  }
+  if (problems.length) throw new Error(`openapi: verification token does not match docs/openapi.yaml:\n${problems.join('\n')}`);
+  return { header, claims };
 }
