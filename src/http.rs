@@ -59,17 +59,17 @@ pub fn not_found() -> Result<Response> {
 /// The failure envelope every JSON surface shares: `{success: false, message, data: null}`,
 /// plus Laravel-style `errors` on a 422.
 #[derive(Serialize)]
-pub struct Failure<'a> {
+pub struct Failure<'a, E: Serialize = ()> {
     pub success: bool,
     pub message: &'a str,
     pub data: (),
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Map<String, Value>>,
+    pub errors: Option<E>,
 }
 
 /// A failure in the shared envelope.
 pub fn failure(status: u16, message: &str, headers: &[(&str, String)]) -> Result<Response> {
-    let body = Failure {
+    let body: Failure<'_> = Failure {
         success: false,
         message,
         data: (),

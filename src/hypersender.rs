@@ -37,6 +37,33 @@ impl From<ConfigProblem> for ApiError {
     }
 }
 
+/// Laravel's `errors` object: fields in the order the rules ran, each with its messages.
+struct FieldErrors(Vec<(String, Vec<String>)>);
+
+impl From<&ValidationErrors> for FieldErrors {
+    fn from(errors: &ValidationErrors) -> Self {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for (field, message) in &errors.0 {
+            match out.iter_mut().find(|(f, _)| f == field) {
+                Some((_, messages)) => messages.push(message.clone()),
+                None => out.push((field.clone(), vec![message.clone()])),
+            }
+        }
+        Self(out)
+    }
+}
+
+impl Serialize for FieldErrors {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (field, messages) in &self.0 {
+            map.serialize_entry(field, messages)?;
+        }
+        map.end()
+    }
+}
+
 /// The documented envelope.
 #[derive(Serialize)]
 struct Envelope<'a, T: Serialize> {
@@ -68,15 +95,7 @@ impl ApiError {
             Self::TooLarge => fail(413, "The request body is too large.", &[]),
             Self::Malformed => fail(400, "The request body must be a JSON object.", &[]),
             Self::Invalid(errors) => {
-                let mut by_field = serde_json::Map::new();
-                for (field, message) in &errors.0 {
-                    by_field
-                        .entry(field.to_string())
-                        .or_insert_with(|| Value::Array(vec![]))
-                        .as_array_mut()
-                        .expect("inserted as an array")
-                        .push(Value::String(message.clone()));
-                }
+                let by_field = FieldErrors::from(&errors);
                 let message = errors.message();
                 let body = Failure { success: false, message: &message, data: (), errors: Some(by_field) };
                 http::json(422, &body, &[])
@@ -143,10 +162,11 @@ pub async fn handle(
         (Method::Post, ["validate-code"]) => validate_code(&mut req, env, instance).await,
         (Method::Post, ["generate-link"]) => generate_link(&mut req, env, instance).await,
         (Method::Get, ["otps", uuid]) => status(&req, env, instance, uuid).await,
+        (Method::Get, ["metrics"]) => metrics(&req, env, instance).await,
         (_, ["request-code" | "validate-code" | "generate-link"]) => {
             Err(ApiError::MethodNotAllowed("POST"))
         }
-        (_, ["otps", _]) => Err(ApiError::MethodNotAllowed("GET")),
+        (_, ["otps", _] | ["metrics"]) => Err(ApiError::MethodNotAllowed("GET")),
         _ => Err(ApiError::NotFound),
     };
     match result {
@@ -595,4 +615,45 @@ async fn link_status(
         callbacks: got.callbacks,
     };
     ok("OTP status retrieved successfully", data, &[]).map_err(internal)
+}
+
+#[derive(Serialize)]
+struct MetricsData {
+    links_generated: i64,
+    links_opened: i64,
+    links_claimed: i64,
+    links_verified: i64,
+    links_expired: i64,
+    links_failed: i64,
+    failed_attempts: i64,
+    average_seconds_to_verification: Option<f64>,
+    days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+}
+
+/// Extension: `GET /api/otp/v2/{instance}/metrics`, the Monitoring list of the generate-link
+/// doc, summed over the instance's counter shards.
+async fn metrics(
+    req: &Request,
+    env: &Env,
+    instance: &str,
+) -> std::result::Result<Response, ApiError> {
+    let inst = authorize(req, env, instance)?;
+    let summary = crate::metrics::read(env, &inst.id)
+        .await
+        .map_err(internal)?;
+    let t = |k: &str| summary.totals.get(k).copied().unwrap_or(0);
+    let verified = t("links_verified");
+    let data = MetricsData {
+        links_generated: t("links_generated"),
+        links_opened: t("links_opened"),
+        links_claimed: t("links_claimed"),
+        links_verified: verified,
+        links_expired: t("links_expired"),
+        links_failed: t("links_failed"),
+        failed_attempts: t("failed_attempts"),
+        average_seconds_to_verification: (verified > 0)
+            .then(|| t("verification_seconds_total") as f64 / verified as f64),
+        days: summary.days,
+    };
+    ok("OTP metrics retrieved successfully", data, &[]).map_err(internal)
 }

@@ -10,6 +10,7 @@ mod http;
 mod hypersender;
 mod link_object;
 mod login;
+mod metrics;
 mod object_store;
 mod recipient_object;
 mod scheduler;
@@ -18,6 +19,7 @@ mod store;
 mod webhooks;
 
 pub use link_object::LinkObject;
+pub use metrics::MetricsObject;
 pub use recipient_object::RecipientObject;
 
 use worker::{event, Context, Env, Method, Request, Response, Result};
@@ -37,7 +39,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             let (provider, instance) = (provider.to_string(), instance.to_string());
             webhooks::handle(req, &env, &provider, &instance).await
         }
-        (Method::Get | Method::Post, ["login", token]) => {
+        (_, ["login", token]) => {
             let token = token.to_string();
             login::handle(req, &env, &token).await
         }

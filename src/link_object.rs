@@ -106,6 +106,18 @@ impl DurableObject for LinkObject {
             "/create" => self.create(serde_json::from_str(&body)?).await,
             "/inbound" => self.inbound(serde_json::from_str(&body)?).await,
             "/confirm" => self.confirm(serde_json::from_str(&body)?).await,
+            "/open" => {
+                // The login page was shown: counted once per challenge (click-through).
+                let challenge = self.load()?;
+                if let Some(c) = &challenge {
+                    let sql = self.sql();
+                    if object_store::read::<bool>(&sql, "opened")?.is_none() {
+                        object_store::write(&sql, "opened", &true)?;
+                        self.count(&c.instance, &[("links_opened", 1)]);
+                    }
+                }
+                Response::from_json(&serde_json::json!({ "challenge": challenge }))
+            }
             "/get" => {
                 let challenge: Option<LinkChallenge> = object_store::read(&self.sql(), "link")?;
                 let log: CallbackLog =
@@ -204,12 +216,13 @@ impl LinkObject {
             return Response::from_json(&serde_json::json!({ "created": false }));
         }
         let sql = self.sql();
-        sql.exec("DELETE FROM jobs", None)?;
+        sql.exec("DELETE FROM jobs; DELETE FROM kv WHERE k = 'opened'", None)?;
         object_store::write(&sql, "callbacks", &CallbackLog::default())?;
         self.save(&msg.challenge)?;
         let jobs = Jobs::new(&sql);
         jobs.enqueue("expire", &msg.challenge.id, msg.challenge.expires_at * 1000)?;
         jobs.arm(&self.state.storage()).await?;
+        self.count(&msg.challenge.instance, &[("links_generated", 1)]);
         Response::from_json(&serde_json::json!({ "created": true }))
     }
 
@@ -235,18 +248,24 @@ impl LinkObject {
                 .map(drop)
         };
         match &outcome {
-            Inbound::Claimed => reply("success", format!("link:{}:success", c.id))?,
+            Inbound::Claimed => {
+                reply("success", format!("link:{}:success", c.id))?;
+                self.count(&c.instance, &[("links_claimed", 1)]);
+            }
             Inbound::Reminded => reply("success", format!("link:{}:success:{}", c.id, msg.msg_id))?,
             Inbound::Rejected { now_failed, .. } => {
                 reply("failed", format!("link:{}:failed:{}", c.id, msg.msg_id))?;
+                self.count(&c.instance, &[("failed_attempts", 1)]);
                 if *now_failed {
                     self.enqueue_callback(&jobs, &c, now)?;
+                    self.count(&c.instance, &[("links_failed", 1)]);
                 }
             }
             Inbound::Expired { now_expired } => {
                 reply("expired", format!("link:{}:expired:{}", c.id, msg.msg_id))?;
                 if *now_expired {
                     self.enqueue_callback(&jobs, &c, now)?;
+                    self.count(&c.instance, &[("links_expired", 1)]);
                 }
             }
             Inbound::Duplicate => {}
@@ -271,6 +290,18 @@ impl LinkObject {
         if result == Confirm::Verified || expired_now {
             self.enqueue_callback(&jobs, &c, now)?;
             jobs.arm(&self.state.storage()).await?;
+        }
+        if result == Confirm::Verified {
+            let seconds = c.verified_at.unwrap_or(now) - c.created_at;
+            self.count(
+                &c.instance,
+                &[
+                    ("links_verified", 1),
+                    ("verification_seconds_total", seconds),
+                ],
+            );
+        } else if expired_now {
+            self.count(&c.instance, &[("links_expired", 1)]);
         }
         Response::from_json(&ConfirmReply {
             result,
@@ -314,6 +345,7 @@ impl LinkObject {
             return Ok(());
         }
         self.save(&c).map_err(retry)?;
+        self.count(&c.instance, &[("links_expired", 1)]);
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         self.enqueue_callback(&jobs, &c, now).map_err(retry)?;
@@ -393,6 +425,13 @@ impl LinkObject {
             })?;
         self.log_callback(&cb.webhook_id, "delivered")
             .map_err(retry)
+    }
+
+    /// Counts events in the instance's metrics after the response.
+    fn count(&self, instance: &str, counts: &[(&'static str, i64)]) {
+        let (env, instance, counts) = (self.env.clone(), instance.to_owned(), counts.to_vec());
+        self.state
+            .wait_until(async move { crate::metrics::add(&env, &instance, &counts).await });
     }
 
     fn log_callback(&self, webhook_id: &str, what: &str) -> Result<()> {

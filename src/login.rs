@@ -73,7 +73,7 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
             struct Got {
                 challenge: Option<LinkChallenge>,
             }
-            let got: Got = store::call_object(&stub, "get", &serde_json::json!({})).await?;
+            let got: Got = store::call_object(&stub, "open", &serde_json::json!({})).await?;
             let Some(c) = got.challenge.filter(|c| c.id == link.challenge_id) else {
                 return invalid();
             };

@@ -93,8 +93,19 @@ pub fn instance_secrets(env: &Env, instance: &str) -> Result<InstanceSecrets, Co
     let Ok(raw) = env.secret(INSTANCE_SECRETS) else {
         return Ok(InstanceSecrets::default());
     };
-    let table: HashMap<String, InstanceSecrets> = serde_json::from_str(&raw.to_string())
-        .map_err(|e| ConfigProblem(format!("secret {INSTANCE_SECRETS} is not valid: {e}")))?;
+    // serde's message may quote the offending value, which is a secret: log only the
+    // position, answer with a fixed message.
+    let table: HashMap<String, InstanceSecrets> =
+        serde_json::from_str(&raw.to_string()).map_err(|e| {
+            worker::console_error!(
+                "secret {INSTANCE_SECRETS}: invalid at line {} column {}",
+                e.line(),
+                e.column()
+            );
+            ConfigProblem(format!(
+                "secret {INSTANCE_SECRETS} must be a JSON object: instance id -> credentials (docs/configuration.md)"
+            ))
+        })?;
     Ok(table
         .into_iter()
         .find(|(id, _)| id.eq_ignore_ascii_case(instance))

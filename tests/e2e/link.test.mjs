@@ -379,3 +379,39 @@ async function demoLoop(w) {
     assert.match(post.headers.get('location'), /#token=/);
   }
 }
+
+describe('metrics', () => {
+  test('counts links generated, opened, verified and failed attempts where they happen', async () => {
+    const fresh = await start();
+    try {
+      const r = newRecipient();
+      const d = await generate({ chatId: r }, { worker: fresh, cb: false });
+      await generate({}, { worker: fresh, cb: false });
+      await inbound(newRecipient(), prefilled(d), { worker: fresh }); // wrong sender
+      await inbound(r, prefilled(d), { worker: fresh });
+      const [reply] = await meta.waitForMessages(1, { to: r });
+      const login = loginPath(reply.text);
+      await fresh.fetch(login);
+      await fresh.fetch(login); // opened counts once per link
+      assert.equal((await fresh.fetch(login, { method: 'POST', redirect: 'manual' })).status, 303);
+      const expected = { links_generated: 2, links_opened: 1, links_claimed: 1, links_verified: 1, failed_attempts: 1 };
+      let data;
+      for (let i = 0; i < 50; i++) {
+        const res = await fresh.fetch(`/api/otp/v2/${WA}/metrics`, { headers: { Authorization: `Bearer ${fresh.secrets.tokens[WA]}` } });
+        assert.equal(res.status, 200);
+        data = (await res.json()).data;
+        if (Object.entries(expected).every(([k, v]) => data[k] === v)) break;
+        await sleep(100);
+      }
+      for (const [k, v] of Object.entries(expected)) assert.equal(data[k], v, k);
+      assert.equal(data.links_expired, 0);
+      assert.ok(data.average_seconds_to_verification >= 0 && data.average_seconds_to_verification < 60);
+      const today = new Date().toISOString().slice(0, 10);
+      assert.equal(data.days[today].links_generated, 2);
+      const anon = await fresh.fetch(`/api/otp/v2/${WA}/metrics`);
+      assert.equal(anon.status, 401);
+    } finally {
+      await fresh.stop();
+    }
+  });
+});

@@ -36,6 +36,7 @@ const RC = '/api/otp/v2/{instance}/request-code';
 const VC = '/api/otp/v2/{instance}/validate-code';
 const GL = '/api/otp/v2/{instance}/generate-link';
 const OTP = '/api/otp/v2/{instance}/otps/{uuid}';
+const METRICS = '/api/otp/v2/{instance}/metrics';
 const WA = '/webhooks/whatsapp/{instance}';
 const TW = '/webhooks/twilio/{instance}';
 const LOGIN = '/login/{token}';
@@ -53,6 +54,7 @@ const ROUTES = [
   ['POST', VC, 401],
   ['POST', GL, 401],
   ['GET', OTP, 401],
+  ['GET', METRICS, 401],
   ['GET', WA, 403],
   ['POST', WA, 401],
   ['POST', TW, 401],
@@ -114,7 +116,7 @@ async function call(harness, method, p, { auth, body, headers = {} } = {}) {
 }
 
 /** The success schema of each API operation, whose property order the bodies keep. */
-const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse' };
+const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse', [METRICS]: 'MetricsResponse' };
 const dataOrder = (template, data) =>
   template === OTP
     ? Object.keys(spec.components.schemas[data.otp_type === 'link' ? 'LinkStatusData' : 'CodeStatusData'].properties)
@@ -381,7 +383,6 @@ test('paths the document does not list are not served', async () => {
     ['POST', `/webhooks/whatsapp/${DEMO}/extra`],
     ['GET', '/login'],
     ['GET', '/login/a/b'],
-    ['PUT', '/login/x'],
   ];
   // Other paths (`/`, `/demo.js`, ...) are static files of www/ served by the assets layer
   // before the Worker runs (wrangler.toml `run_worker_first`): not part of the API.
@@ -1071,6 +1072,8 @@ test('503 when API_TOKENS is not set (every API operation)', async () => {
     assert.equal(res.status, 503);
     res = await otp(UNKNOWN_UUID, { harness: broken, auth: 'any' });
     assert.equal(res.status, 503);
+    res = conforms('GET', METRICS, await call(broken, 'GET', concrete(METRICS), { auth: 'any' }));
+    assert.equal(res.status, 503);
   } finally {
     await broken.stop();
   }
@@ -1078,19 +1081,22 @@ test('503 when API_TOKENS is not set (every API operation)', async () => {
 
 test('503 when INSTANCE_SECRETS is not valid (provider webhooks, generate-link with callbacks)', async () => {
   const broken = await startWorker({
-    secrets: { ...w.secrets, pepper: randomBytes(32).toString('hex'), instances: { [DEMO]: { not_a_credential: 'x' } } },
+    secrets: { ...w.secrets, pepper: randomBytes(32).toString('hex'), instances: { [DEMO]: { token_keys: 'LEAKED-SIGNING-KEY-123' } } },
   });
   try {
     let res = conforms('GET', WA, await call(broken, 'GET', `${concrete(WA)}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1`));
     assert.equal(res.status, 503);
     assert.match(res.body, /INSTANCE_SECRETS/);
+    assert.doesNotMatch(res.body, /LEAKED/, 'a malformed secret is never echoed');
     res = await waPost(broken, '{}', { signature: 'sha256=00' });
     assert.equal(res.status, 503);
+    assert.doesNotMatch(res.body, /LEAKED/);
     res = await twPost(broken, {}, { signature: 'AAAA' });
     assert.equal(res.status, 503);
     res = await gl({ callback: { failed: 'https://site.example.com/cb' } }, { harness: broken });
     assert.equal(res.status, 503);
-    assert.match(res.body.message, /INSTANCE_SECRETS is not valid/);
+    assert.match(res.body.message, /INSTANCE_SECRETS must be a JSON object/);
+    assert.doesNotMatch(res.body.message, /LEAKED/);
     res = await gl({}, { harness: broken });
     assert.equal(res.status, 200, 'no callbacks: no credential needed');
     // The dev info shows no credentials rather than failing.
@@ -1164,6 +1170,16 @@ test('dev info: the demo instance, its token and credentials; 403 off loopback',
 
 // ------------------------------------------------------------------------------------------
 // Coverage: every documented response was produced by some test above (run last).
+
+test('metrics: 200 with every counter, 401, 404 for an unknown instance', async () => {
+  let res = conforms('GET', METRICS, await call(w, 'GET', concrete(METRICS), { auth: token() }));
+  assert.equal(res.status, 200);
+  assert.equal(typeof res.body.data.links_generated, 'number');
+  res = conforms('GET', METRICS, await call(w, 'GET', concrete(METRICS)));
+  assert.equal(res.status, 401);
+  res = conforms('GET', METRICS, await call(w, 'GET', `/api/otp/v2/99999999-9999-4999-8999-999999999999/metrics`, { auth: token() }));
+  assert.equal(res.status, 404);
+});
 
 test('every documented response was produced and checked', (t) => {
   const seen = checkedResponses();

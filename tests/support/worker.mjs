@@ -4,6 +4,7 @@
 import { unstable_startWorker } from 'wrangler';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -67,9 +68,11 @@ export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
 } = {}) {
   const config = path.join(ROOT, '.wrangler.local.toml');
-  if (!existsSync(config) || !existsSync(path.join(ROOT, `build/${flavour}/index.js`))) {
-    throw new Error(`build the Worker first: bash scripts/build.sh ${flavour} && bash scripts/wrangler-local.sh`);
+  if (!existsSync(path.join(ROOT, `build/${flavour}/index.js`))) {
+    throw new Error(`build the Worker first: bash scripts/build.sh ${flavour}`);
   }
+  // wrangler.toml without [build], written fresh so a binding added there is never missed.
+  execFileSync('bash', [path.join(ROOT, 'scripts/wrangler-local.sh')]);
   const instances = [...testInstances(), ...extraInstances];
   secrets ??= {
     pepper: random(32),
