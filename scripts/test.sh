@@ -32,5 +32,8 @@ bash scripts/build.sh release
 bash scripts/build.sh dev
 bash scripts/wrangler-local.sh
 
+step "fake provider self-tests"
+node --test tests/support/selftest/
+
 step "end-to-end tests"
 node --test --test-concurrency=1 tests/e2e/
