@@ -270,26 +270,6 @@ describe('the link loop', () => {
     assert.equal(got[3].json.status, 'verified');
     assert.equal((await status(d.uuid)).callbacks.success, 'delivered');
   });
-
-  test('expiry sends the failed callback with reason expired, and a late message gets the expired reply', async () => {
-    const quick = await start({ vars: { CALLBACK_RETRY_SCALE: '0.001' } });
-    try {
-      const r = newRecipient();
-      const before = receiver.requests.length;
-      const d = await generate({ expires: 60 }, { worker: quick });
-      assert.equal((await status(d.uuid, quick)).status, 'pending');
-      if (!process.env.SLOW_TESTS) return; // a link lives at least 60 s
-      await sleep(61_000);
-      const [cb] = (await receiver.waitFor(before + 1)).slice(before);
-      assert.equal(cb.json.status, 'failed');
-      assert.equal(cb.json.reason, 'expired');
-      await inbound(r, prefilled(d), { worker: quick });
-      const [late] = await meta.waitForMessages(1, { to: r });
-      assert.equal(late.text, 'This link has expired. Please request a new one.');
-    } finally {
-      await quick.stop();
-    }
-  });
 });
 
 describe('restarts and Twilio', () => {
