@@ -364,7 +364,11 @@ mod tests {
         assert_eq!(c.confirm(T0 + 3), Confirm::Verified);
         assert_eq!(c.confirm(T0 + 4), Confirm::AlreadyVerified);
         let body = c.callback_body();
-        assert!(body.starts_with(r#"{"uuid":"#) && body.contains(r#""status":"verified","verified_at":"#), "{body}");
+        assert!(
+            body.starts_with(r#"{"uuid":"#)
+                && body.contains(r#""status":"verified","verified_at":"#),
+            "{body}"
+        );
         let p = c.callback_payload();
         assert_eq!(p["status"], "verified");
         assert_eq!(p["verified_at"], "2025-12-29T17:43:39+00:00");

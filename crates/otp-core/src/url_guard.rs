@@ -204,7 +204,11 @@ mod tests {
         ("https://11.0.0.1/", Ok(()), Ok(())),
         ("https://223.255.255.255/", Ok(()), Ok(())),
         // Non-ASCII hosts are refused: the Worker links the ASCII-only IDNA back end.
-        ("https://مثال.example/", Err(UrlRefusal::Unparsable), Err(UrlRefusal::Unparsable)),
+        (
+            "https://مثال.example/",
+            Err(UrlRefusal::Unparsable),
+            Err(UrlRefusal::Unparsable),
+        ),
         ("https://xn--mgbh0fb.example/", Ok(()), Ok(())),
         ("https://my.localhost.example.com/", Ok(()), Ok(())),
         // Not parsable, too long.
