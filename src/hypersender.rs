@@ -444,7 +444,7 @@ async fn generate_link(
 ) -> std::result::Result<Response, ApiError> {
     use otp_core::code::from_random;
     use otp_core::link::{prefilled_text, wa_me_link};
-    use otp_core::link_state::{Callbacks, LinkChallenge, LinkMessages, LinkStatus};
+    use otp_core::link_state::{Callbacks, LinkChallenge, LinkMessages};
     use otp_core::template::render;
 
     let inst = authorize(req, env, instance)?;
@@ -485,15 +485,14 @@ async fn generate_link(
         };
         let id = uuid_v4(id_bytes.try_into().unwrap_or_default());
         let code = code.reveal().to_owned();
-        let challenge = LinkChallenge {
-            id: id.clone(),
-            instance: inst.id.clone(),
-            code: code.clone(),
-            name: name.clone(),
-            created_at: now,
-            expires_at: now + input.expires,
-            expected: input.recipient.as_ref().map(|r| r.digits().to_owned()),
-            messages: LinkMessages {
+        let challenge = LinkChallenge::new(
+            id.clone(),
+            inst.id.clone(),
+            code.clone(),
+            name.clone(),
+            (now, now + input.expires),
+            input.recipient.as_ref().map(|r| r.digits().to_owned()),
+            LinkMessages {
                 prompt: prompt.clone(),
                 success: input
                     .success
@@ -508,20 +507,12 @@ async fn generate_link(
                     .clone()
                     .unwrap_or_else(|| DEFAULT_EXPIRED.into()),
             },
-            callbacks: Callbacks {
+            Callbacks {
                 success: input.callback_success.clone(),
                 failed: input.callback_failed.clone(),
             },
-            stage: LinkStatus::Pending,
-            claimed_by: None,
-            claimed_at: None,
-            verified_at: None,
-            failed_at: None,
-            failure: None,
-            failures: 0,
-            max_failures: inst.link.max_failures,
-            seen: vec![],
-        };
+            inst.link.max_failures,
+        );
         let stub = store::link_stub(env, &inst.id, &code).map_err(internal)?;
         let created: serde_json::Value = store::call_object(
             &stub,

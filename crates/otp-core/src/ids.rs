@@ -4,6 +4,11 @@
 pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    hyphenated(&bytes)
+}
+
+/// Formats 16 bytes as a lowercase hyphenated UUID, as they are.
+pub fn hyphenated(bytes: &[u8; 16]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

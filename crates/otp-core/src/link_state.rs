@@ -153,6 +153,41 @@ pub enum Confirm {
 }
 
 impl LinkChallenge {
+    /// A new, pending challenge: nothing claimed, no failures yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        instance: String,
+        code: String,
+        name: String,
+        (created_at, expires_at): (i64, i64),
+        expected: Option<String>,
+        messages: LinkMessages,
+        callbacks: Callbacks,
+        max_failures: u32,
+    ) -> Self {
+        Self {
+            id,
+            instance,
+            code,
+            name,
+            created_at,
+            expires_at,
+            expected,
+            messages,
+            callbacks,
+            stage: LinkStatus::Pending,
+            claimed_by: None,
+            claimed_at: None,
+            verified_at: None,
+            failed_at: None,
+            failure: None,
+            failures: 0,
+            max_failures,
+            seen: vec![],
+        }
+    }
+
     /// The status at `now`: an open challenge past `expires_at` is `expired`.
     pub fn status(&self, now: i64) -> LinkStatus {
         match self.stage {
@@ -317,31 +352,23 @@ mod tests {
     const T0: i64 = 1_767_030_216;
 
     fn challenge(expected: Option<&str>) -> LinkChallenge {
-        LinkChallenge {
-            id: "a0b5df6a-b491-4190-80a5-38d85a2a4836".into(),
-            instance: "i".into(),
-            code: "RDYFQUBX".into(),
-            name: "Acme".into(),
-            created_at: T0,
-            expires_at: T0 + 1800,
-            expected: expected.map(str::to_owned),
-            messages: LinkMessages {
-                prompt: "Give me link to login at Acme".into(),
-                success: "Here: {link}".into(),
-                failed: "Failed".into(),
-                expired: "Expired".into(),
-            },
-            callbacks: Callbacks::default(),
-            stage: LinkStatus::Pending,
-            claimed_by: None,
-            claimed_at: None,
-            verified_at: None,
-            failed_at: None,
-            failure: None,
-            failures: 0,
-            max_failures: 3,
-            seen: vec![],
-        }
+        let messages = LinkMessages {
+            prompt: "Give me link to login at Acme".into(),
+            success: "Here: {link}".into(),
+            failed: "Failed".into(),
+            expired: "Expired".into(),
+        };
+        LinkChallenge::new(
+            "a0b5df6a-b491-4190-80a5-38d85a2a4836".into(),
+            "i".into(),
+            "RDYFQUBX".into(),
+            "Acme".into(),
+            (T0, T0 + 1800),
+            expected.map(str::to_owned),
+            messages,
+            Callbacks::default(),
+            3,
+        )
     }
 
     fn from(d: &str) -> Recipient {

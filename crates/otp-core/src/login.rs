@@ -112,16 +112,8 @@ fn take_field(rest: &mut &[u8]) -> Result<String, LoginTokenError> {
             let (raw, tail) = tail
                 .split_at_checked(16)
                 .ok_or(LoginTokenError::Malformed)?;
-            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            let uuid = format!(
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            );
-            (uuid, tail)
+            let raw: &[u8; 16] = raw.try_into().map_err(|_| LoginTokenError::Malformed)?;
+            (crate::ids::hyphenated(raw), tail)
         }
         RAW => {
             let (&len, tail) = tail.split_first().ok_or(LoginTokenError::Malformed)?;
