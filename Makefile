@@ -22,4 +22,4 @@ fmt:
 	cargo fmt --all
 
 clean:
-	rm -rf build target/wasm32-unknown-unknown .wrangler .wrangler.local.toml
+	rm -rf build target/wasm32-unknown-unknown .wrangler .wrangler.local.toml .wrangler.test.toml

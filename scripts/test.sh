@@ -30,7 +30,6 @@ wasm-pack test --node crates/otp-core
 step "build the release and dev Workers"
 bash scripts/build.sh release
 bash scripts/build.sh dev
-bash scripts/wrangler-local.sh
 
 step "fake provider self-tests"
 node --test tests/support/selftest/

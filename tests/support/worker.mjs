@@ -67,12 +67,13 @@ export function instanceSecretsFor() {
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
 } = {}) {
-  const config = path.join(ROOT, '.wrangler.local.toml');
+  // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
+  const config = path.join(ROOT, '.wrangler.test.toml');
   if (!existsSync(path.join(ROOT, `build/${flavour}/index.js`))) {
     throw new Error(`build the Worker first: bash scripts/build.sh ${flavour}`);
   }
   // wrangler.toml without [build], written fresh so a binding added there is never missed.
-  execFileSync('bash', [path.join(ROOT, 'scripts/wrangler-local.sh')]);
+  execFileSync('bash', [path.join(ROOT, 'scripts/wrangler-local.sh'), '.wrangler.test.toml']);
   const instances = [...testInstances(), ...extraInstances];
   secrets ??= {
     pepper: random(32),
