@@ -519,3 +519,224 @@ mod tests {
         assert_eq!(handshake(Some("subscribe"), Some(""), Some("1"), ""), None);
     }
 }
+
+// Sending through the Cloud API (`POST /<version>/<phone_number_id>/messages`) and reading its
+// answers: `messages[0].id` on success, `error.code` and `error.message` on failure.
+
+use crate::twilio::Delivery;
+
+/// An authentication-template send: the code as the body's one parameter and as the
+/// copy-code button's (`sub_type: "url"`, `index: "0"`), as Meta documents.
+pub fn template_message(to_digits: &str, template: &str, language: &str, code: &str) -> Value {
+    serde_json::json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to_digits,
+        "type": "template",
+        "template": {
+            "name": template,
+            "language": {"code": language},
+            "components": [
+                {"type": "body", "parameters": [{"type": "text", "text": code}]},
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": "0",
+                    "parameters": [{"type": "text", "text": code}],
+                },
+            ],
+        },
+    })
+}
+
+/// A plain text send (only inside the 24-hour window a user opened), without link previews.
+pub fn text_message(to_digits: &str, body: &str) -> Value {
+    serde_json::json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to_digits,
+        "type": "text",
+        "text": {"preview_url": false, "body": body},
+    })
+}
+
+/// The delivery state of a status webhook's `status` with its error (as
+/// [`MetaEvent::Status`] describes it); `None` for other statuses (`deleted`, `warning`).
+pub fn delivery_status(status: &str, error: Option<&str>) -> Option<Delivery> {
+    Some(match status.trim() {
+        "accepted" | "held_for_quality_assessment" => Delivery::Queued,
+        "sent" => Delivery::Sent,
+        "delivered" => Delivery::Delivered,
+        "read" => Delivery::Read,
+        "failed" => {
+            let reason = error.map(str::trim).filter(|e| !e.is_empty());
+            Delivery::Failed(format!("meta {}", reason.unwrap_or("failed")))
+        }
+        _ => return None,
+    })
+}
+
+/// Cloud API errors that the same request will meet again: unreachable recipients, template
+/// and parameter problems, and credentials or permissions.
+const PERMANENT_ERRORS: &[i64] = &[
+    10,     // permission denied
+    100,    // invalid parameter
+    190,    // access token expired or invalid
+    131008, // required parameter missing
+    131009, // parameter value invalid
+    131021, // recipient is the sender
+    131026, // message undeliverable (not on WhatsApp, old app, terms not accepted)
+    131030, // recipient not in the test number's allowed list
+    131031, // business account locked
+    131042, // payment problem
+    131047, // re-engagement: more than 24 hours since the user last wrote
+    131051, // unsupported message type
+    132000, // template parameter count mismatch
+    132001, // template does not exist in this language
+    132005, // translated text too long
+    132007, // template format policy violated
+    132012, // template parameter format mismatch
+    132015, // template paused
+    132016, // template disabled
+    133010, // phone number not registered
+];
+
+/// Cloud API errors worth retrying later: throttling and transient service trouble.
+const TEMPORARY_ERRORS: &[i64] = &[
+    1,      // unknown API error
+    2,      // API service unavailable
+    4,      // application rate limit
+    80007,  // business account rate limit
+    130429, // throughput rate limit
+    131000, // something went wrong
+    131016, // service unavailable
+    131048, // spam rate limit
+    131056, // pair rate limit (same sender and recipient)
+    133004, // server temporarily unavailable
+];
+
+/// True when a failed send should not be retried on this channel (fall back instead):
+/// known permanent codes and other 4xx; false for known temporary codes, 408, 429 and 5xx.
+pub fn error_is_permanent(http_status: u16, code: i64) -> bool {
+    crate::provider::error_is_permanent(http_status, Some(code), PERMANENT_ERRORS, TEMPORARY_ERRORS)
+}
+
+/// The `(code, message)` of a Graph API error body (`{"error": {"code": 131030, …}}`).
+pub fn send_error(raw_body: &[u8]) -> Option<(i64, String)> {
+    let body: Value = serde_json::from_slice(raw_body).ok()?;
+    crate::provider::code_and_message(body.get("error")?)
+}
+
+/// The message id (`wamid.…`) of a successful send, the key of its status webhooks.
+pub fn message_id(raw_body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(raw_body).ok()?;
+    body.get("messages")?
+        .get(0)?
+        .get("id")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+    use serde_json::json;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn authentication_template_carries_the_code_twice() {
+        assert_eq!(
+            template_message("20123456789", "verify_code", "en_US", "123456"),
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "20123456789",
+                "type": "template",
+                "template": {
+                    "name": "verify_code",
+                    "language": {"code": "en_US"},
+                    "components": [
+                        {"type": "body", "parameters": [{"type": "text", "text": "123456"}]},
+                        {"type": "button", "sub_type": "url", "index": "0",
+                         "parameters": [{"type": "text", "text": "123456"}]}
+                    ]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn text_message_has_no_preview() {
+        assert_eq!(
+            text_message("20123456789", "Your code: 1234"),
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "20123456789",
+                "type": "text",
+                "text": {"preview_url": false, "body": "Your code: 1234"}
+            })
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_delivery_states() {
+        let cases = [
+            ("sent", None, Some(Delivery::Sent)),
+            ("delivered", None, Some(Delivery::Delivered)),
+            ("read", None, Some(Delivery::Read)),
+            ("accepted", None, Some(Delivery::Queued)),
+            (
+                "failed",
+                Some("131026: Message undeliverable"),
+                Some(Delivery::Failed(
+                    "meta 131026: Message undeliverable".into(),
+                )),
+            ),
+            ("failed", None, Some(Delivery::Failed("meta failed".into()))),
+            ("deleted", None, None),
+            ("warning", None, None),
+        ];
+        for (status, error, expected) in cases {
+            assert_eq!(delivery_status(status, error), expected, "{status}");
+        }
+    }
+
+    #[test]
+    fn permanent_errors_are_told_from_temporary_ones() {
+        for code in [131026, 131030, 131047, 132000, 132001, 100, 190] {
+            assert!(error_is_permanent(400, code), "{code}");
+        }
+        for code in [130429, 131000, 131016, 131056, 133004, 1, 2, 4, 80007] {
+            assert!(!error_is_permanent(400, code), "{code}");
+        }
+        assert!(!error_is_permanent(429, 0));
+        assert!(!error_is_permanent(500, 0));
+        assert!(!error_is_permanent(503, 12345));
+        assert!(error_is_permanent(400, 12345));
+        assert!(error_is_permanent(401, 190));
+        assert!(!error_is_permanent(200, 0));
+    }
+
+    /// The shapes of Meta's documented send answers.
+    #[test]
+    fn send_answers_are_read() {
+        let error = br#"{"error": {"message": "(#131030) Recipient phone number not in allowed list", "type": "OAuthException", "code": 131030, "error_data": {"messaging_product": "whatsapp", "details": "Recipient phone number not in allowed list: Add recipient phone number to recipient list and try again."}, "fbtrace_id": "AI5Ob2yJ5Yyn3z9mQx8XG6g"}}"#;
+        assert_eq!(
+            send_error(error),
+            Some((
+                131030,
+                "(#131030) Recipient phone number not in allowed list".into()
+            ))
+        );
+        let ok = br#"{"messaging_product": "whatsapp", "contacts": [{"input": "+20123456789", "wa_id": "20123456789"}], "messages": [{"id": "wamid.HBgLMjAxMjM0NTY3ODkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA", "message_status": "accepted"}]}"#;
+        assert_eq!(
+            message_id(ok).as_deref(),
+            Some("wamid.HBgLMjAxMjM0NTY3ODkVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA")
+        );
+        assert_eq!(send_error(ok), None);
+        assert_eq!(message_id(error), None);
+        assert_eq!(message_id(b"not json"), None);
+    }
+}
