@@ -71,19 +71,30 @@ const OUTBOX_KEEP: i64 = 50;
 impl Channel for Outbox<'_> {
     async fn send(&self, msg: &Outbound<'_>) -> Result<(), DeliveryError> {
         let store = || -> worker::Result<()> {
-            self.sql.exec(
-                "INSERT INTO outbox (recipient, challenge_id, text_template, created_at) VALUES (?, ?, ?, ?)",
-                vec![
-                    msg.to.digits().into(),
-                    msg.challenge_id.into(),
-                    msg.text_template.into(),
-                    self.now.into(),
-                ],
-            )?;
-            self.sql.exec(
-                "DELETE FROM outbox WHERE id <= (SELECT MAX(id) FROM outbox) - ?",
-                vec![OUTBOX_KEEP.into()],
-            )?;
+            #[derive(serde::Deserialize)]
+            struct Id {
+                id: f64,
+            }
+            let row: Id = self
+                .sql
+                .exec(
+                    "INSERT INTO outbox (recipient, challenge_id, text_template, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                    vec![
+                        msg.to.digits().into(),
+                        msg.challenge_id.into(),
+                        msg.text_template.into(),
+                        self.now.into(),
+                    ],
+                )?
+                .one()?;
+            // Trim now and then, not on every message.
+            let id = row.id as i64;
+            if id % 10 == 0 {
+                self.sql.exec(
+                    "DELETE FROM outbox WHERE id <= ?",
+                    vec![(id - OUTBOX_KEEP).into()],
+                )?;
+            }
             Ok(())
         };
         store().map_err(|e| DeliveryError::Retryable(e.to_string()))

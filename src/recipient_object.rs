@@ -138,18 +138,22 @@ impl RecipientObject {
         let instance = self.instance(&msg.instance)?;
         let now = crate::http::now();
         let mut state = self.load()?;
+        // An object that never had a challenge has no owner recorded yet.
+        let first = state == RecipientState::default();
         let result = state
             .start(now, &instance.limits, msg.new_challenge())
             .cloned();
         if result.is_ok() {
             self.write("state", &state)?;
-            self.write(
-                "meta",
-                &Meta {
-                    instance: instance.id.clone(),
-                    recipient: msg.recipient.clone(),
-                },
-            )?;
+            if first {
+                self.write(
+                    "meta",
+                    &Meta {
+                        instance: instance.id.clone(),
+                        recipient: msg.recipient.clone(),
+                    },
+                )?;
+            }
             self.queue_and_send_now("deliver", &msg.id, now).await?;
         }
         Response::from_json(&result)

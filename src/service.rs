@@ -65,23 +65,42 @@ pub fn pepper(env: &Env) -> Result<Secret, ConfigProblem> {
         .map_err(|e| ConfigProblem(format!("secret {PEPPER_SECRET}: {e}")))
 }
 
-/// True when `token` is one of `instance`'s API tokens.
-pub fn token_is_valid(env: &Env, instance: &str, token: &str) -> Result<bool, ConfigProblem> {
+/// Instance id -> SHA-256 hex digests of its API tokens.
+type TokenTable = HashMap<String, Vec<String>>;
+
+thread_local! {
+    /// The parsed `API_TOKENS` of this isolate (secrets change only with a deploy too).
+    static TOKENS_CACHE: std::cell::RefCell<Option<Result<TokenTable, ConfigProblem>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn parse_tokens(env: &Env) -> Result<TokenTable, ConfigProblem> {
     let raw = env
         .secret(TOKENS_SECRET)
         .map_err(|_| ConfigProblem(format!("secret {TOKENS_SECRET} is not set")))?
         .to_string();
-    let table: HashMap<String, Vec<String>> = serde_json::from_str(&raw).map_err(|_| {
+    serde_json::from_str(&raw).map_err(|_| {
         ConfigProblem(format!(
             "secret {TOKENS_SECRET} must be a JSON object: instance id -> list of SHA-256 hex"
         ))
-    })?;
-    let hashes = table
-        .iter()
-        .find(|(id, _)| id.eq_ignore_ascii_case(instance))
-        .map(|(_, h)| h.as_slice())
-        .unwrap_or(&[]);
-    Ok(token_matches(token, hashes))
+    })
+}
+
+/// True when `token` is one of `instance`'s API tokens.
+pub fn token_is_valid(env: &Env, instance: &str, token: &str) -> Result<bool, ConfigProblem> {
+    TOKENS_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let table = cache
+            .get_or_insert_with(|| parse_tokens(env))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let hashes = table
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(instance))
+            .map(|(_, h)| h.as_slice())
+            .unwrap_or(&[]);
+        Ok(token_matches(token, hashes))
+    })
 }
 
 /// Secret holding per-instance credentials (`docs/configuration.md`).
