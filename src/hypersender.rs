@@ -7,7 +7,6 @@ use crate::http::{self, json_object, BodyError, Failure};
 use crate::service::{self, ConfigProblem};
 use crate::store::{self, ChallengeRecord, Recipients, StartMsg};
 use otp_core::challenge::{Attempt, Challenge, Refusal, Status};
-use otp_core::code::{derive, CodeContext};
 use otp_core::config::InstanceConfig;
 use otp_core::hypersender::{parse_request_code, parse_validate_code, ValidationErrors};
 use otp_core::ids::{is_uuid, uuid_v4};
@@ -247,6 +246,7 @@ async fn request_code(
         spec: input.spec,
         name: input.name,
         ttl: input.expires,
+        options: Default::default(),
     };
     let challenge = Recipients::new(env)
         .start(&inst.id, &input.recipient, &msg)
@@ -264,12 +264,7 @@ async fn request_code(
     store::put_record(env, &challenge.id, &record, challenge.created_at)
         .await
         .map_err(internal)?;
-    let ctx = CodeContext {
-        instance: &inst.id,
-        recipient: &input.recipient,
-        challenge_id: &challenge.id,
-    };
-    let code = derive(&pepper, ctx, challenge.spec);
+    let code = challenge.code(&pepper, &inst.id, &input.recipient);
     let data = RequestCodeData {
         uuid: challenge.id.clone(),
         chat_id: input.recipient.chat_id(),

@@ -9,7 +9,6 @@ use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
 use crate::store::{AttemptMsg, GetMsg, SendMsg, StartMsg};
 use otp_core::challenge::{Attempt, RecipientState};
-use otp_core::code::{derive, CodeContext};
 use otp_core::config::{ChannelKind, InstanceConfig};
 use otp_core::schedule::retry_delay;
 use otp_core::template::render;
@@ -185,12 +184,8 @@ impl RecipientObject {
         let now = crate::http::now();
         let mut state = self.load()?;
         let outcome = state.attempt(now, &instance.limits, |c| {
-            let ctx = CodeContext {
-                instance: &instance.id,
-                recipient: &recipient,
-                challenge_id: &c.id,
-            };
-            derive(&pepper, ctx, c.spec).matches_input(c.spec, &msg.code)
+            c.code(&pepper, &instance.id, &recipient)
+                .matches_input(c.spec, &msg.code)
         });
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;
@@ -250,12 +245,9 @@ impl RecipientObject {
             .into_iter()
             .map(|row| {
                 let code = state.get(&row.challenge_id).map(|c| {
-                    let ctx = CodeContext {
-                        instance: &instance.id,
-                        recipient: &recipient,
-                        challenge_id: &c.id,
-                    };
-                    derive(&pepper, ctx, c.spec).reveal().to_owned()
+                    c.code(&pepper, &instance.id, &recipient)
+                        .reveal()
+                        .to_owned()
                 });
                 crate::store::OutboxMessage {
                     to: recipient.e164(),
@@ -373,12 +365,7 @@ impl Courier {
             &[("name", name), ("minutes", &minutes)],
         );
         let pepper = service::pepper(&self.env).map_err(|p| DeliveryError::Retryable(p.0))?;
-        let ctx = CodeContext {
-            instance: &instance.id,
-            recipient: &recipient,
-            challenge_id: &challenge.id,
-        };
-        let code = derive(&pepper, ctx, challenge.spec);
+        let code = challenge.code(&pepper, &instance.id, &recipient);
         let msg = Outbound {
             to: &recipient,
             challenge_id: &challenge.id,

@@ -23,6 +23,9 @@ pub struct StartMsg {
     pub spec: CodeSpec,
     pub name: Option<String>,
     pub ttl: i64,
+    /// Locale, preferred channel, test mode, fixed code of a test number.
+    #[serde(default)]
+    pub options: otp_core::challenge::SendOptions,
 }
 
 impl StartMsg {
@@ -34,6 +37,7 @@ impl StartMsg {
             spec: self.spec,
             name: self.name.clone(),
             ttl: self.ttl,
+            options: self.options.clone(),
         }
     }
 }

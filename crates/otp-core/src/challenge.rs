@@ -151,6 +151,49 @@ pub struct Challenge {
     /// Why it failed (`attempts`, `undeliverable: ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// How the caller asked for it to be sent.
+    #[serde(default, skip_serializing_if = "SendOptions::is_default")]
+    pub options: SendOptions,
+    /// Bumped when delivery falls back to the next channel: part of the code's derivation,
+    /// so the next channel carries a fresh code and the previous one stops working.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+    /// The channel that accepted the message (or is being tried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The provider's message id, to match delivery receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    /// The latest delivery receipt (`delivered`, `read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How a caller asked for a challenge to be sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOptions {
+    /// Preferred locale of the message (`pt-BR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Preferred channel kind (`whatsapp`, `sms`): the first of the instance's chain that matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Test mode (a `sk_test_` key): delivered to the dev outbox, never to a provider.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
+    /// A configured test number: fixed code, no delivery at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_code: Option<String>,
+}
+
+impl SendOptions {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Challenge {
@@ -169,6 +212,36 @@ impl Challenge {
     /// True while the code can still be validated.
     pub fn is_open(&self, now: i64) -> bool {
         matches!(self.status(now), Status::Pending | Status::Sent)
+    }
+
+    /// What the code is derived from besides instance and recipient: the id, plus the
+    /// generation once delivery has fallen back to another channel.
+    pub fn code_id(&self) -> String {
+        if self.generation == 0 {
+            self.id.clone()
+        } else {
+            format!("{}#{}", self.id, self.generation)
+        }
+    }
+
+    /// The challenge's code: a test number's fixed code, else derived from the pepper, the
+    /// instance, the recipient and [`Challenge::code_id`].
+    pub fn code(
+        &self,
+        pepper: &crate::Secret,
+        instance: &str,
+        recipient: &crate::Recipient,
+    ) -> crate::code::Code {
+        if let Some(fixed) = &self.options.fixed_code {
+            return crate::code::Code::fixed(fixed);
+        }
+        let code_id = self.code_id();
+        let ctx = crate::code::CodeContext {
+            instance,
+            recipient,
+            challenge_id: &code_id,
+        };
+        crate::code::derive(pepper, ctx, self.spec)
     }
 
     /// Wrong codes still allowed.
@@ -190,6 +263,8 @@ pub struct NewChallenge {
     pub name: Option<String>,
     /// Lifetime in seconds.
     pub ttl: i64,
+    /// Locale, preferred channel, test mode.
+    pub options: SendOptions,
 }
 
 /// Why a new challenge was refused. Each carries the seconds until a retry can succeed.
@@ -308,6 +383,11 @@ impl RecipientState {
             sent_at: None,
             ended_at: None,
             failure: None,
+            options: new.options,
+            generation: 0,
+            channel: None,
+            provider_id: None,
+            receipt: None,
         });
         Ok(self.challenges.last().expect("just pushed"))
     }
@@ -390,6 +470,48 @@ impl RecipientState {
         }
     }
 
+    /// Moves an open challenge to its next delivery channel: a fresh code (the generation is
+    /// part of its derivation), the previous one void. False when it is no longer open.
+    pub fn fall_back(&mut self, id: &str, now: i64, channel: &str) -> bool {
+        match self.challenges.iter_mut().find(|c| c.id == id) {
+            Some(c) if c.is_open(now) && c.stage == Stage::Pending => {
+                c.generation = c.generation.saturating_add(1);
+                c.channel = Some(channel.to_owned());
+                c.provider_id = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records which channel accepted the message and the provider's id for receipts.
+    pub fn mark_accepted(
+        &mut self,
+        id: &str,
+        now: i64,
+        channel: &str,
+        provider_id: Option<String>,
+    ) -> bool {
+        let sent = self.mark_sent(id, now);
+        if let Some(c) = self.challenges.iter_mut().find(|c| c.id == id) {
+            c.channel = Some(channel.to_owned());
+            c.provider_id = provider_id;
+        }
+        sent
+    }
+
+    /// Applies a delivery receipt for provider message `provider_id`: `delivered` and `read`
+    /// are recorded; a failure of the message that carries the live code fails the challenge
+    /// when `fail` is set (the caller falls back instead when it can). Returns the challenge id.
+    pub fn on_receipt(&mut self, provider_id: &str, receipt: &str) -> Option<String> {
+        let c = self
+            .challenges
+            .iter_mut()
+            .find(|c| c.provider_id.as_deref() == Some(provider_id))?;
+        c.receipt = Some(receipt.to_owned());
+        Some(c.id.clone())
+    }
+
     /// Records that challenge `id`'s message could not be delivered: it fails if still open.
     pub fn mark_undeliverable(&mut self, id: &str, now: i64, reason: &str) -> bool {
         match self.challenges.iter_mut().find(|c| c.id == id) {
@@ -441,6 +563,7 @@ mod tests {
             },
             name: None,
             ttl,
+            options: SendOptions::default(),
         }
     }
 
@@ -603,6 +726,27 @@ mod tests {
             Refusal::Cooldown { retry_after: 20 }
         );
         s.start(T0 + 30, &p, new("b", 300)).unwrap();
+    }
+
+    #[test]
+    fn falling_back_gives_a_fresh_code_id_and_keeps_the_uuid() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        assert_eq!(s.get("a").unwrap().code_id(), "a");
+        assert!(s.fall_back("a", T0 + 1, "twilio_sms"));
+        let c = s.get("a").unwrap();
+        assert_eq!(
+            (c.code_id().as_str(), c.channel.as_deref()),
+            ("a#1", Some("twilio_sms"))
+        );
+        assert!(s.mark_accepted("a", T0 + 2, "twilio_sms", Some("SM1".into())));
+        assert!(
+            !s.fall_back("a", T0 + 3, "x"),
+            "a sent message is not replaced"
+        );
+        assert_eq!(s.on_receipt("SM1", "delivered").as_deref(), Some("a"));
+        assert_eq!(s.get("a").unwrap().receipt.as_deref(), Some("delivered"));
+        assert_eq!(s.on_receipt("SM-unknown", "read"), None);
     }
 
     #[test]
