@@ -25,7 +25,7 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
         Ok(c) => c,
         Err(p) => return refuse(503, &p.0),
     };
-    if config.instances.iter().any(|i| i.channel.is_real()) {
+    if config.instances.iter().any(|i| i.has_real_channel()) {
         return refuse(
             403,
             "dev routes are disabled while an instance has a real channel",

@@ -337,6 +337,8 @@ struct StatusData {
     validated_at: Option<String>,
     failed_at: Option<String>,
     failure: Option<String>,
+    channel: Option<String>,
+    delivery: Option<String>,
 }
 
 impl StatusData {
@@ -363,6 +365,8 @@ impl StatusData {
                 None
             },
             failure: c.failure.clone(),
+            channel: c.channel.clone(),
+            delivery: c.receipt.clone(),
         }
     }
 }
@@ -409,6 +413,8 @@ async fn status(
             validated_at: None,
             failed_at: None,
             failure: None,
+            channel: None,
+            delivery: None,
         },
     };
     ok("OTP status retrieved successfully", data, &[]).map_err(internal)

@@ -3,11 +3,14 @@
 //! decides with no `await` between reading and writing its state, so "used once" and
 //! "attempts left" hold under any concurrency.
 
-use crate::channel::{Channel, DeliveryError, Outbound, Outbox, WhatsappCloud, OUTBOX_SCHEMA};
+use crate::channel::{
+    Channel, DeliveryError, Outbound, Outbox, TwilioChannel, WebhookSender, WhatsappCloud,
+    OUTBOX_SCHEMA,
+};
 use crate::object_store;
 use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
-use crate::store::{AttemptMsg, GetMsg, SendMsg, StartMsg};
+use crate::store::{AttemptMsg, GetMsg, ReceiptMsg, SendMsg, StartMsg};
 use otp_core::challenge::{Attempt, RecipientState};
 use otp_core::config::{ChannelKind, InstanceConfig};
 use otp_core::schedule::retry_delay;
@@ -65,6 +68,7 @@ impl DurableObject for RecipientObject {
             "/start" => self.start(serde_json::from_str(&body)?).await,
             "/attempt" => self.attempt(serde_json::from_str(&body)?),
             "/send" => self.queue_message(serde_json::from_str(&body)?).await,
+            "/receipt" => self.receipt(serde_json::from_str(&body)?).await,
             "/get" => {
                 let msg: GetMsg = serde_json::from_str(&body)?;
                 Response::from_json(&self.load()?.get(&msg.id))
@@ -156,6 +160,26 @@ impl RecipientObject {
             self.queue_and_send_now("deliver", &msg.id, now).await?;
         }
         Response::from_json(&result)
+    }
+
+    /// A provider's delivery receipt for one of this recipient's messages: `delivered` and
+    /// `read` are recorded; a failure falls back to the next channel or fails the challenge.
+    async fn receipt(&self, msg: ReceiptMsg) -> Result<Response> {
+        let mut state = self.load()?;
+        let Some(id) = state.on_receipt(&msg.provider_id, &msg.status) else {
+            return Response::from_json(&serde_json::json!({ "matched": false }));
+        };
+        self.write("state", &state)?;
+        if msg.status == "failed" {
+            let why = msg
+                .error
+                .as_deref()
+                .unwrap_or("the provider reported a failure");
+            if self.courier().fall_back_or_fail(&id, why)? {
+                Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
+            }
+        }
+        Response::from_json(&serde_json::json!({ "matched": true }))
     }
 
     /// Persists a job, arms the alarm as a safety net one lease away, and delivers right
@@ -329,7 +353,9 @@ impl Courier {
             text_template: &queued.text,
             code: None,
         };
-        self.send_through(&instance, &msg, crate::http::now())
+        // Replies answer a WhatsApp message: through the instance's first channel.
+        let kind = instance.chain()[0];
+        self.send_through(&instance, kind, &msg, crate::http::now())
             .await?;
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a
         // late duplicate request is still recognised).
@@ -358,10 +384,47 @@ impl Courier {
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         let recipient = Recipient::parse(&meta.recipient)
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        if challenge.options.fixed_code.is_some() {
+            // A configured test number: no delivery at all, and said so in the log.
+            worker::console_log!(
+                "test number {} used for challenge {}",
+                recipient.e164(),
+                challenge.id
+            );
+            let mut state = self.load().map_err(internal)?;
+            if state.mark_accepted(&challenge.id, now, "test_number", None) {
+                self.write("state", &state).map_err(internal)?;
+            }
+            return Ok(());
+        }
+        let chain = instance.chain();
+        let kind = if challenge.options.test {
+            ChannelKind::Outbox // a test key never reaches a provider
+        } else {
+            let named = challenge
+                .channel
+                .as_deref()
+                .and_then(|n| chain.iter().find(|k| k.as_str() == n));
+            let preferred = challenge
+                .options
+                .channel
+                .as_deref()
+                .and_then(|m| chain.iter().find(|k| k.medium() == m));
+            *named.or(preferred).unwrap_or(&chain[0])
+        };
+        if challenge.channel.as_deref() != Some(kind.as_str()) {
+            // Record the channel being tried, so a failure knows where the chain continues.
+            let mut state = self.load().map_err(internal)?;
+            if let Some(c) = state.challenges.iter_mut().find(|c| c.id == challenge.id) {
+                c.channel = Some(kind.as_str().to_owned());
+            }
+            self.write("state", &state).map_err(internal)?;
+        }
         let minutes = ((challenge.expires_at - challenge.created_at + 59) / 60).to_string();
         let name = challenge.name.as_deref().unwrap_or(&instance.name);
+        let locale = challenge.options.locale.as_deref();
         let text_template = render(
-            &instance.messages.code,
+            instance.messages.code_text(locale),
             &[("name", name), ("minutes", &minutes)],
         );
         let pepper = service::pepper(&self.env).map_err(|p| DeliveryError::Retryable(p.0))?;
@@ -372,38 +435,50 @@ impl Courier {
             text_template: &text_template,
             code: Some(code.reveal()),
         };
-        self.send_through(&instance, &msg, now).await?;
+        let provider_id = self.send_through(&instance, kind, &msg, now).await?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
-        if state.mark_sent(&challenge.id, crate::http::now()) {
+        if state.mark_accepted(
+            &challenge.id,
+            crate::http::now(),
+            kind.as_str(),
+            provider_id,
+        ) {
             self.write("state", &state).map_err(internal)?;
         }
         Ok(())
     }
 
-    /// Hands a message to the instance's channel.
+    /// Hands a message to one channel of the instance; the provider's message id on success.
     async fn send_through(
         &self,
         instance: &InstanceConfig,
+        kind: ChannelKind,
         msg: &Outbound<'_>,
         now: i64,
-    ) -> std::result::Result<(), DeliveryError> {
-        match instance.channel {
+    ) -> std::result::Result<Option<String>, DeliveryError> {
+        let missing = |what: &str| {
+            DeliveryError::Permanent(format!("the {} channel needs {what}", kind.as_str()))
+        };
+        let secrets = || {
+            service::instance_secrets(&self.env, &instance.id)
+                .map_err(|p| DeliveryError::Retryable(p.0))
+        };
+        match kind {
             ChannelKind::Outbox => {
                 let sql = self.sql();
                 Outbox { sql: &sql, now }.send(msg).await
             }
             ChannelKind::Whatsapp => {
-                let secrets = service::instance_secrets(&self.env, &instance.id)
-                    .map_err(|p| DeliveryError::Retryable(p.0))?;
-                let (Some(config), Some(token)) = (
-                    instance.whatsapp.as_ref(),
-                    secrets.whatsapp_access_token.as_deref(),
-                ) else {
-                    return Err(DeliveryError::Permanent(
-                        "whatsapp channel needs [whatsapp] config and whatsapp_access_token".into(),
-                    ));
-                };
+                let secrets = secrets()?;
+                let config = instance
+                    .whatsapp
+                    .as_ref()
+                    .ok_or_else(|| missing("[whatsapp]"))?;
+                let token = secrets
+                    .whatsapp_access_token
+                    .as_deref()
+                    .ok_or_else(|| missing("whatsapp_access_token"))?;
                 WhatsappCloud {
                     config,
                     access_token: token,
@@ -411,14 +486,104 @@ impl Courier {
                 .send(msg)
                 .await
             }
+            ChannelKind::TwilioSms | ChannelKind::TwilioWhatsapp => {
+                let secrets = secrets()?;
+                let config = instance
+                    .twilio
+                    .as_ref()
+                    .ok_or_else(|| missing("[twilio]"))?;
+                let token = secrets
+                    .twilio_auth_token
+                    .as_deref()
+                    .ok_or_else(|| missing("twilio_auth_token"))?;
+                let status_callback = service::var(&self.env, "PUBLIC_URL").map(|base| {
+                    format!(
+                        "{}/webhooks/twilio/{}",
+                        base.trim_end_matches('/'),
+                        instance.id
+                    )
+                });
+                TwilioChannel {
+                    config,
+                    auth_token: token,
+                    whatsapp: kind == ChannelKind::TwilioWhatsapp,
+                    web_otp_domain: instance.web_otp_domain.as_deref(),
+                    status_callback,
+                }
+                .send(msg)
+                .await
+            }
+            ChannelKind::Webhook => {
+                let secrets = secrets()?;
+                let config = instance
+                    .webhook
+                    .as_ref()
+                    .ok_or_else(|| missing("[webhook]"))?;
+                let secret = secrets
+                    .sender_secret
+                    .as_deref()
+                    .and_then(|s| otp_core::webhook::WebhookSecret::parse(s).ok())
+                    .ok_or_else(|| missing("a valid sender_secret"))?;
+                let kind = if msg.code.is_some() {
+                    "code"
+                } else {
+                    "message"
+                };
+                WebhookSender {
+                    url: &config.url,
+                    secret: &secret,
+                    kind,
+                }
+                .send(msg)
+                .await
+            }
+        }
+    }
+
+    /// After a delivery failed for good on one channel: hands the challenge to the next
+    /// channel of the chain (a fresh code; the previous one stops working), or, at the end of
+    /// the chain, marks it undeliverable. True when it fell back (a new job is queued).
+    fn fall_back_or_fail(&self, challenge_id: &str, why: &str) -> Result<bool> {
+        let now = crate::http::now();
+        let mut state = self.load()?;
+        let meta: Option<Meta> = self.read("meta")?;
+        let next = state.get(challenge_id).zip(meta).and_then(|(c, meta)| {
+            let instance = self.instance(&meta.instance).ok()?;
+            let chain = instance.chain();
+            let at = c
+                .channel
+                .as_deref()
+                .and_then(|n| chain.iter().position(|k| k.as_str() == n))?;
+            chain.get(at + 1).copied()
+        });
+        match next {
+            Some(kind) if !state.get(challenge_id).is_some_and(|c| c.options.test) => {
+                if state.fall_back(challenge_id, now, kind.as_str()) {
+                    console_error!(
+                        "challenge {challenge_id}: falling back to {} after: {why}",
+                        kind.as_str()
+                    );
+                    self.write("state", &state)?;
+                    Jobs::new(&self.sql()).enqueue("deliver", challenge_id, now * 1000)?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            _ => {
+                console_error!("delivery of challenge {challenge_id} given up: {why}");
+                if state.mark_undeliverable(challenge_id, now, why) {
+                    self.write("state", &state)?;
+                }
+                Ok(false)
+            }
         }
     }
 
     fn give_up(&self, job: &Job, why: &str) -> Result<()> {
-        console_error!("delivery of challenge {} given up: {why}", job.target);
-        let mut state = self.load()?;
-        if state.mark_undeliverable(&job.target, crate::http::now(), why) {
-            self.write("state", &state)?;
+        if job.kind == "deliver" {
+            self.fall_back_or_fail(&job.target, why)?;
+        } else {
+            console_error!("{} job {} given up: {why}", job.kind, job.target);
         }
         Ok(())
     }

@@ -59,6 +59,14 @@ pub struct SendMsg {
     pub text: String,
 }
 
+/// A provider's delivery receipt (`sent`, `delivered`, `read`, `failed`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReceiptMsg {
+    pub provider_id: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
 /// A lookup of one challenge.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GetMsg {
@@ -143,6 +151,17 @@ impl<'a> Recipients<'a> {
             text: text.into(),
         };
         let _: serde_json::Value = self.call(instance, recipient, "send", &msg).await?;
+        Ok(())
+    }
+
+    /// Applies a delivery receipt to the recipient's message `provider_id`.
+    pub async fn receipt(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        msg: &ReceiptMsg,
+    ) -> Result<()> {
+        let _: serde_json::Value = self.call(instance, recipient, "receipt", msg).await?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 use crate::http;
 use crate::link_object::InboundMsg;
 use crate::service;
-use crate::store;
+use crate::store::{self, ReceiptMsg};
 use otp_core::link::find_code;
 use otp_core::meta::{self, MetaEvent};
 use otp_core::Recipient;
@@ -81,8 +81,19 @@ pub async fn handle(
                 return plain(400, "not a WhatsApp Cloud API event");
             };
             for event in events {
-                if let MetaEvent::Text { id, from, body, .. } = event {
-                    on_text(env, &inst.id, &from, &id, &body, &origin).await?;
+                match event {
+                    MetaEvent::Text { id, from, body, .. } => {
+                        on_text(env, &inst.id, &from, &id, &body, &origin).await?;
+                    }
+                    MetaEvent::Status {
+                        id,
+                        status,
+                        recipient_id,
+                        error,
+                        ..
+                    } => {
+                        on_status(env, &inst.id, &recipient_id, &id, &status, error).await?;
+                    }
                 }
             }
             plain(200, "ok")
@@ -118,7 +129,17 @@ pub async fn handle(
                 return plain(401, "bad signature");
             }
             let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-            if let (Some(from), Some(text)) = (get("From"), get("Body")) {
+            if let (Some(status), None, Some(to), Some(sid)) = (
+                get("MessageStatus").or(get("SmsStatus")),
+                get("Body"),
+                get("To"),
+                get("MessageSid"),
+            ) {
+                // A status callback for a message we sent.
+                let to = to.strip_prefix("whatsapp:").unwrap_or(to);
+                let error = get("ErrorCode").map(|c| format!("twilio {c}"));
+                on_status(env, &inst.id, to, sid, status, error).await?;
+            } else if let (Some(from), Some(text)) = (get("From"), get("Body")) {
                 let from = from.strip_prefix("whatsapp:").unwrap_or(from);
                 on_text(
                     env,
@@ -136,6 +157,34 @@ pub async fn handle(
         }
         _ => http::not_found(),
     }
+}
+
+/// A delivery status for message `provider_id` sent to `to`: the recipient's object updates
+/// the challenge that message carried (receipts for unknown ids change nothing).
+async fn on_status(
+    env: &Env,
+    instance: &str,
+    to: &str,
+    provider_id: &str,
+    status: &str,
+    error: Option<String>,
+) -> Result<()> {
+    let normalized = match status {
+        "delivered" | "read" | "sent" => status,
+        "failed" | "undelivered" => "failed",
+        _ => return Ok(()),
+    };
+    let Ok(recipient) = Recipient::parse(to) else {
+        return Ok(());
+    };
+    let msg = ReceiptMsg {
+        provider_id: provider_id.into(),
+        status: normalized.into(),
+        error,
+    };
+    store::Recipients::new(env)
+        .receipt(instance, &recipient, &msg)
+        .await
 }
 
 /// A text from `from`: if it carries a link code, the link's object decides what it means.

@@ -474,7 +474,11 @@ impl RecipientState {
     /// part of its derivation), the previous one void. False when it is no longer open.
     pub fn fall_back(&mut self, id: &str, now: i64, channel: &str) -> bool {
         match self.challenges.iter_mut().find(|c| c.id == id) {
-            Some(c) if c.is_open(now) && c.stage == Stage::Pending => {
+            Some(c) if c.is_open(now) => {
+                // A failed receipt for a sent message falls back too: back to pending.
+                c.stage = Stage::Pending;
+                c.sent_at = None;
+                c.receipt = None;
                 c.generation = c.generation.saturating_add(1);
                 c.channel = Some(channel.to_owned());
                 c.provider_id = None;
@@ -740,13 +744,18 @@ mod tests {
             ("a#1", Some("twilio_sms"))
         );
         assert!(s.mark_accepted("a", T0 + 2, "twilio_sms", Some("SM1".into())));
-        assert!(
-            !s.fall_back("a", T0 + 3, "x"),
-            "a sent message is not replaced"
-        );
         assert_eq!(s.on_receipt("SM1", "delivered").as_deref(), Some("a"));
         assert_eq!(s.get("a").unwrap().receipt.as_deref(), Some("delivered"));
         assert_eq!(s.on_receipt("SM-unknown", "read"), None);
+        // A failed receipt of the sent message: the next channel gets generation 2.
+        assert!(s.fall_back("a", T0 + 3, "webhook"));
+        assert_eq!(s.get("a").unwrap().status(T0 + 3), Status::Pending);
+        assert_eq!(s.get("a").unwrap().code_id(), "a#2");
+        s.start(T0 + 4, &p, new("b", 300)).unwrap();
+        assert!(
+            !s.fall_back("a", T0 + 5, "x"),
+            "a superseded challenge stays closed"
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub enum ChannelKind {
     Outbox,
     /// Meta's WhatsApp Cloud API (`[whatsapp]` table, access token in `INSTANCE_SECRETS`).
     Whatsapp,
+    /// Twilio Messages API, SMS (`[twilio]` table with `from`).
+    TwilioSms,
+    /// Twilio Messages API, WhatsApp (`[twilio]` table with `whatsapp_from`).
+    TwilioWhatsapp,
+    /// The site's own sender: a signed POST to `[webhook] url` ("bring your own sender").
+    Webhook,
 }
 
 impl ChannelKind {
@@ -30,8 +36,65 @@ impl ChannelKind {
         match self {
             Self::Outbox => "outbox",
             Self::Whatsapp => "whatsapp",
+            Self::TwilioSms => "twilio_sms",
+            Self::TwilioWhatsapp => "twilio_whatsapp",
+            Self::Webhook => "webhook",
         }
     }
+
+    /// What a caller asking for a channel means by it: `whatsapp` or `sms` (others: their name).
+    pub fn medium(self) -> &'static str {
+        match self {
+            Self::Whatsapp | Self::TwilioWhatsapp => "whatsapp",
+            Self::TwilioSms => "sms",
+            Self::Outbox => "outbox",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+fn default_twilio_base() -> String {
+    "https://api.twilio.com".into()
+}
+
+fn default_template_language() -> String {
+    "en_US".into()
+}
+
+/// A WhatsApp authentication template (copy-code button) for codes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappTemplate {
+    /// The approved template's name.
+    pub name: String,
+    /// Its language code.
+    #[serde(default = "default_template_language")]
+    pub language: String,
+}
+
+/// Twilio settings of an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// `AC...`.
+    pub account_sid: String,
+    /// SMS sender: an E.164 number, an alphanumeric id or a Messaging Service `MG...`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// WhatsApp sender number (E.164), for `twilio_whatsapp`.
+    #[serde(default)]
+    pub whatsapp_from: Option<String>,
+    /// API base URL; tests point it at a fake server on 127.0.0.1.
+    #[serde(default = "default_twilio_base")]
+    pub api_base: String,
+}
+
+/// The site's own sender.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSenderConfig {
+    /// Where to POST `{to, text, code, kind, challenge}`, signed with `sender_secret`.
+    pub url: String,
 }
 
 fn default_graph_base() -> String {
@@ -54,6 +117,9 @@ pub struct WhatsappConfig {
     /// Graph API version in the path.
     #[serde(default = "default_graph_version")]
     pub api_version: String,
+    /// Send codes as this authentication template (copy-code button); text otherwise.
+    #[serde(default)]
+    pub template: Option<WhatsappTemplate>,
 }
 
 /// Settings of the WhatsApp link flow (generate-link).
@@ -81,19 +147,23 @@ fn default_kid() -> String {
 }
 
 /// Message texts of an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Messages {
-    /// The code message; `{code}`, `{name}` and `{minutes}` are filled in.
-    pub code: String,
+    /// The code message for every locale; `{code}`, `{name}` and `{minutes}` are filled in.
+    pub code: Option<String>,
+    /// The code message per locale (`en`, `pt-BR`, ...), tried before `code`.
+    pub code_by_locale: crate::messages::Texts,
 }
 
-impl Default for Messages {
-    fn default() -> Self {
-        Self {
-            code: "{code} is your {name} verification code. It expires in {minutes} minutes."
-                .into(),
-        }
+impl Messages {
+    /// The code message template for `locale`: the instance's text for that locale, else its
+    /// one text, else the built-in text in that locale (English when unknown).
+    pub fn code_text(&self, locale: Option<&str>) -> &str {
+        self.code_by_locale
+            .pick(locale)
+            .or(self.code.as_deref())
+            .unwrap_or_else(|| crate::messages::builtin_code_text(locale))
     }
 }
 
@@ -119,15 +189,45 @@ pub struct InstanceConfig {
     /// Longest code lifetime this instance accepts, in seconds (tightens the API's 1800).
     #[serde(default)]
     pub max_expires: Option<i64>,
+    /// Channels tried in order after `channel` when a delivery fails.
+    #[serde(default)]
+    pub fallback: Vec<ChannelKind>,
     /// WhatsApp Cloud API settings, required by the `whatsapp` channel.
     #[serde(default)]
     pub whatsapp: Option<WhatsappConfig>,
+    /// Twilio settings, required by the `twilio_*` channels.
+    #[serde(default)]
+    pub twilio: Option<TwilioConfig>,
+    /// The site's own sender, required by the `webhook` channel.
+    #[serde(default)]
+    pub webhook: Option<WebhookSenderConfig>,
+    /// The site's domain: SMS codes end with the WebOTP line `@<domain> #<code>`.
+    #[serde(default)]
+    pub web_otp_domain: Option<String>,
     /// WhatsApp link flow settings.
     #[serde(default)]
     pub link: LinkConfig,
     /// The `kid` of the key (in `INSTANCE_SECRETS.token_keys`) that signs verification tokens.
     #[serde(default = "default_kid")]
     pub token_kid: String,
+}
+
+impl InstanceConfig {
+    /// The delivery chain: `channel`, then `fallback`, without repeats.
+    pub fn chain(&self) -> Vec<ChannelKind> {
+        let mut chain = vec![self.channel];
+        for c in &self.fallback {
+            if !chain.contains(c) {
+                chain.push(*c);
+            }
+        }
+        chain
+    }
+
+    /// True when any channel of the chain reaches real phones.
+    pub fn has_real_channel(&self) -> bool {
+        self.chain().iter().any(|c| c.is_real())
+    }
 }
 
 /// Per-instance credentials, from the `INSTANCE_SECRETS` secret (a JSON object keyed by
@@ -144,6 +244,8 @@ pub struct InstanceSecrets {
     pub whatsapp_verify_token: Option<String>,
     /// Twilio auth token: checks `X-Twilio-Signature` on inbound webhooks.
     pub twilio_auth_token: Option<String>,
+    /// `whsec_...`: signs messages to the site's own sender (`webhook` channel).
+    pub sender_secret: Option<String>,
     /// `whsec_...`: signs callbacks to the site (Standard Webhooks).
     pub webhook_secret: Option<String>,
     /// Keys that sign verification tokens, by `kid` (several allow rotation).
@@ -200,11 +302,36 @@ impl ServiceConfig {
                     inst.id
                 )));
             }
-            if inst.channel == ChannelKind::Whatsapp && inst.whatsapp.is_none() {
-                return Err(ConfigError(format!(
-                    "instance {}: the whatsapp channel needs a [whatsapp] table with phone_number_id",
-                    inst.id
-                )));
+            for channel in inst.chain() {
+                let missing = match channel {
+                    ChannelKind::Whatsapp if inst.whatsapp.is_none() => {
+                        Some("a [whatsapp] table with phone_number_id")
+                    }
+                    ChannelKind::TwilioSms
+                        if inst.twilio.as_ref().is_none_or(|t| t.from.is_none()) =>
+                    {
+                        Some("a [twilio] table with account_sid and from")
+                    }
+                    ChannelKind::TwilioWhatsapp
+                        if inst
+                            .twilio
+                            .as_ref()
+                            .is_none_or(|t| t.whatsapp_from.is_none()) =>
+                    {
+                        Some("a [twilio] table with account_sid and whatsapp_from")
+                    }
+                    ChannelKind::Webhook if inst.webhook.is_none() => {
+                        Some("a [webhook] table with url")
+                    }
+                    _ => None,
+                };
+                if let Some(what) = missing {
+                    return Err(ConfigError(format!(
+                        "instance {}: the {} channel needs {what}",
+                        inst.id,
+                        channel.as_str()
+                    )));
+                }
             }
             if let Some(n) = &inst.business_number {
                 if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
@@ -250,7 +377,7 @@ mod tests {
         .unwrap();
         let i = c.instance(&ID.to_uppercase()).unwrap();
         assert_eq!(i.limits, Policy::default());
-        assert!(i.messages.code.contains("{code}"));
+        assert!(i.messages.code_text(None).contains("{code}"));
         assert!(!i.channel.is_real());
     }
 
@@ -277,6 +404,28 @@ mod tests {
         );
         assert_eq!(c.instances[0].token_kid, "k1");
         assert_eq!(c.instances[0].link.max_failures, 5);
+    }
+
+    #[test]
+    fn chain_and_locale_texts() {
+        let c = ServiceConfig::from_json(&format!(
+            r#"[{{"id":"{ID}","name":"D","channel":"whatsapp","fallback":["twilio_sms","whatsapp"],
+                "whatsapp":{{"phone_number_id":"1"}},"twilio":{{"account_sid":"AC1","from":"+15550001111"}},
+                "messages":{{"code_by_locale":{{"pt":"Seu código {{code}}"}}}}}}]"#
+        ))
+        .unwrap();
+        let i = &c.instances[0];
+        assert_eq!(
+            i.chain(),
+            vec![ChannelKind::Whatsapp, ChannelKind::TwilioSms]
+        );
+        assert!(i.has_real_channel());
+        assert_eq!(i.messages.code_text(Some("pt-BR")), "Seu código {code}");
+        assert!(i.messages.code_text(Some("de")).contains("{code}"));
+        assert_ne!(
+            i.messages.code_text(Some("de")),
+            i.messages.code_text(Some("en"))
+        );
     }
 
     #[test]
