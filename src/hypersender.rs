@@ -246,7 +246,10 @@ async fn request_code(
         spec: input.spec,
         name: input.name,
         ttl: input.expires,
-        options: Default::default(),
+        options: otp_core::challenge::SendOptions {
+            locale: input.locale,
+            ..Default::default()
+        },
     };
     let challenge = Recipients::new(env)
         .start(&inst.id, &input.recipient, &msg)

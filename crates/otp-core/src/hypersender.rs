@@ -43,6 +43,8 @@ pub struct RequestCode {
     pub name: Option<String>,
     /// Lifetime in seconds.
     pub expires: i64,
+    /// Extension: the message's locale (`pt-BR`), beside the Hypersender fields.
+    pub locale: Option<String>,
 }
 
 /// A valid validate-code body.
@@ -226,6 +228,19 @@ pub fn parse_request_code(
     let all_capital = f.boolean("allCapital", false);
     let name = f.optional_string("name", NAME_MAX).map(str::to_owned);
     let expires = f.integer_between("expires", 1800.min(max_expires), 60, max_expires);
+    let locale = match f.optional_string("locale", 35) {
+        None => None,
+        Some(raw) => {
+            let parsed = crate::messages::parse_locale(raw);
+            if parsed.is_none() {
+                f.errors.push(
+                    "locale",
+                    "The locale field must be a language tag such as en or pt-BR.".into(),
+                );
+            }
+            parsed
+        }
+    };
     let alphabet = Alphabet::from_flags(use_letter, use_number, all_capital);
     if alphabet.is_none() {
         f.errors.push(
@@ -243,6 +258,7 @@ pub fn parse_request_code(
             },
             name,
             expires,
+            locale,
         });
     f.finish(parsed)
 }
