@@ -7,7 +7,6 @@ use otp_core::config::{TwilioConfig, WhatsappConfig};
 use otp_core::template::render;
 use otp_core::webhook::{self, WebhookSecret};
 use otp_core::{meta, twilio, Recipient};
-use serde_json::json;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, SqlStorage};
 
@@ -249,14 +248,22 @@ pub struct WebhookSender<'a> {
 
 impl Channel for WebhookSender<'_> {
     async fn send(&self, msg: &Outbound<'_>) -> Result<Option<String>, DeliveryError> {
-        let body = json!({
-            "to": msg.to.e164(),
-            "text": msg.text(),
-            "code": msg.code,
-            "kind": self.kind,
-            "challenge": msg.challenge_id,
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            to: String,
+            text: String,
+            code: Option<&'a str>,
+            kind: &'a str,
+            challenge: &'a str,
+        }
+        let body = serde_json::to_string(&Body {
+            to: msg.to.e164(),
+            text: msg.text(),
+            code: msg.code,
+            kind: self.kind,
+            challenge: msg.challenge_id,
         })
-        .to_string();
+        .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         let id = format!("msg_{}", msg.challenge_id.replace(['-', '#', ':'], "_"));
         let timestamp = crate::http::now();
         let signature = webhook::sign(self.secret, &id, timestamp, body.as_bytes());

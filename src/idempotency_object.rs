@@ -1,0 +1,170 @@
+//! The Durable Object that remembers one `Idempotency-Key` of the WhatOTP send endpoints.
+//!
+//! One object per (instance, API key, idempotency key) holds the fingerprint of the request
+//! that first used the key and, once that request succeeded, its response (which never holds
+//! a code). `begin` decides with no `await` between reading and writing, so of two concurrent
+//! requests with one key exactly one sends; the other is told the first is in progress. The
+//! rules (valid keys, fingerprints, same vs conflicting) are `otp_core::idempotency`'s.
+
+use crate::object_store;
+use otp_core::idempotency::{compare, Replay, TTL_SECS};
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+/// Durable Object namespace binding of [`IdempotencyObject`].
+pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
+
+/// Seconds after which a request that began but never finished (its isolate went away) no
+/// longer holds its key: a retry then runs afresh.
+const IN_PROGRESS_LEASE: i64 = 60;
+
+/// A request with a key arrives: claim the key, or learn what became of its first use.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BeginMsg {
+    pub fingerprint: String,
+}
+
+/// What `begin` decided.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Begin {
+    /// The key is new (or expired): the caller handles the request, then finishes or aborts.
+    Fresh,
+    /// The same request succeeded before: answer with its response, send nothing.
+    Replay { status: u16, body: String },
+    /// The same request is being handled right now.
+    InProgress,
+    /// The key was used for a different request.
+    Conflict,
+}
+
+/// The claimed request succeeded: keep its response for replays.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FinishMsg {
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// The claimed request failed: free the key so a retry can run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AbortMsg {
+    pub fingerprint: String,
+}
+
+/// The one record of the object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    /// `otp_core::idempotency::fingerprint` of the first request.
+    fingerprint: String,
+    /// Unix seconds when the key was first used; it is remembered for `TTL_SECS` from then.
+    started_at: i64,
+    /// The first request's successful response; `None` while it is being handled.
+    response: Option<Stored>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    status: u16,
+    body: String,
+}
+
+const KEY: &str = "entry";
+
+#[durable_object]
+pub struct IdempotencyObject {
+    state: State,
+}
+
+impl DurableObject for IdempotencyObject {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        sql.exec(object_store::SCHEMA, None)?;
+        let now = crate::http::now();
+        let entry: Option<Entry> =
+            object_store::read(&sql, KEY)?.filter(|e: &Entry| now - e.started_at < TTL_SECS);
+        match req.path().as_str() {
+            "/begin" => {
+                let msg: BeginMsg = req.json().await?;
+                let decided = match &entry {
+                    None => None,
+                    Some(e) => match (compare(Some(&e.fingerprint), &msg.fingerprint), &e.response) {
+                        (Replay::Same, Some(r)) => Some(Begin::Replay {
+                            status: r.status,
+                            body: r.body.clone(),
+                        }),
+                        (Replay::Same, None) if now - e.started_at < IN_PROGRESS_LEASE => {
+                            Some(Begin::InProgress)
+                        }
+                        (Replay::Conflict, _) => Some(Begin::Conflict),
+                        // Abandoned mid-request: this retry takes the key over.
+                        (Replay::Same | Replay::Fresh, _) => None,
+                    },
+                };
+                if let Some(decided) = decided {
+                    return Response::from_json(&decided);
+                }
+                object_store::write(
+                    &sql,
+                    KEY,
+                    &Entry {
+                        fingerprint: msg.fingerprint,
+                        started_at: now,
+                        response: None,
+                    },
+                )?;
+                // Forget the key when it expires (the state above is already written).
+                self.state
+                    .storage()
+                    .set_alarm(std::time::Duration::from_secs(TTL_SECS as u64))
+                    .await?;
+                Response::from_json(&Begin::Fresh)
+            }
+            "/finish" => {
+                let msg: FinishMsg = req.json().await?;
+                if let Some(mut e) = entry.filter(|e| e.fingerprint == msg.fingerprint) {
+                    if e.response.is_none() {
+                        e.response = Some(Stored {
+                            status: msg.status,
+                            body: msg.body,
+                        });
+                        object_store::write(&sql, KEY, &e)?;
+                    }
+                }
+                Response::from_json(&serde_json::json!({"ok": true}))
+            }
+            "/abort" => {
+                let msg: AbortMsg = req.json().await?;
+                if entry.is_some_and(|e| e.fingerprint == msg.fingerprint && e.response.is_none())
+                {
+                    sql.exec("DELETE FROM kv WHERE k = ?", vec![KEY.into()])?;
+                }
+                Response::from_json(&serde_json::json!({"ok": true}))
+            }
+            _ => Response::error("unknown operation", 404),
+        }
+    }
+
+    /// Drops the key once it has expired (or re-arms, should it have been taken over later).
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let sql = storage.sql();
+        sql.exec(object_store::SCHEMA, None)?;
+        let entry: Option<Entry> = object_store::read(&sql, KEY)?;
+        let now = crate::http::now();
+        match entry {
+            Some(e) if now - e.started_at < TTL_SECS => {
+                let left = (e.started_at + TTL_SECS - now).max(1) as u64;
+                storage
+                    .set_alarm(std::time::Duration::from_secs(left))
+                    .await?;
+            }
+            _ => storage.delete_all().await?,
+        }
+        Response::ok("")
+    }
+}
