@@ -26,6 +26,7 @@ enum ApiError {
     Malformed,
     Invalid(ValidationErrors),
     Refused(Refusal),
+    Guard(crate::guard::Refused),
     Attempt(Box<Attempt>),
     Config(ConfigProblem),
 }
@@ -108,6 +109,23 @@ impl ApiError {
                 };
                 fail(429, &message, &[("retry-after", wait.to_string())])
             }
+            Self::Guard(refused) => match refused {
+                crate::guard::Refused::Country => {
+                    let message = "The chat id field must be a number in a country this service sends to.";
+                    let errors = ValidationErrors(vec![("chatId".into(), message.into())]);
+                    Self::Invalid(errors).respond()
+                }
+                crate::guard::Refused::Budget { retry_after } => fail(
+                    429,
+                    &format!("The sending budget of this instance is spent. Try again in {retry_after} seconds."),
+                    &[("retry-after", retry_after.to_string())],
+                ),
+                crate::guard::Refused::Range { retry_after } => fail(
+                    429,
+                    &format!("Too many codes requested for numbers like this one. Try again in {retry_after} seconds."),
+                    &[("retry-after", retry_after.to_string())],
+                ),
+            },
             Self::Attempt(attempt) => match *attempt {
                 Attempt::Wrong { attempts_left, retry_after, .. } => {
                     let mut headers = vec![("x-otp-attempts-remaining", attempts_left.to_string())];
@@ -237,6 +255,15 @@ async fn request_code(
     let body = body(req).await?;
     let input =
         parse_request_code(&body, inst.max_expires.unwrap_or(1800)).map_err(ApiError::Invalid)?;
+    let now = http::now();
+    let fixed_code = match crate::guard::check(env, &inst, &input.recipient, false, now)
+        .await
+        .map_err(internal)?
+    {
+        Ok(crate::guard::Allowed::Send) => None,
+        Ok(crate::guard::Allowed::TestNumber(code)) => Some(code),
+        Err(refused) => return Err(ApiError::Guard(refused)),
+    };
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
     let msg = StartMsg {
@@ -248,6 +275,7 @@ async fn request_code(
         ttl: input.expires,
         options: otp_core::challenge::SendOptions {
             locale: input.locale,
+            fixed_code,
             ..Default::default()
         },
     };

@@ -6,8 +6,10 @@ mod callbacks;
 mod channel;
 #[cfg(feature = "dev")]
 mod dev;
+mod guard;
 mod http;
 mod hypersender;
+mod idempotency_object;
 mod link_object;
 mod login;
 mod metrics;
@@ -17,7 +19,10 @@ mod scheduler;
 mod service;
 mod store;
 mod webhooks;
+mod whatotp;
 
+pub use guard::BudgetObject;
+pub use idempotency_object::IdempotencyObject;
 pub use link_object::LinkObject;
 pub use metrics::MetricsObject;
 pub use recipient_object::RecipientObject;
@@ -34,6 +39,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             let instance = instance.to_string();
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             hypersender::handle(req, &env, &instance, &rest).await
+        }
+        (_, ["v1", rest @ ..]) => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            whatotp::handle(req, &env, &rest).await
         }
         (_, ["webhooks", provider @ ("whatsapp" | "twilio"), instance]) => {
             let (provider, instance) = (provider.to_string(), instance.to_string());

@@ -142,6 +142,48 @@ impl Default for LinkConfig {
     }
 }
 
+/// A number that gets a fixed code and no delivery (app-store reviewers, CI).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestNumber {
+    /// The number, any spelling (`+15550000000`).
+    pub number: String,
+    /// The code it always gets.
+    pub code: String,
+}
+
+/// Limits against abuse (SMS pumping), all off unless set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AbuseConfig {
+    /// Country calling codes codes may be sent to (`["20", "44"]`); empty: all.
+    pub allowed_countries: Vec<String>,
+    /// Sends per UTC hour for the whole instance (approximate: sharded counters).
+    pub hourly_budget: Option<u64>,
+    /// Sends per UTC day for the whole instance (approximate: sharded counters).
+    pub daily_budget: Option<u64>,
+    /// Digits that make a number range, for `prefix_limit` (default 7 when a limit is set).
+    pub prefix_len: Option<usize>,
+    /// Sends per number range per 10 minutes (exact).
+    pub prefix_limit: Option<u64>,
+    /// Numbers that get a fixed code and no delivery.
+    pub test_numbers: Vec<TestNumber>,
+    /// Test numbers work with live credentials too (otherwise only with `sk_test_` keys).
+    pub test_numbers_enabled: bool,
+}
+
+impl AbuseConfig {
+    /// The fixed code of a configured test number, if `digits` is one.
+    pub fn test_code(&self, digits: &str) -> Option<&str> {
+        self.test_numbers.iter().find_map(|t| {
+            crate::Recipient::parse(&t.number)
+                .ok()
+                .filter(|r| r.digits() == digits)
+                .map(|_| t.code.as_str())
+        })
+    }
+}
+
 fn default_kid() -> String {
     "k1".into()
 }
@@ -204,6 +246,9 @@ pub struct InstanceConfig {
     /// The site's domain: SMS codes end with the WebOTP line `@<domain> #<code>`.
     #[serde(default)]
     pub web_otp_domain: Option<String>,
+    /// Limits against abuse (country allowlist, budgets, number-range caps, test numbers).
+    #[serde(default)]
+    pub abuse: AbuseConfig,
     /// WhatsApp link flow settings.
     #[serde(default)]
     pub link: LinkConfig,
@@ -341,6 +386,25 @@ impl ServiceConfig {
                     )));
                 }
             }
+            for entry in &inst.abuse.allowed_countries {
+                if !crate::country::is_valid_entry(entry) {
+                    return Err(ConfigError(format!(
+                        "instance {}: allowed_countries entry {entry:?} is not a country calling code",
+                        inst.id
+                    )));
+                }
+            }
+            for t in &inst.abuse.test_numbers {
+                if crate::Recipient::parse(&t.number).is_err()
+                    || !(4..=10).contains(&t.code.len())
+                    || !t.code.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    return Err(ConfigError(format!(
+                        "instance {}: test number {:?} needs a valid number and a 4-10 character code",
+                        inst.id, t.number
+                    )));
+                }
+            }
             if let Some(m) = inst.max_expires {
                 if !(60..=1800).contains(&m) {
                     return Err(ConfigError(format!(
@@ -426,6 +490,26 @@ mod tests {
             i.messages.code_text(Some("de")),
             i.messages.code_text(Some("en"))
         );
+    }
+
+    #[test]
+    fn abuse_limits_parse_and_find_test_numbers() {
+        let c = ServiceConfig::from_json(&format!(
+            r#"[{{"id":"{ID}","name":"D","channel":"outbox","abuse":{{"allowed_countries":["20","+44"],
+                "hourly_budget":100,"test_numbers":[{{"number":"+1 555 000 0000","code":"123456"}}]}}}}]"#
+        ))
+        .unwrap();
+        let a = &c.instances[0].abuse;
+        assert_eq!(a.test_code("15550000000"), Some("123456"));
+        assert_eq!(a.test_code("15550000001"), None);
+        assert_eq!(a.hourly_budget, Some(100));
+        let bad = format!(
+            r#"[{{"id":"{ID}","name":"D","channel":"outbox","abuse":{{"allowed_countries":["999999"]}}}}]"#
+        );
+        assert!(ServiceConfig::from_json(&bad)
+            .unwrap_err()
+            .0
+            .contains("calling code"));
     }
 
     #[test]

@@ -1,0 +1,753 @@
+//! The WhatOTP API surface: `POST /v1/otp/send`, `/v1/otp/verify` and `/v1/messages/send`,
+//! so a client written for WhatOTP works against edge-otp unchanged. It runs on the same
+//! challenge store as the Hypersender surface (the recipient's Durable Object decides single
+//! use, attempts and lockouts); what WhatOTP leaves undocumented (bodies, errors, templates)
+//! is designed here and written down in docs/api.md and docs/openapi.yaml.
+//!
+//! Keys are `sk_live_…` and `sk_test_…` tokens, kept like the Hypersender tokens as SHA-256
+//! under their instance in `API_TOKENS`: the key alone names the instance. A test key marks
+//! its challenges `test`, so their codes go to the dev outbox and never to a provider. Every
+//! request on `/v1/*` counts toward the documented 120 per minute per (API key hash, client
+//! IP), enforced by the `WHATOTP_RL` rate limiting binding. The send endpoints honour an
+//! `Idempotency-Key` header through [`crate::idempotency_object`].
+
+use crate::http::{self, json_object, BodyError};
+use crate::idempotency_object::{AbortMsg, Begin, BeginMsg, FinishMsg, IDEMPOTENCY};
+use crate::service::{self, ConfigProblem};
+use crate::store::{self, call_object, ChallengeRecord, Recipients, StartMsg};
+use otp_core::challenge::{Attempt, Refusal, SendOptions, Status};
+use otp_core::config::InstanceConfig;
+use otp_core::ids::uuid_v4;
+use otp_core::secret::token_hash_hex;
+use otp_core::template::render;
+use otp_core::time::iso8601;
+use otp_core::whatotp::{self as core, KeyMode};
+use otp_core::{Alphabet, CodeSpec, Recipient};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::future::Future;
+use worker::{Env, Method, Request, Response, Result};
+
+/// Rate limiting binding: 120 requests per 60 s per (API key hash, client IP).
+pub const RATE_LIMITER: &str = "WHATOTP_RL";
+/// The binding's period in seconds, sent as `Retry-After` when it refuses.
+const RATE_PERIOD: i64 = 60;
+/// Code lifetime of `/v1/otp/send` in seconds, lowered to an instance's `max_expires`.
+const DEFAULT_TTL: i64 = 300;
+/// Longest rendered message of `/v1/messages/send` (WhatsApp's text limit), in characters.
+const MESSAGE_MAX: usize = 4096;
+/// Built-in templates of `/v1/messages/send`. `text` sends the `text` variable itself, its
+/// own `{placeholders}` filled in from the other variables.
+const TEMPLATES: &[&str] = &["text"];
+
+/// Why a request failed, mapped once to a status and error body in [`ApiError::respond`].
+enum ApiError {
+    NotFound,
+    MethodNotAllowed,
+    Unauthorized,
+    RateLimited,
+    TooLarge,
+    Malformed,
+    Invalid(core::ApiError),
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    SessionNotFound,
+    SessionVerified,
+    SessionExpired,
+    SessionSuperseded,
+    SessionFailed,
+    WrongCode {
+        attempts_left: u32,
+        retry_after: Option<i64>,
+    },
+    TooManyAttempts,
+    Locked {
+        retry_after: i64,
+    },
+    Refused(Refusal),
+    Config(ConfigProblem),
+}
+
+impl From<ConfigProblem> for ApiError {
+    fn from(p: ConfigProblem) -> Self {
+        Self::Config(p)
+    }
+}
+
+/// The error body of every failure: `{"error": {"code", "message", "field"}}`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
+}
+
+fn invalid(field: &'static str, message: String) -> ApiError {
+    ApiError::Invalid(core::ApiError {
+        code: "invalid_request",
+        message,
+        field: Some(field),
+    })
+}
+
+impl ApiError {
+    fn respond(self) -> Result<Response> {
+        let wait = |s: i64| ("retry-after", s.max(1).to_string());
+        let mut attempts = None;
+        let (status, code, message, field, headers): (u16, &str, String, _, Vec<_>) = match self {
+            Self::NotFound => (404, "not_found", "no such endpoint".into(), None, vec![]),
+            Self::MethodNotAllowed => (
+                405,
+                "method_not_allowed",
+                "this endpoint takes POST".into(),
+                None,
+                vec![("allow", "POST".into())],
+            ),
+            Self::Unauthorized => (
+                401,
+                "unauthorized",
+                "a valid API key is required: `Authorization: Bearer sk_live_…` or `sk_test_…`"
+                    .into(),
+                None,
+                vec![("www-authenticate", "Bearer".into())],
+            ),
+            Self::RateLimited => (
+                429,
+                "rate_limited",
+                "too many requests: at most 120 a minute per API key and client IP".into(),
+                None,
+                vec![wait(RATE_PERIOD)],
+            ),
+            Self::TooLarge => (
+                413,
+                "payload_too_large",
+                format!("the request body must be at most {} bytes", http::MAX_BODY),
+                None,
+                vec![],
+            ),
+            Self::Malformed => (
+                400,
+                "invalid_request",
+                "the request body must be a JSON object".into(),
+                None,
+                vec![],
+            ),
+            Self::Invalid(e) => (400, e.code, e.message, e.field, vec![]),
+            Self::IdempotencyConflict => (
+                409,
+                "idempotency_conflict",
+                "this `Idempotency-Key` was used for a different request".into(),
+                Some("Idempotency-Key"),
+                vec![],
+            ),
+            Self::IdempotencyInProgress => (
+                409,
+                "idempotency_in_progress",
+                "a request with this `Idempotency-Key` is still being handled".into(),
+                Some("Idempotency-Key"),
+                vec![wait(1)],
+            ),
+            Self::SessionNotFound => (
+                404,
+                "session_not_found",
+                "no session has this id".into(),
+                Some("session_id"),
+                vec![],
+            ),
+            Self::SessionVerified => (
+                409,
+                "session_already_verified",
+                "this session was already verified: codes are single use".into(),
+                Some("session_id"),
+                vec![],
+            ),
+            Self::SessionExpired => (
+                410,
+                "session_expired",
+                "this session expired: send a new code".into(),
+                Some("session_id"),
+                vec![],
+            ),
+            Self::SessionSuperseded => (
+                410,
+                "session_superseded",
+                "a newer code was sent to this number: verify that session instead".into(),
+                Some("session_id"),
+                vec![],
+            ),
+            Self::SessionFailed => (
+                410,
+                "session_failed",
+                "the code could not be delivered: send a new code".into(),
+                Some("session_id"),
+                vec![],
+            ),
+            Self::WrongCode {
+                attempts_left,
+                retry_after,
+            } => {
+                attempts = Some(attempts_left);
+                let mut headers = vec![("x-otp-attempts-remaining", attempts_left.to_string())];
+                headers.extend(retry_after.map(wait));
+                let message = match attempts_left {
+                    0 => "the code is wrong; no attempts remain: send a new code".into(),
+                    n => format!("the code is wrong; {n} attempts remain"),
+                };
+                (422, "invalid_code", message, Some("code"), headers)
+            }
+            Self::TooManyAttempts => (
+                429,
+                "too_many_attempts",
+                "too many wrong codes for this session: send a new code".into(),
+                Some("session_id"),
+                vec![wait(1), ("x-otp-attempts-remaining", "0".into())],
+            ),
+            Self::Locked { retry_after } | Self::Refused(Refusal::Locked { retry_after }) => (
+                429,
+                "recipient_locked",
+                format!(
+                    "too many wrong codes for this number: try again in {} seconds",
+                    retry_after.max(1)
+                ),
+                None,
+                vec![wait(retry_after)],
+            ),
+            Self::Refused(refusal) => {
+                let after = refusal.retry_after();
+                let (code, message) = match refusal {
+                    Refusal::Cooldown { .. } => (
+                        "resend_cooldown",
+                        format!("a code was just sent to this number: try again in {after} seconds"),
+                    ),
+                    _ => (
+                        "too_many_sends",
+                        format!("too many codes sent to this number: try again in {after} seconds"),
+                    ),
+                };
+                (429, code, message, Some("to"), vec![wait(after)])
+            }
+            Self::Config(problem) => {
+                worker::console_error!("configuration problem: {}", problem.0);
+                (
+                    503,
+                    "service_unavailable",
+                    format!(
+                        "the service is not configured: {}; see docs/configuration.md",
+                        problem.0
+                    ),
+                    None,
+                    vec![],
+                )
+            }
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: &message,
+                field,
+                attempts_remaining: attempts,
+            },
+        };
+        http::json(status, &body, &headers)
+    }
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    worker::console_error!("internal error: {e}");
+    ApiError::Config(ConfigProblem(format!("storage is unavailable ({e})")))
+}
+
+/// A success, serialized once so an idempotent replay answers with the same bytes.
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+impl Reply {
+    fn new<T: Serialize>(status: u16, body: &T) -> std::result::Result<Self, ApiError> {
+        let body = serde_json::to_string(body).map_err(|e| internal(e.into()))?;
+        Ok(Self { status, body })
+    }
+
+    fn respond(self, replayed: bool) -> std::result::Result<Response, ApiError> {
+        let answer = || -> Result<Response> {
+            let mut resp = Response::ok(self.body)?.with_status(self.status);
+            let h = resp.headers_mut();
+            h.set("content-type", "application/json")?;
+            h.set("cache-control", "no-store")?;
+            if replayed {
+                h.set("idempotent-replayed", "true")?;
+            }
+            Ok(resp)
+        };
+        answer().map_err(internal)
+    }
+}
+
+/// The instance and mode of the API key a request presented.
+struct Caller {
+    inst: InstanceConfig,
+    mode: KeyMode,
+    key_hash: String,
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Send,
+    Verify,
+    Message,
+}
+
+/// Routes `/v1/...`.
+pub async fn handle(mut req: Request, env: &Env, rest: &[String]) -> Result<Response> {
+    let route = match rest
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["otp", "send"] => Route::Send,
+        ["otp", "verify"] => Route::Verify,
+        ["messages", "send"] => Route::Message,
+        _ => return ApiError::NotFound.respond(),
+    };
+    if req.method() != Method::Post {
+        return ApiError::MethodNotAllowed.respond();
+    }
+    let result = async {
+        let caller = authorize(&req, env).await?;
+        match route {
+            Route::Send => send(&mut req, env, &caller).await,
+            Route::Verify => verify(&mut req, env, &caller).await,
+            Route::Message => message(&mut req, env, &caller).await,
+        }
+    };
+    match result.await {
+        Ok(resp) => Ok(resp),
+        Err(e) => e.respond(),
+    }
+}
+
+/// Counts the request toward the rate limit of its (key, IP), then finds the key's instance.
+/// Requests without a valid key count too (under the hash of what they presented), so a
+/// flood of bad keys from one address is refused like any other.
+async fn authorize(req: &Request, env: &Env) -> std::result::Result<Caller, ApiError> {
+    let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
+    let auth = header("authorization");
+    let key = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    let key_hash = token_hash_hex(key);
+    let ip = Some(header("cf-connecting-ip"))
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| "local".into());
+    rate_limit(env, format!("{key_hash}|{ip}")).await?;
+    let mode = core::key_mode(key).ok_or(ApiError::Unauthorized)?;
+    let inst = instance_of_key(env, key)?.ok_or(ApiError::Unauthorized)?;
+    Ok(Caller {
+        inst,
+        mode,
+        key_hash,
+    })
+}
+
+/// Asks the rate limiting binding. A missing binding is a configuration problem (503); a
+/// failing one lets the request through (logged), since the per-recipient limits of the
+/// Durable Object still hold.
+async fn rate_limit(env: &Env, key: String) -> std::result::Result<(), ApiError> {
+    let limiter = env.rate_limiter(RATE_LIMITER).map_err(|_| {
+        ApiError::Config(ConfigProblem(format!(
+            "rate limiting binding {RATE_LIMITER} is missing (wrangler.toml [[ratelimits]])"
+        )))
+    })?;
+    match limiter.limit(key).await {
+        Ok(outcome) if outcome.success => Ok(()),
+        Ok(_) => Err(ApiError::RateLimited),
+        Err(e) => {
+            worker::console_error!("rate limiter {RATE_LIMITER}: {e}; request let through");
+            Ok(())
+        }
+    }
+}
+
+/// The instance whose `API_TOKENS` entry holds the key's hash. Every instance is checked (no
+/// early exit), each in constant time; a key listed under two instances is a configuration
+/// error, never a guess.
+fn instance_of_key(
+    env: &Env,
+    key: &str,
+) -> std::result::Result<Option<InstanceConfig>, ApiError> {
+    let config = service::instances(env)?;
+    let mut found: Vec<&InstanceConfig> = Vec::new();
+    for inst in &config.instances {
+        if service::token_is_valid(env, &inst.id, key)? {
+            found.push(inst);
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).clone())),
+        _ => Err(ApiError::Config(ConfigProblem(
+            "an API key is listed under several instances in API_TOKENS".into(),
+        ))),
+    }
+}
+
+/// The `Idempotency-Key` header, if sent and valid.
+fn idempotency_key(req: &Request) -> std::result::Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key").ok().flatten() {
+        None => Ok(None),
+        Some(key) if otp_core::idempotency::valid_key(&key) => Ok(Some(key)),
+        Some(_) => Err(invalid(
+            "Idempotency-Key",
+            "`Idempotency-Key` must be 1 to 255 printable ASCII characters without outer spaces"
+                .into(),
+        )),
+    }
+}
+
+/// The body as a JSON object, and its raw bytes when an `Idempotency-Key` fingerprints them.
+async fn body(
+    req: &mut Request,
+    keep_raw: bool,
+) -> std::result::Result<(Map<String, Value>, Vec<u8>), ApiError> {
+    let copy = if keep_raw {
+        Some(req.clone().map_err(internal)?)
+    } else {
+        None
+    };
+    let map = match json_object(req).await {
+        Ok(Ok(map)) => map,
+        Ok(Err(BodyError::TooLarge)) => return Err(ApiError::TooLarge),
+        Ok(Err(BodyError::NotAnObject)) | Err(_) => return Err(ApiError::Malformed),
+    };
+    let raw = match copy {
+        Some(mut c) => c.bytes().await.map_err(internal)?,
+        None => Vec::new(),
+    };
+    Ok((map, raw))
+}
+
+/// Runs `work` once per `Idempotency-Key`: a repeat of the same request answers with the
+/// first success (nothing is sent again), a different request under the key is a 409. A
+/// failure frees the key, so a corrected retry can run.
+async fn once<F, Fut>(
+    env: &Env,
+    caller: &Caller,
+    key: Option<String>,
+    path: &str,
+    raw: &[u8],
+    work: F,
+) -> std::result::Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = std::result::Result<Reply, ApiError>>,
+{
+    let Some(key) = key else {
+        return work().await?.respond(false);
+    };
+    let fingerprint = otp_core::idempotency::fingerprint("POST", path, raw);
+    // Scoped to the instance and the API key, so two clients never share a key.
+    let name = format!(
+        "{}:{}",
+        caller.inst.id.to_ascii_lowercase(),
+        token_hash_hex(&format!("{}\n{key}", caller.key_hash))
+    );
+    let stub = env
+        .durable_object(IDEMPOTENCY)
+        .and_then(|ns| ns.get_by_name(&name))
+        .map_err(internal)?;
+    let begin = BeginMsg {
+        fingerprint: fingerprint.clone(),
+    };
+    match call_object(&stub, "begin", &begin)
+        .await
+        .map_err(internal)?
+    {
+        Begin::Fresh => {}
+        Begin::Replay { status, body } => return Reply { status, body }.respond(true),
+        Begin::InProgress => return Err(ApiError::IdempotencyInProgress),
+        Begin::Conflict => return Err(ApiError::IdempotencyConflict),
+    }
+    let outcome = work().await;
+    let settled = match &outcome {
+        Ok(reply) => {
+            let msg = FinishMsg {
+                fingerprint,
+                status: reply.status,
+                body: reply.body.clone(),
+            };
+            call_object::<_, Value>(&stub, "finish", &msg).await
+        }
+        Err(_) => call_object::<_, Value>(&stub, "abort", &AbortMsg { fingerprint }).await,
+    };
+    if let Err(e) = settled {
+        // The key stays claimed until its in-progress lease runs out; the answer still goes out.
+        worker::console_error!("idempotency key of {path}: {e}");
+    }
+    outcome?.respond(false)
+}
+
+#[derive(Serialize)]
+struct SendData {
+    session_id: String,
+    status: &'static str,
+    channel: &'static str,
+    expires_at: String,
+    expires_in: i64,
+}
+
+async fn send(
+    req: &mut Request,
+    env: &Env,
+    caller: &Caller,
+) -> std::result::Result<Response, ApiError> {
+    service::pepper(env)?;
+    let key = idempotency_key(req)?;
+    let (body, raw) = body(req, key.is_some()).await?;
+    let input = core::parse_send(&body).map_err(ApiError::Invalid)?;
+    once(env, caller, key, "/v1/otp/send", &raw, || {
+        start_session(env, caller, &input)
+    })
+    .await
+}
+
+/// Starts a challenge for `input` and writes its record: the session.
+async fn start_session(
+    env: &Env,
+    caller: &Caller,
+    input: &core::SendOtp,
+) -> std::result::Result<Reply, ApiError> {
+    let inst = &caller.inst;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
+    let msg = StartMsg {
+        instance: inst.id.clone(),
+        recipient: input.to.digits().into(),
+        id: uuid_v4(bytes),
+        spec: CodeSpec {
+            length: input.length,
+            alphabet: Alphabet::Digits,
+        },
+        name: None,
+        ttl: DEFAULT_TTL.min(inst.max_expires.unwrap_or(DEFAULT_TTL)),
+        options: SendOptions {
+            channel: Some(input.channel.as_str().into()),
+            test: caller.mode == KeyMode::Test,
+            ..SendOptions::default()
+        },
+    };
+    let challenge = Recipients::new(env)
+        .start(&inst.id, &input.to, &msg)
+        .await
+        .map_err(internal)?
+        .map_err(ApiError::Refused)?;
+    let record = ChallengeRecord {
+        instance: inst.id.clone(),
+        recipient: input.to.digits().into(),
+        kind: "code".into(),
+        link_code: None,
+        created_at: challenge.created_at,
+        expires_at: challenge.expires_at,
+    };
+    store::put_record(env, &challenge.id, &record, challenge.created_at)
+        .await
+        .map_err(internal)?;
+    let data = SendData {
+        session_id: core::session_id(&challenge.id),
+        status: challenge.status(challenge.created_at).as_str(),
+        channel: input.channel.as_str(),
+        expires_at: iso8601(challenge.expires_at),
+        expires_in: challenge.expires_at - challenge.created_at,
+    };
+    Reply::new(200, &data)
+}
+
+#[derive(Serialize)]
+struct VerifyData {
+    session_id: String,
+    status: &'static str,
+    verified_at: String,
+}
+
+async fn verify(
+    req: &mut Request,
+    env: &Env,
+    caller: &Caller,
+) -> std::result::Result<Response, ApiError> {
+    service::pepper(env)?;
+    let (body, _) = body(req, false).await?;
+    let input = core::parse_verify(&body).map_err(ApiError::Invalid)?;
+    let uuid = core::parse_session_id(&input.session_id).ok_or(ApiError::SessionNotFound)?;
+    let inst = &caller.inst;
+    let record = store::get_record(env, &uuid)
+        .await
+        .map_err(internal)?
+        .filter(|r| r.kind == "code" && r.instance.eq_ignore_ascii_case(&inst.id))
+        .ok_or(ApiError::SessionNotFound)?;
+    let recipient = Recipient::parse(&record.recipient).map_err(|_| ApiError::SessionNotFound)?;
+    let recipients = Recipients::new(env);
+    // A session that is no longer open is answered from its state: attempting would check
+    // the code against the number's newer challenge and could spend one of its attempts.
+    let session = recipients
+        .get(&inst.id, &recipient, &uuid)
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::SessionExpired)?;
+    match session.status(http::now()) {
+        Status::Pending | Status::Sent => {}
+        Status::Validated => return Err(ApiError::SessionVerified),
+        Status::Expired => return Err(ApiError::SessionExpired),
+        Status::Superseded => return Err(ApiError::SessionSuperseded),
+        Status::Failed if is_undeliverable(session.failure.as_deref()) => {
+            return Err(ApiError::SessionFailed)
+        }
+        Status::Failed => return Err(ApiError::TooManyAttempts),
+    }
+    let attempt = recipients
+        .attempt(&inst.id, &recipient, &input.code)
+        .await
+        .map_err(internal)?;
+    let verified_at = session_outcome(&uuid, attempt)?;
+    Reply::new(
+        200,
+        &VerifyData {
+            session_id: core::session_id(&uuid),
+            status: "verified",
+            verified_at: iso8601(verified_at),
+        },
+    )?
+    .respond(false)
+}
+
+fn is_undeliverable(failure: Option<&str>) -> bool {
+    failure.is_some_and(|f| f.starts_with("undeliverable"))
+}
+
+/// Maps an attempt at the recipient's latest code to the session's answer (its validation
+/// time on success). An outcome about another challenge means a newer code replaced the
+/// session's between the state check and the attempt.
+fn session_outcome(uuid: &str, attempt: Attempt) -> std::result::Result<i64, ApiError> {
+    let ours = |c: &otp_core::Challenge| c.id == uuid;
+    match attempt {
+        Attempt::Validated { challenge } if ours(&challenge) => {
+            Ok(challenge.ended_at.unwrap_or(challenge.created_at))
+        }
+        Attempt::Wrong {
+            challenge,
+            attempts_left,
+            retry_after,
+        } if ours(&challenge) => Err(ApiError::WrongCode {
+            attempts_left,
+            retry_after,
+        }),
+        Attempt::AlreadyUsed { challenge } if ours(&challenge) => Err(ApiError::SessionVerified),
+        Attempt::Expired { challenge } if ours(&challenge) => Err(ApiError::SessionExpired),
+        Attempt::Exhausted { challenge, .. } if ours(&challenge) => {
+            if is_undeliverable(challenge.failure.as_deref()) {
+                Err(ApiError::SessionFailed)
+            } else {
+                Err(ApiError::TooManyAttempts)
+            }
+        }
+        Attempt::Locked { retry_after } => Err(ApiError::Locked { retry_after }),
+        Attempt::NoActive => Err(ApiError::SessionExpired),
+        _ => Err(ApiError::SessionSuperseded),
+    }
+}
+
+#[derive(Serialize)]
+struct MessageData {
+    id: String,
+    status: &'static str,
+    expires_at: String,
+}
+
+async fn message(
+    req: &mut Request,
+    env: &Env,
+    caller: &Caller,
+) -> std::result::Result<Response, ApiError> {
+    let key = idempotency_key(req)?;
+    let (body, raw) = body(req, key.is_some()).await?;
+    let input = core::parse_message(&body).map_err(ApiError::Invalid)?;
+    let text = render_template(&input)?;
+    once(env, caller, key, "/v1/messages/send", &raw, || {
+        queue_message(env, caller, &input, &text)
+    })
+    .await
+}
+
+/// The message text of a built-in template (see [`TEMPLATES`]).
+fn render_template(input: &core::SendMessage) -> std::result::Result<String, ApiError> {
+    if !TEMPLATES.contains(&input.template_id.as_str()) {
+        return Err(invalid(
+            "template_id",
+            format!("`template_id` must be one of: {}", TEMPLATES.join(", ")),
+        ));
+    }
+    let text = input
+        .variables
+        .get("text")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "variables",
+                "`variables` must have a non-empty `text` for template `text`".into(),
+            )
+        })?;
+    let values: Vec<(&str, &str)> = input
+        .variables
+        .iter()
+        .filter(|(name, _)| name.as_str() != "text")
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let rendered = render(text, &values);
+    if rendered.chars().count() > MESSAGE_MAX {
+        return Err(invalid(
+            "variables",
+            format!("the rendered message must be at most {MESSAGE_MAX} characters"),
+        ));
+    }
+    Ok(rendered)
+}
+
+/// Queues the message in the recipient's object, once per message id. A test key never
+/// reaches a provider: on an instance whose channels reach real phones its message is
+/// accepted and dropped (the free-text queue has no test mode of its own).
+async fn queue_message(
+    env: &Env,
+    caller: &Caller,
+    input: &core::SendMessage,
+    text: &str,
+) -> std::result::Result<Reply, ApiError> {
+    let inst = &caller.inst;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
+    let id = format!(
+        "msg_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let simulated = caller.mode == KeyMode::Test && inst.has_real_channel();
+    if !simulated {
+        Recipients::new(env)
+            .send(&inst.id, &input.to, &id, text)
+            .await
+            .map_err(internal)?;
+    }
+    let data = MessageData {
+        id,
+        status: "queued",
+        expires_at: iso8601(http::now() + input.expires_in_seconds),
+    };
+    Reply::new(202, &data)
+}
