@@ -92,7 +92,8 @@ impl DurableObject for IdempotencyObject {
                 let msg: BeginMsg = req.json().await?;
                 let decided = match &entry {
                     None => None,
-                    Some(e) => match (compare(Some(&e.fingerprint), &msg.fingerprint), &e.response) {
+                    Some(e) => match (compare(Some(&e.fingerprint), &msg.fingerprint), &e.response)
+                    {
                         (Replay::Same, Some(r)) => Some(Begin::Replay {
                             status: r.status,
                             body: r.body.clone(),
@@ -139,8 +140,7 @@ impl DurableObject for IdempotencyObject {
             }
             "/abort" => {
                 let msg: AbortMsg = req.json().await?;
-                if entry.is_some_and(|e| e.fingerprint == msg.fingerprint && e.response.is_none())
-                {
+                if entry.is_some_and(|e| e.fingerprint == msg.fingerprint && e.response.is_none()) {
                     sql.exec("DELETE FROM kv WHERE k = ?", vec![KEY.into()])?;
                 }
                 Response::from_json(&serde_json::json!({"ok": true}))

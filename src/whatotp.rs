@@ -11,6 +11,7 @@
 //! IP), enforced by the `WHATOTP_RL` rate limiting binding. The send endpoints honour an
 //! `Idempotency-Key` header through [`crate::idempotency_object`].
 
+use crate::guard::{self, Allowed, Refused};
 use crate::http::{self, json_object, BodyError};
 use crate::idempotency_object::{AbortMsg, Begin, BeginMsg, FinishMsg, IDEMPOTENCY};
 use crate::service::{self, ConfigProblem};
@@ -42,7 +43,6 @@ const TEMPLATES: &[&str] = &["text"];
 
 /// Why a request failed, mapped once to a status and error body in [`ApiError::respond`].
 enum ApiError {
-    NotFound,
     MethodNotAllowed,
     Unauthorized,
     RateLimited,
@@ -65,6 +65,7 @@ enum ApiError {
         retry_after: i64,
     },
     Refused(Refusal),
+    Guard(Refused),
     Config(ConfigProblem),
 }
 
@@ -102,7 +103,6 @@ impl ApiError {
         let wait = |s: i64| ("retry-after", s.max(1).to_string());
         let mut attempts = None;
         let (status, code, message, field, headers): (u16, &str, String, _, Vec<_>) = match self {
-            Self::NotFound => (404, "not_found", "no such endpoint".into(), None, vec![]),
             Self::MethodNotAllowed => (
                 405,
                 "method_not_allowed",
@@ -224,7 +224,9 @@ impl ApiError {
                 let (code, message) = match refusal {
                     Refusal::Cooldown { .. } => (
                         "resend_cooldown",
-                        format!("a code was just sent to this number: try again in {after} seconds"),
+                        format!(
+                            "a code was just sent to this number: try again in {after} seconds"
+                        ),
                     ),
                     _ => (
                         "too_many_sends",
@@ -233,6 +235,33 @@ impl ApiError {
                 };
                 (429, code, message, Some("to"), vec![wait(after)])
             }
+            Self::Guard(Refused::Country) => (
+                400,
+                "country_not_allowed",
+                "the number is in a country this service does not send to".into(),
+                None,
+                vec![],
+            ),
+            Self::Guard(Refused::Budget { retry_after }) => (
+                429,
+                "budget_exhausted",
+                format!(
+                    "the sending budget of this account is spent: try again in {} seconds",
+                    retry_after.max(1)
+                ),
+                None,
+                vec![wait(retry_after)],
+            ),
+            Self::Guard(Refused::Range { retry_after }) => (
+                429,
+                "too_many_sends",
+                format!(
+                    "too many messages sent to numbers like this one: try again in {} seconds",
+                    retry_after.max(1)
+                ),
+                None,
+                vec![wait(retry_after)],
+            ),
             Self::Config(problem) => {
                 worker::console_error!("configuration problem: {}", problem.0);
                 (
@@ -316,7 +345,8 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[String]) -> Result<Resp
         ["otp", "send"] => Route::Send,
         ["otp", "verify"] => Route::Verify,
         ["messages", "send"] => Route::Message,
-        _ => return ApiError::NotFound.respond(),
+        // Like every path the Worker does not serve: the shared 404.
+        _ => return http::not_found(),
     };
     if req.method() != Method::Post {
         return ApiError::MethodNotAllowed.respond();
@@ -382,10 +412,7 @@ async fn rate_limit(env: &Env, key: String) -> std::result::Result<(), ApiError>
 /// The instance whose `API_TOKENS` entry holds the key's hash. Every instance is checked (no
 /// early exit), each in constant time; a key listed under two instances is a configuration
 /// error, never a guess.
-fn instance_of_key(
-    env: &Env,
-    key: &str,
-) -> std::result::Result<Option<InstanceConfig>, ApiError> {
+fn instance_of_key(env: &Env, key: &str) -> std::result::Result<Option<InstanceConfig>, ApiError> {
     let config = service::instances(env)?;
     let mut found: Vec<&InstanceConfig> = Vec::new();
     for inst in &config.instances {
@@ -402,9 +429,14 @@ fn instance_of_key(
     }
 }
 
-/// The `Idempotency-Key` header, if sent and valid.
-fn idempotency_key(req: &Request) -> std::result::Result<Option<String>, ApiError> {
-    match req.headers().get("idempotency-key").ok().flatten() {
+/// The `Idempotency-Key` header, if sent.
+fn idempotency_header(req: &Request) -> Option<String> {
+    req.headers().get("idempotency-key").ok().flatten()
+}
+
+/// Checks an `Idempotency-Key` (after the body's fields, as documented).
+fn idempotency_key(header: Option<String>) -> std::result::Result<Option<String>, ApiError> {
+    match header {
         None => Ok(None),
         Some(key) if otp_core::idempotency::valid_key(&key) => Ok(Some(key)),
         Some(_) => Err(invalid(
@@ -512,9 +544,10 @@ async fn send(
     caller: &Caller,
 ) -> std::result::Result<Response, ApiError> {
     service::pepper(env)?;
-    let key = idempotency_key(req)?;
-    let (body, raw) = body(req, key.is_some()).await?;
+    let header = idempotency_header(req);
+    let (body, raw) = body(req, header.is_some()).await?;
     let input = core::parse_send(&body).map_err(ApiError::Invalid)?;
+    let key = idempotency_key(header)?;
     once(env, caller, key, "/v1/otp/send", &raw, || {
         start_session(env, caller, &input)
     })
@@ -528,6 +561,15 @@ async fn start_session(
     input: &core::SendOtp,
 ) -> std::result::Result<Reply, ApiError> {
     let inst = &caller.inst;
+    let test = caller.mode == KeyMode::Test;
+    let fixed_code = match guard::check(env, inst, &input.to, test, http::now())
+        .await
+        .map_err(internal)?
+        .map_err(ApiError::Guard)?
+    {
+        Allowed::Send => None,
+        Allowed::TestNumber(code) => Some(code),
+    };
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
     let msg = StartMsg {
@@ -542,7 +584,8 @@ async fn start_session(
         ttl: DEFAULT_TTL.min(inst.max_expires.unwrap_or(DEFAULT_TTL)),
         options: SendOptions {
             channel: Some(input.channel.as_str().into()),
-            test: caller.mode == KeyMode::Test,
+            test,
+            fixed_code,
             ..SendOptions::default()
         },
     };
@@ -677,10 +720,11 @@ async fn message(
     env: &Env,
     caller: &Caller,
 ) -> std::result::Result<Response, ApiError> {
-    let key = idempotency_key(req)?;
-    let (body, raw) = body(req, key.is_some()).await?;
+    let header = idempotency_header(req);
+    let (body, raw) = body(req, header.is_some()).await?;
     let input = core::parse_message(&body).map_err(ApiError::Invalid)?;
     let text = render_template(&input)?;
+    let key = idempotency_key(header)?;
     once(env, caller, key, "/v1/messages/send", &raw, || {
         queue_message(env, caller, &input, &text)
     })
@@ -721,9 +765,10 @@ fn render_template(input: &core::SendMessage) -> std::result::Result<String, Api
     Ok(rendered)
 }
 
-/// Queues the message in the recipient's object, once per message id. A test key never
-/// reaches a provider: on an instance whose channels reach real phones its message is
-/// accepted and dropped (the free-text queue has no test mode of its own).
+/// Queues the message in the recipient's object, once per message id, after the abuse checks
+/// a code send gets (country allowlist, budgets, number-range cap). A test number gets no
+/// delivery, and a test key never reaches a provider: on an instance whose channels reach
+/// real phones its message is accepted and dropped (the free-text queue has no test mode).
 async fn queue_message(
     env: &Env,
     caller: &Caller,
@@ -737,7 +782,12 @@ async fn queue_message(
         "msg_{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    let simulated = caller.mode == KeyMode::Test && inst.has_real_channel();
+    let test = caller.mode == KeyMode::Test;
+    let allowed = guard::check(env, inst, &input.to, test, http::now())
+        .await
+        .map_err(internal)?
+        .map_err(ApiError::Guard)?;
+    let simulated = matches!(allowed, Allowed::TestNumber(_)) || (test && inst.has_real_channel());
     if !simulated {
         Recipients::new(env)
             .send(&inst.id, &input.to, &id, text)
@@ -750,4 +800,132 @@ async fn queue_message(
         expires_at: iso8601(http::now() + input.expires_in_seconds),
     };
     Reply::new(202, &data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otp_core::challenge::{Kind, Stage};
+    use serde_json::json;
+
+    fn message(body: Value) -> core::SendMessage {
+        let Value::Object(map) = body else {
+            unreachable!("test bodies are objects")
+        };
+        core::parse_message(&map).expect("a valid body")
+    }
+
+    fn challenge(id: &str) -> otp_core::Challenge {
+        otp_core::Challenge {
+            id: id.into(),
+            kind: Kind::Code,
+            spec: CodeSpec {
+                length: 6,
+                alphabet: Alphabet::Digits,
+            },
+            name: None,
+            created_at: 100,
+            expires_at: 400,
+            attempts: 0,
+            max_attempts: 5,
+            stage: Stage::Validated,
+            sent_at: None,
+            ended_at: Some(150),
+            failure: None,
+            options: SendOptions::default(),
+            generation: 0,
+            channel: None,
+            provider_id: None,
+            receipt: None,
+        }
+    }
+
+    #[test]
+    fn text_template_fills_placeholders_from_the_other_variables() {
+        let input = message(json!({
+            "phone_number": "+20123456789",
+            "template_id": "text",
+            "variables": {"text": "Hi {name}, {count} items {missing}", "name": "{count}", "count": 3},
+        }));
+        assert_eq!(
+            render_template(&input).ok().as_deref(),
+            Some("Hi {count}, 3 items {missing}")
+        );
+    }
+
+    #[test]
+    fn unknown_templates_missing_text_and_long_results_are_refused() {
+        let refused = |body: Value, field: &str| {
+            let err = render_template(&message(body)).err();
+            assert!(
+                matches!(&err, Some(ApiError::Invalid(e)) if e.field == Some(field)),
+                "expected a refusal on {field}"
+            );
+        };
+        let base = |vars: Value| json!({"phone_number": "20123456789", "template_id": "text", "variables": vars});
+        refused(
+            json!({"phone_number": "20123456789", "template_id": "welcome", "variables": {"text": "x"}}),
+            "template_id",
+        );
+        refused(base(json!({"name": "Ada"})), "variables");
+        refused(base(json!({"text": "  "})), "variables");
+        refused(
+            base(json!({"text": "{a}".repeat(20), "a": "x".repeat(256)})),
+            "variables",
+        );
+        assert!(render_template(&message(base(
+            json!({"text": "{a}".repeat(16), "a": "x".repeat(256)})
+        )))
+        .is_ok());
+    }
+
+    #[test]
+    fn an_outcome_about_another_challenge_means_the_session_was_superseded() {
+        let ours = "a0b5df6a-b491-4190-80a5-38d85a2a4836";
+        let other = "00000000-0000-4000-8000-000000000000";
+        let validated = |id: &str| Attempt::Validated {
+            challenge: challenge(id),
+        };
+        assert!(matches!(session_outcome(ours, validated(ours)), Ok(150)));
+        assert!(matches!(
+            session_outcome(ours, validated(other)),
+            Err(ApiError::SessionSuperseded)
+        ));
+        let wrong = |id: &str| Attempt::Wrong {
+            challenge: challenge(id),
+            attempts_left: 3,
+            retry_after: None,
+        };
+        assert!(matches!(
+            session_outcome(ours, wrong(ours)),
+            Err(ApiError::WrongCode {
+                attempts_left: 3,
+                retry_after: None
+            })
+        ));
+        assert!(matches!(
+            session_outcome(ours, wrong(other)),
+            Err(ApiError::SessionSuperseded)
+        ));
+        assert!(matches!(
+            session_outcome(ours, Attempt::NoActive),
+            Err(ApiError::SessionExpired)
+        ));
+        assert!(matches!(
+            session_outcome(ours, Attempt::Locked { retry_after: 9 }),
+            Err(ApiError::Locked { retry_after: 9 })
+        ));
+        let mut undeliverable = challenge(ours);
+        undeliverable.failure = Some("undeliverable: no route".into());
+        assert!(matches!(
+            session_outcome(
+                ours,
+                Attempt::Exhausted {
+                    challenge: undeliverable,
+                    retry_after: 1
+                }
+            ),
+            Err(ApiError::SessionFailed)
+        ));
+    }
 }

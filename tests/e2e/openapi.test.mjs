@@ -41,12 +41,15 @@ const WA = '/webhooks/whatsapp/{instance}';
 const TW = '/webhooks/twilio/{instance}';
 const LOGIN = '/login/{token}';
 const HEALTH = '/health';
+const V1_SEND = '/v1/otp/send';
+const V1_VERIFY = '/v1/otp/verify';
+const V1_MESSAGE = '/v1/messages/send';
 const OUTBOX = '/dev/outbox';
 const INFO = '/dev/info';
 
 /**
- * Every route the router (src/lib.rs, src/hypersender.rs, src/webhooks.rs, src/login.rs,
- * src/dev.rs) serves, with its status when called without credentials (no token, no
+ * Every route the router (src/lib.rs, src/hypersender.rs, src/whatotp.rs, src/webhooks.rs,
+ * src/login.rs, src/dev.rs) serves, with its status when called without credentials (no token, no
  * signature, a login token that is not one).
  */
 const ROUTES = [
@@ -55,6 +58,9 @@ const ROUTES = [
   ['POST', GL, 401],
   ['GET', OTP, 401],
   ['GET', METRICS, 401],
+  ['POST', V1_SEND, 401],
+  ['POST', V1_VERIFY, 401],
+  ['POST', V1_MESSAGE, 401],
   ['GET', WA, 403],
   ['POST', WA, 401],
   ['POST', TW, 401],
@@ -122,13 +128,24 @@ const dataOrder = (template, data) =>
     ? Object.keys(spec.components.schemas[data.otp_type === 'link' ? 'LinkStatusData' : 'CodeStatusData'].properties)
     : Object.keys(spec.components.schemas[SUCCESS_SCHEMA[template]].properties.data.properties);
 
+/** The success schema of each WhatOTP operation. */
+const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse' };
+
 /**
  * Checks an answer against the document and returns it. API bodies must also keep the
  * documented key order (Hypersender's): `success, message, data[, errors]`, and `data` in the
- * order of its schema's properties.
+ * order of its schema's properties; WhatOTP bodies the order of their schema's properties,
+ * failures `{error: {code, message, field[, attempts_remaining]}}`.
  */
 function conforms(method, template, res) {
   assertMatchesSpec(method, template, res.status, res.body, res.headers);
+  if (template.startsWith('/v1/') && res.body?.error) {
+    assert.deepEqual(Object.keys(res.body), ['error'], `${method} ${template} ${res.status}: key order`);
+    const order = Object.keys(spec.components.schemas.WhatOtpError.properties.error.properties);
+    assert.deepEqual(Object.keys(res.body.error), order.filter((k) => k in res.body.error), `${method} ${template} ${res.status}: error key order`);
+  } else if (template.startsWith('/v1/')) {
+    assert.deepEqual(Object.keys(res.body), Object.keys(spec.components.schemas[V1_SUCCESS[template]].properties), `${method} ${template} ${res.status}: key order`);
+  }
   if (template.startsWith('/api/')) {
     const top = res.body.errors ? ['success', 'message', 'data', 'errors'] : ['success', 'message', 'data'];
     assert.deepEqual(Object.keys(res.body), top, `${method} ${template} ${res.status}: key order`);
@@ -242,6 +259,10 @@ test('operations have unique operationIds, a summary, tags, and dev-only routes 
     if (path.startsWith('/api/')) {
       assert.deepEqual(operation.security, [{ bearer: [] }], `${method} ${path}: bearer auth`);
       for (const s of ['401', '405', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+    } else if (path.startsWith('/v1/')) {
+      assert.deepEqual(operation.security, [{ whatotpKey: [] }], `${method} ${path}: WhatOTP key`);
+      assert.deepEqual(operation.tags, ['WhatOTP']);
+      for (const s of ['401', '405', '413', '429', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
     } else {
       assert.deepEqual(operation.security, [], `${method} ${path}: no bearer auth`);
     }
@@ -356,7 +377,7 @@ test('every documented operation is served (no router 404), and other methods ar
     for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
       if (spec.paths[template][m.toLowerCase()]) continue;
       const res = await call(w, m, concrete(template), { auth: token() });
-      if (template.startsWith('/api/')) {
+      if (template.startsWith('/api/') || template.startsWith('/v1/')) {
         assert.equal(res.status, 405, `${m} ${template}`);
         conforms(documented, template, res);
       } else {
@@ -373,9 +394,11 @@ test('paths the document does not list are not served', async () => {
     ['POST', `/api/otp/v2/${DEMO}/otps`],
     ['GET', `/api/otp/v2/${DEMO}`],
     ['GET', '/api/otp/v2'],
-    ['POST', '/v1/otp/send'],
-    ['POST', '/v1/otp/verify'],
-    ['POST', '/v1/messages/send'],
+    ['POST', '/v1'],
+    ['POST', '/v1/otp'],
+    ['POST', '/v1/otp/status'],
+    ['POST', '/v1/messages'],
+    ['POST', '/v1/otp/send/extra'],
     ['GET', '/dev'],
     ['GET', '/dev/state'],
     ['POST', '/webhooks/whatsapp'],
@@ -1027,6 +1050,169 @@ test('login: 200 page when the instance has no redirect_url; generate-link 503 f
     assert.deepEqual(res.body.data.callbacks, { success: null, failed: null });
   } finally {
     await plain.stop();
+  }
+});
+
+// ------------------------------------------------------------------------------------------
+// WhatOTP (/v1): its own Worker, whose instances hold sk_live_ / sk_test_ keys
+
+const V1_KEYS = { [DEMO]: `sk_live_${randomBytes(12).toString('hex')}`, [OTHER]: `sk_live_${randomBytes(12).toString('hex')}`, [QUICK]: `sk_test_${randomBytes(12).toString('hex')}` };
+let v1;
+before(async () => {
+  v1 = await startWorker({
+    secrets: {
+      pepper: randomBytes(32).toString('hex'),
+      tokens: V1_KEYS,
+      instances: Object.fromEntries(Object.keys(V1_KEYS).map((id) => [id, instanceSecretsFor()])),
+    },
+  });
+});
+after(async () => {
+  await v1?.stop();
+});
+
+/** A random client address, so the rate limit (per key and IP) is met only where a test wants it. */
+const clientIp = () => `10.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 250)}`;
+
+/** POSTs a /v1 operation on the WhatOTP Worker and checks the answer against the document. */
+async function v1call(template, body, { harness = v1, key = V1_KEYS[DEMO], ip = clientIp(), headers = {} } = {}) {
+  return conforms('POST', template, await call(harness, 'POST', template, {
+    auth: key ?? undefined,
+    body,
+    headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': ip, ...headers },
+  }));
+}
+
+/** Sends a code to `to` and reads it from the dev outbox: `{ session, code }`. */
+async function v1code(to, opts = {}) {
+  const before = (await v1.outbox(to)).length;
+  const res = await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' }, opts);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const msg = await v1.nextMessage(to, before);
+  return { session: res.body.session_id, code: msg.text.match(/\b\d{6}\b/)[0] };
+}
+
+test('whatotp: the request schemas and the Worker agree on what is valid', async () => {
+  const cases = [
+    [V1_SEND, { to: '+14155550100', channel: 'whatsapp' }, true],
+    [V1_SEND, { to: '+14155550100', channel: 'sms', length: 8, extra: 1 }, true],
+    [V1_SEND, { to: '+14155550100', channel: 'whatsapp', length: null }, true],
+    [V1_SEND, { to: '14155550100', channel: 'whatsapp' }, false],
+    [V1_SEND, { to: '+14155550100', channel: 'voice' }, false],
+    [V1_SEND, { to: '+14155550100', channel: 'whatsapp', length: 9 }, false],
+    [V1_SEND, { to: '+14155550100', channel: 'whatsapp', length: '6' }, false],
+    [V1_SEND, { channel: 'whatsapp' }, false],
+    [V1_VERIFY, { session_id: `otp_${'0'.repeat(32)}`, code: '123456' }, true],
+    [V1_VERIFY, { session_id: 'otp_72x991', code: '123456' }, false],
+    [V1_VERIFY, { session_id: `otp_${'0'.repeat(32)}`, code: '' }, false],
+    [V1_VERIFY, { session_id: `otp_${'0'.repeat(32)}` }, false],
+    [V1_MESSAGE, { phone_number: '+20 123 456 789', template_id: 'text', variables: { text: 'hi {n}', n: 1, vip: true } }, true],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, expires_in_seconds: 86400 }, true],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'welcome', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { name: 'x' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text' }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi', a: null } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, expires_in_seconds: 29 }, false],
+  ];
+  for (const [template, body, expected] of cases) {
+    const { valid, errors } = checkRequestBody('POST', template, body);
+    assert.equal(valid, expected, `request schema of ${template} on ${JSON.stringify(body)}${errors ? `:\n${errors}` : ''}`);
+    if (template === V1_VERIFY && expected) continue; // valid, but no such session (404 below)
+    const res = await v1call(template, body, { key: V1_KEYS[QUICK] });
+    assert.equal(res.status < 300, expected, `Worker on ${template} ${JSON.stringify(body)}: ${res.status} ${JSON.stringify(res.body)}`);
+    if (!expected) assert.equal(res.status, 400);
+  }
+});
+
+test('whatotp: send 200, verify 422 then 200 then 409, 404, 410 for a superseded session', async () => {
+  const to = newRecipient();
+  const first = await v1code(to);
+  const second = await v1code(to);
+  let res = await v1call(V1_VERIFY, { session_id: first.session, code: first.code });
+  assert.equal(res.status, 410);
+  assert.equal(res.body.error.code, 'session_superseded');
+  res = await v1call(V1_VERIFY, { session_id: second.session, code: wrong(second.code) });
+  assert.equal(res.status, 422);
+  assert.equal(res.body.error.attempts_remaining, 4);
+  res = await v1call(V1_VERIFY, { session_id: second.session, code: second.code });
+  assert.equal(res.status, 200);
+  res = await v1call(V1_VERIFY, { session_id: second.session, code: second.code });
+  assert.equal(res.status, 409);
+  res = await v1call(V1_VERIFY, { session_id: `otp_${randomBytes(16).toString('hex')}`, code: '123456' });
+  assert.equal(res.status, 404);
+});
+
+test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflicts (409)', async () => {
+  const to = newRecipient();
+  const headers = { 'Idempotency-Key': randomUUID() };
+  let res = await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' }, { headers });
+  assert.equal(res.status, 200);
+  res = await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' }, { headers });
+  assert.equal(res.headers.get('idempotent-replayed'), 'true');
+  res = await v1call(V1_SEND, { to: `+${to}`, channel: 'sms' }, { headers });
+  assert.equal(res.status, 409);
+  // A key belongs to its first request, path included: messages/send under it is a conflict.
+  const note = { phone_number: to, template_id: 'text', variables: { text: 'hi {name}', name: 'Ada' } };
+  res = await v1call(V1_MESSAGE, note, { headers });
+  assert.equal(res.status, 409);
+  headers['Idempotency-Key'] = randomUUID();
+  res = await v1call(V1_MESSAGE, note, { headers });
+  assert.equal(res.status, 202);
+  res = await v1call(V1_MESSAGE, note, { headers });
+  assert.equal(res.status, 202);
+  assert.equal(res.headers.get('idempotent-replayed'), 'true');
+  res = await v1call(V1_MESSAGE, { ...note, variables: { text: 'other' } }, { headers });
+  assert.equal(res.status, 409);
+  assert.equal(res.body.error.code, 'idempotency_conflict');
+});
+
+test('whatotp: 400 for bodies that are not objects, 413 for large ones, on every operation', async () => {
+  for (const template of [V1_SEND, V1_VERIFY, V1_MESSAGE]) {
+    let res = await v1call(template, '[1,2]');
+    assert.equal(res.status, 400);
+    res = await v1call(template, JSON.stringify({ pad: 'x'.repeat(20000) }));
+    assert.equal(res.status, 413);
+  }
+});
+
+test('whatotp: 429 for the send cap and for used-up attempts', async () => {
+  const to = newRecipient();
+  for (let i = 0; i < 5; i++) assert.equal((await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' })).status, 200);
+  let res = await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'too_many_sends');
+  const other = newRecipient();
+  const { session, code } = await v1code(other, { key: V1_KEYS[QUICK] });
+  for (let i = 0; i < 5; i++) assert.equal((await v1call(V1_VERIFY, { session_id: session, code: wrong(code) }, { key: V1_KEYS[QUICK] })).status, 422);
+  res = await v1call(V1_VERIFY, { session_id: session, code }, { key: V1_KEYS[QUICK] });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'too_many_attempts');
+});
+
+test('whatotp: 429 rate_limited on every operation after 120 requests a minute from one key and IP', async () => {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 8_000) await new Promise((r) => setTimeout(r, left + 250)); // the local window resets on the minute
+  const ip = `203.0.113.${1 + Math.floor(Math.random() * 250)}`;
+  const burst = await Promise.all(Array.from({ length: 120 }, () => call(v1, 'POST', V1_VERIFY, { auth: V1_KEYS[OTHER], body: {}, headers: { 'CF-Connecting-IP': ip } })));
+  assert.deepEqual([...new Set(burst.map((r) => r.status))], [400]);
+  for (const [template, body] of [[V1_SEND, { to: `+${newRecipient()}`, channel: 'whatsapp' }], [V1_VERIFY, {}], [V1_MESSAGE, { phone_number: newRecipient(), template_id: 'text', variables: { text: 'x' } }]]) {
+    const res = await v1call(template, body, { key: V1_KEYS[OTHER], ip });
+    assert.equal(res.status, 429);
+    assert.equal(res.body.error.code, 'rate_limited');
+    assert.equal(res.headers.get('retry-after'), '60');
+  }
+});
+
+test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
+  const broken = await startWorker({ omit: ['API_TOKENS'] });
+  try {
+    for (const template of [V1_SEND, V1_VERIFY, V1_MESSAGE]) {
+      const res = await v1call(template, {}, { harness: broken, key: V1_KEYS[DEMO] });
+      assert.equal(res.status, 503);
+      assert.match(res.body.error.message, /API_TOKENS/);
+    }
+  } finally {
+    await broken.stop();
   }
 });
 
