@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Regenerated when an older file lacks a secret a newer build needs.
-[ -f .dev.vars ] && grep -q "^INSTANCE_SECRETS=" .dev.vars && exit 0
+[ -f .dev.vars ] && grep -q "^DEV_WHATOTP_KEY=" .dev.vars && exit 0
 demo=$(awk '/^\[\[env.dev.vars.INSTANCES\]\]/{f=1} f && /^id *=/{gsub(/[" ]/,"",$0); sub(/^id=/,"",$0); print; exit}' wrangler.toml)
 pepper=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 token="dev_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
+whatotp_key="sk_test_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+whatotp_hash=$(printf %s "$whatotp_key" | sha256sum | cut -d' ' -f1)
 rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 app_secret=$(rand 16)
 verify_token=$(rand 12)
@@ -19,7 +21,8 @@ cat > .dev.vars <<VARS
 # Local secrets for wrangler dev, made by scripts/dev-vars.sh. Delete this file for new ones.
 OTP_PEPPER=$pepper
 DEV_API_TOKEN=$token
-API_TOKENS='{"$demo":["$hash"]}'
+DEV_WHATOTP_KEY=$whatotp_key
+API_TOKENS='{"$demo":["$hash","$whatotp_hash"]}'
 INSTANCE_SECRETS='{"$demo":{"whatsapp_app_secret":"$app_secret","whatsapp_verify_token":"$verify_token","webhook_secret":"$whsec","token_keys":{"k1":"$token_key"}}}'
 VARS
 echo "[dev] created .dev.vars for instance $demo" >&2

@@ -45,6 +45,7 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                     "instance": demo.id,
                     "name": demo.name,
                     "api_token": token,
+                    "whatotp_key": env.var("DEV_WHATOTP_KEY").map(|v| v.to_string()).ok(),
                     "channel": demo.channel.as_str(),
                     "whatsapp_number": demo.business_number,
                     "whatsapp_phone_number_id": demo.whatsapp.as_ref().map(|w| &w.phone_number_id),

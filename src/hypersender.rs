@@ -27,6 +27,8 @@ enum ApiError {
     Invalid(ValidationErrors),
     Refused(Refusal),
     Guard(crate::guard::Refused),
+    IdempotencyInProgress,
+    IdempotencyConflict,
     Attempt(Box<Attempt>),
     Config(ConfigProblem),
 }
@@ -109,6 +111,16 @@ impl ApiError {
                 };
                 fail(429, &message, &[("retry-after", wait.to_string())])
             }
+            Self::IdempotencyInProgress => fail(
+                409,
+                "A request with this Idempotency-Key is still being handled. Retry shortly.",
+                &[("retry-after", "1".into())],
+            ),
+            Self::IdempotencyConflict => fail(
+                422,
+                "This Idempotency-Key was already used for a different request.",
+                &[],
+            ),
             Self::Guard(refused) => match refused {
                 crate::guard::Refused::Country => {
                     let message = "The chat id field must be a number in a country this service sends to.";
@@ -193,11 +205,28 @@ pub async fn handle(
 }
 
 /// Checks the bearer token, then finds the instance.
+/// The caller: its instance, and what its token says.
+struct Authorized {
+    inst: InstanceConfig,
+    /// A `sk_test_` credential: codes go to the outbox, test numbers apply.
+    test_key: bool,
+    /// SHA-256 of the token: scopes idempotency keys to one credential.
+    token_hash: String,
+}
+
 fn authorize(
     req: &Request,
     env: &Env,
     instance: &str,
 ) -> std::result::Result<InstanceConfig, ApiError> {
+    authorize_caller(req, env, instance).map(|a| a.inst)
+}
+
+fn authorize_caller(
+    req: &Request,
+    env: &Env,
+    instance: &str,
+) -> std::result::Result<Authorized, ApiError> {
     let header = req
         .headers()
         .get("authorization")
@@ -218,7 +247,11 @@ fn authorize(
     if !service::token_is_valid(env, &inst.id, token)? {
         return Err(ApiError::Unauthenticated);
     }
-    Ok(inst)
+    Ok(Authorized {
+        inst,
+        test_key: token.starts_with("sk_test_"),
+        token_hash: otp_core::secret::token_hash_hex(token),
+    })
 }
 
 async fn body(req: &mut Request) -> std::result::Result<serde_json::Map<String, Value>, ApiError> {
@@ -234,13 +267,13 @@ fn internal(e: worker::Error) -> ApiError {
     ApiError::Config(ConfigProblem(format!("storage is unavailable ({e})")))
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize, serde::Deserialize)]
 struct RequestCodeData {
     uuid: String,
     chat_id: String,
     code: String,
-    status: &'static str,
-    otp_type: &'static str,
+    status: String,
+    otp_type: String,
     expires_at: String,
     created_at: String,
 }
@@ -250,13 +283,123 @@ async fn request_code(
     env: &Env,
     instance: &str,
 ) -> std::result::Result<Response, ApiError> {
-    let inst = authorize(req, env, instance)?;
+    let auth = authorize_caller(req, env, instance)?;
+    let inst = auth.inst.clone();
     let pepper = service::pepper(env)?;
+    let key = idempotency_key(req)?;
+    let raw = match key {
+        Some(_) => Some(
+            req.clone()
+                .map_err(internal)?
+                .bytes()
+                .await
+                .map_err(internal)?,
+        ),
+        None => None,
+    };
     let body = body(req).await?;
     let input =
         parse_request_code(&body, inst.max_expires.unwrap_or(1800)).map_err(ApiError::Invalid)?;
+    let (Some(key), Some(raw)) = (key, raw) else {
+        let data = start_code(env, &auth, &pepper, input).await?;
+        return ok(
+            "OTP code generated and message queued successfully",
+            data,
+            &[],
+        )
+        .map_err(internal);
+    };
+    let fingerprint = otp_core::idempotency::fingerprint("POST", &req.path(), &raw);
+    let scope = format!("{}:{}", inst.id.to_ascii_lowercase(), auth.token_hash);
+    let (begin, claim) = crate::idempotency_object::claim(env, &scope, &key, fingerprint)
+        .await
+        .map_err(internal)?;
+    match begin {
+        crate::idempotency_object::Begin::Fresh => {}
+        crate::idempotency_object::Begin::Replay { body, .. } => {
+            return replay_request_code(env, &inst, &pepper, &body).await;
+        }
+        crate::idempotency_object::Begin::InProgress => {
+            return Err(ApiError::IdempotencyInProgress)
+        }
+        crate::idempotency_object::Begin::Conflict => return Err(ApiError::IdempotencyConflict),
+    }
+    match start_code(env, &auth, &pepper, input).await {
+        Ok(data) => {
+            // The stored response holds no code: a replay derives it again.
+            let stored = RequestCodeData {
+                code: String::new(),
+                ..data.clone()
+            };
+            claim
+                .finish(
+                    200,
+                    serde_json::to_string(&stored).map_err(|e| internal(e.into()))?,
+                )
+                .await;
+            ok(
+                "OTP code generated and message queued successfully",
+                data,
+                &[],
+            )
+            .map_err(internal)
+        }
+        Err(e) => {
+            claim.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// The `Idempotency-Key` header, checked.
+fn idempotency_key(req: &Request) -> std::result::Result<Option<String>, ApiError> {
+    match req.headers().get("idempotency-key").ok().flatten() {
+        None => Ok(None),
+        Some(k) if otp_core::idempotency::valid_key(&k) => Ok(Some(k)),
+        Some(_) => Err(ApiError::Invalid(ValidationErrors(vec![(
+            "Idempotency-Key".into(),
+            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.".into(),
+        )]))),
+    }
+}
+
+/// Answers a repeated request-code with the first response, its code derived again from the
+/// challenge as it is now (a fallback may have given it a fresh code). Nothing is sent.
+async fn replay_request_code(
+    env: &Env,
+    inst: &InstanceConfig,
+    pepper: &otp_core::Secret,
+    stored: &str,
+) -> std::result::Result<Response, ApiError> {
+    let mut data: RequestCodeData = serde_json::from_str(stored).map_err(|e| internal(e.into()))?;
+    let recipient = Recipient::parse(&data.chat_id).map_err(|_| ApiError::NotFound)?;
+    let challenge = Recipients::new(env)
+        .get(&inst.id, &recipient, &data.uuid)
+        .await
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound)?;
+    data.code = challenge
+        .code(pepper, &inst.id, &recipient)
+        .reveal()
+        .to_owned();
+    ok(
+        "OTP code generated and message queued successfully",
+        data,
+        &[("idempotent-replayed", "true".into())],
+    )
+    .map_err(internal)
+}
+
+/// Starts a code challenge after the abuse checks, records it in KV, and returns the body.
+async fn start_code(
+    env: &Env,
+    auth: &Authorized,
+    pepper: &otp_core::Secret,
+    input: otp_core::hypersender::RequestCode,
+) -> std::result::Result<RequestCodeData, ApiError> {
+    let inst = &auth.inst;
     let now = http::now();
-    let fixed_code = match crate::guard::check(env, &inst, &input.recipient, false, now)
+    let fixed_code = match crate::guard::check(env, inst, &input.recipient, auth.test_key, now)
         .await
         .map_err(internal)?
     {
@@ -276,6 +419,7 @@ async fn request_code(
         options: otp_core::challenge::SendOptions {
             locale: input.locale,
             fixed_code,
+            test: auth.test_key,
             ..Default::default()
         },
     };
@@ -295,22 +439,16 @@ async fn request_code(
     store::put_record(env, &challenge.id, &record, challenge.created_at)
         .await
         .map_err(internal)?;
-    let code = challenge.code(&pepper, &inst.id, &input.recipient);
-    let data = RequestCodeData {
+    let code = challenge.code(pepper, &inst.id, &input.recipient);
+    Ok(RequestCodeData {
         uuid: challenge.id.clone(),
         chat_id: input.recipient.chat_id(),
         code: code.reveal().to_owned(),
-        status: hypersender_status(challenge.status(challenge.created_at)),
-        otp_type: "code",
+        status: hypersender_status(challenge.status(challenge.created_at)).into(),
+        otp_type: "code".into(),
         expires_at: iso8601(challenge.expires_at),
         created_at: iso8601(challenge.created_at),
-    };
-    ok(
-        "OTP code generated and message queued successfully",
-        data,
-        &[],
-    )
-    .map_err(internal)
+    })
 }
 
 #[derive(Serialize)]

@@ -1,4 +1,5 @@
-//! The Durable Object that remembers one `Idempotency-Key` of the WhatOTP send endpoints.
+//! The Durable Object that remembers one `Idempotency-Key` of a send endpoint (WhatOTP's
+//! send and messages/send, Hypersender's request-code).
 //!
 //! One object per (instance, API key, idempotency key) holds the fingerprint of the request
 //! that first used the key and, once that request succeeded, its response (which never holds
@@ -70,6 +71,60 @@ struct Stored {
 }
 
 const KEY: &str = "entry";
+
+/// A key claimed for one request: finish it with the response, or abort to free the key.
+pub struct Claim {
+    stub: worker::Stub,
+    fingerprint: String,
+}
+
+/// Claims `key` within `scope` (instance and credential) for a request with `fingerprint`.
+pub async fn claim(
+    env: &Env,
+    scope: &str,
+    key: &str,
+    fingerprint: String,
+) -> Result<(Begin, Claim)> {
+    let name = format!("{scope}:{}", otp_core::secret::token_hash_hex(key));
+    let stub = env.durable_object(IDEMPOTENCY)?.get_by_name(&name)?;
+    let begin: Begin = crate::store::call_object(
+        &stub,
+        "begin",
+        &BeginMsg {
+            fingerprint: fingerprint.clone(),
+        },
+    )
+    .await?;
+    Ok((begin, Claim { stub, fingerprint }))
+}
+
+impl Claim {
+    /// Keeps the successful response (which must hold no code) for replays.
+    pub async fn finish(self, status: u16, body: String) {
+        let msg = FinishMsg {
+            fingerprint: self.fingerprint,
+            status,
+            body,
+        };
+        if let Err(e) =
+            crate::store::call_object::<_, serde_json::Value>(&self.stub, "finish", &msg).await
+        {
+            worker::console_error!("idempotency finish: {e}");
+        }
+    }
+
+    /// Frees the key after a failure, so a corrected retry can run.
+    pub async fn abort(self) {
+        let msg = AbortMsg {
+            fingerprint: self.fingerprint,
+        };
+        if let Err(e) =
+            crate::store::call_object::<_, serde_json::Value>(&self.stub, "abort", &msg).await
+        {
+            worker::console_error!("idempotency abort: {e}");
+        }
+    }
+}
 
 #[durable_object]
 pub struct IdempotencyObject {

@@ -87,9 +87,14 @@ export async function startWorker({
     INSTANCE_SECRETS: { type: 'secret_text', value: JSON.stringify(secrets.instances) },
     OTP_PEPPER: { type: 'secret_text', value: secrets.pepper },
     DEV_API_TOKEN: { type: 'secret_text', value: secrets.tokens[DEMO] },
+    // The demo's WhatOTP test key (GET /dev/info `whatotp_key`), beside its API token.
+    DEV_WHATOTP_KEY: { type: 'secret_text', value: (secrets.whatotpKey ??= `sk_test_${random(16)}`) },
     API_TOKENS: {
       type: 'secret_text',
-      value: JSON.stringify(Object.fromEntries(Object.entries(secrets.tokens).map(([id, t]) => [id, [sha256(t)]]))),
+      value: JSON.stringify(Object.fromEntries(Object.entries(secrets.tokens).map(([id, t]) => [
+        id,
+        id === DEMO ? [sha256(t), sha256(secrets.whatotpKey)] : [sha256(t)],
+      ]))),
     },
   };
   for (const name of omit) delete bindings[name];
