@@ -424,21 +424,10 @@ async fn start_code(
         },
     };
     let challenge = Recipients::new(env)
-        .start(&inst.id, &input.recipient, &msg)
+        .start_recorded(&inst.id, &input.recipient, &msg)
         .await
         .map_err(internal)?
         .map_err(ApiError::Refused)?;
-    let record = ChallengeRecord {
-        instance: inst.id.clone(),
-        recipient: input.recipient.digits().into(),
-        kind: "code".into(),
-        link_code: None,
-        created_at: challenge.created_at,
-        expires_at: challenge.expires_at,
-    };
-    store::put_record(env, &challenge.id, &record, challenge.created_at)
-        .await
-        .map_err(internal)?;
     let code = challenge.code(pepper, &inst.id, &input.recipient);
     Ok(RequestCodeData {
         uuid: challenge.id.clone(),

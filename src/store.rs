@@ -121,6 +121,29 @@ impl<'a> Recipients<'a> {
         self.call(instance, recipient, "start", msg).await
     }
 
+    /// Starts a code challenge and writes its KV record (what both send surfaces do).
+    pub async fn start_recorded(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        msg: &StartMsg,
+    ) -> Result<std::result::Result<Challenge, Refusal>> {
+        let challenge = match self.start(instance, recipient, msg).await? {
+            Ok(c) => c,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let record = ChallengeRecord {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            kind: "code".into(),
+            link_code: None,
+            created_at: challenge.created_at,
+            expires_at: challenge.expires_at,
+        };
+        put_record(self.env, &challenge.id, &record, challenge.created_at).await?;
+        Ok(Ok(challenge))
+    }
+
     /// Checks a code against the recipient's latest challenge.
     pub async fn attempt(
         &self,

@@ -15,7 +15,7 @@ use crate::guard::{self, Allowed, Refused};
 use crate::http::{self, json_object, BodyError};
 use crate::idempotency_object::{AbortMsg, Begin, BeginMsg, FinishMsg, IDEMPOTENCY};
 use crate::service::{self, ConfigProblem};
-use crate::store::{self, call_object, ChallengeRecord, Recipients, StartMsg};
+use crate::store::{self, call_object, Recipients, StartMsg};
 use otp_core::challenge::{Attempt, Refusal, SendOptions, Status};
 use otp_core::config::InstanceConfig;
 use otp_core::ids::uuid_v4;
@@ -590,21 +590,10 @@ async fn start_session(
         },
     };
     let challenge = Recipients::new(env)
-        .start(&inst.id, &input.to, &msg)
+        .start_recorded(&inst.id, &input.to, &msg)
         .await
         .map_err(internal)?
         .map_err(ApiError::Refused)?;
-    let record = ChallengeRecord {
-        instance: inst.id.clone(),
-        recipient: input.to.digits().into(),
-        kind: "code".into(),
-        link_code: None,
-        created_at: challenge.created_at,
-        expires_at: challenge.expires_at,
-    };
-    store::put_record(env, &challenge.id, &record, challenge.created_at)
-        .await
-        .map_err(internal)?;
     let data = SendData {
         session_id: core::session_id(&challenge.id),
         status: challenge.status(challenge.created_at).as_str(),
