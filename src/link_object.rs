@@ -395,7 +395,7 @@ impl LinkObject {
         );
         let to = Recipient::parse(&r.to).map_err(|e| Failure::Permanent(e.to_string()))?;
         Recipients::new(&self.env)
-            .send(&c.instance, &to, &r.key, &text)
+            .send(&c.instance, &to, &r.key, &text, false)
             .await
             .map_err(retry)
     }

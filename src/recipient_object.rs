@@ -353,8 +353,13 @@ impl Courier {
             text_template: &queued.text,
             code: None,
         };
-        // Replies answer a WhatsApp message: through the instance's first channel.
-        let kind = instance.chain()[0];
+        // Replies answer a WhatsApp message: through the instance's first channel; a test
+        // credential's message only to the outbox.
+        let kind = if job.target.starts_with(crate::store::TEST_MESSAGE) {
+            ChannelKind::Outbox
+        } else {
+            instance.chain()[0]
+        };
         self.send_through(&instance, kind, &msg, crate::http::now())
             .await?;
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a

@@ -67,6 +67,9 @@ pub struct ReceiptMsg {
     pub error: Option<String>,
 }
 
+/// Key prefix of a message sent with a test credential.
+pub const TEST_MESSAGE: &str = "test:";
+
 /// A lookup of one challenge.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GetMsg {
@@ -166,11 +169,17 @@ impl<'a> Recipients<'a> {
         recipient: &Recipient,
         key: &str,
         text: &str,
+        test: bool,
     ) -> Result<()> {
         let msg = SendMsg {
             instance: instance.into(),
             recipient: recipient.digits().into(),
-            key: key.into(),
+            // A test message is marked in its key: delivered to the outbox, never a provider.
+            key: if test {
+                format!("{TEST_MESSAGE}{key}")
+            } else {
+                key.into()
+            },
             text: text.into(),
         };
         let _: serde_json::Value = self.call(instance, recipient, "send", &msg).await?;

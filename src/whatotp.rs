@@ -776,10 +776,10 @@ async fn queue_message(
         .await
         .map_err(internal)?
         .map_err(ApiError::Guard)?;
-    let simulated = matches!(allowed, Allowed::TestNumber(_)) || (test && inst.has_real_channel());
-    if !simulated {
+    // A test number gets nothing; a test key's message goes to the outbox.
+    if !matches!(allowed, Allowed::TestNumber(_)) {
         Recipients::new(env)
-            .send(&inst.id, &input.to, &id, text)
+            .send(&inst.id, &input.to, &id, text, test)
             .await
             .map_err(internal)?;
     }
