@@ -137,6 +137,9 @@ impl DurableObject for IdempotencyObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        // The body is read first: an `await` between reading the entry and writing it would
+        // let two concurrent requests both see the key as new.
+        let body = req.text().await?;
         let sql = self.state.storage().sql();
         sql.exec(object_store::SCHEMA, None)?;
         let now = crate::http::now();
@@ -144,7 +147,7 @@ impl DurableObject for IdempotencyObject {
             object_store::read(&sql, KEY)?.filter(|e: &Entry| now - e.started_at < TTL_SECS);
         match req.path().as_str() {
             "/begin" => {
-                let msg: BeginMsg = req.json().await?;
+                let msg: BeginMsg = serde_json::from_str(&body)?;
                 let decided = match &entry {
                     None => None,
                     Some(e) => match (compare(Some(&e.fingerprint), &msg.fingerprint), &e.response)
@@ -181,7 +184,7 @@ impl DurableObject for IdempotencyObject {
                 Response::from_json(&Begin::Fresh)
             }
             "/finish" => {
-                let msg: FinishMsg = req.json().await?;
+                let msg: FinishMsg = serde_json::from_str(&body)?;
                 if let Some(mut e) = entry.filter(|e| e.fingerprint == msg.fingerprint) {
                     if e.response.is_none() {
                         e.response = Some(Stored {
@@ -194,7 +197,7 @@ impl DurableObject for IdempotencyObject {
                 Response::from_json(&serde_json::json!({"ok": true}))
             }
             "/abort" => {
-                let msg: AbortMsg = req.json().await?;
+                let msg: AbortMsg = serde_json::from_str(&body)?;
                 if entry.is_some_and(|e| e.fingerprint == msg.fingerprint && e.response.is_none()) {
                     sql.exec("DELETE FROM kv WHERE k = ?", vec![KEY.into()])?;
                 }
