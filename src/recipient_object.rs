@@ -287,6 +287,24 @@ impl RecipientObject {
     }
 }
 
+/// The channel a challenge is delivered through: the one it fell back to, else the first of
+/// the chain matching the caller's preferred medium (`whatsapp`, `sms`), else the first.
+fn current_channel(c: &otp_core::Challenge, chain: &[ChannelKind]) -> ChannelKind {
+    let named = c
+        .channel
+        .as_deref()
+        .and_then(|n| chain.iter().find(|k| k.as_str() == n));
+    let preferred = c
+        .options
+        .channel
+        .as_deref()
+        .and_then(|m| chain.iter().find(|k| k.medium() == m));
+    *named
+        .or(preferred)
+        .or(chain.first())
+        .unwrap_or(&ChannelKind::Outbox)
+}
+
 /// The part of the object that delivers: owned handles to its storage and environment, so a
 /// delivery can run after the response (`wait_until`) as well as from the alarm.
 struct Courier {
@@ -402,29 +420,11 @@ impl Courier {
             }
             return Ok(());
         }
-        let chain = instance.chain();
         let kind = if challenge.options.test {
             ChannelKind::Outbox // a test key never reaches a provider
         } else {
-            let named = challenge
-                .channel
-                .as_deref()
-                .and_then(|n| chain.iter().find(|k| k.as_str() == n));
-            let preferred = challenge
-                .options
-                .channel
-                .as_deref()
-                .and_then(|m| chain.iter().find(|k| k.medium() == m));
-            *named.or(preferred).unwrap_or(&chain[0])
+            current_channel(&challenge, &instance.chain())
         };
-        if challenge.channel.as_deref() != Some(kind.as_str()) {
-            // Record the channel being tried, so a failure knows where the chain continues.
-            let mut state = self.load().map_err(internal)?;
-            if let Some(c) = state.challenges.iter_mut().find(|c| c.id == challenge.id) {
-                c.channel = Some(kind.as_str().to_owned());
-            }
-            self.write("state", &state).map_err(internal)?;
-        }
         let minutes = ((challenge.expires_at - challenge.created_at + 59) / 60).to_string();
         let name = challenge.name.as_deref().unwrap_or(&instance.name);
         let locale = challenge.options.locale.as_deref();
@@ -555,10 +555,8 @@ impl Courier {
         let next = state.get(challenge_id).zip(meta).and_then(|(c, meta)| {
             let instance = self.instance(&meta.instance).ok()?;
             let chain = instance.chain();
-            let at = c
-                .channel
-                .as_deref()
-                .and_then(|n| chain.iter().position(|k| k.as_str() == n))?;
+            let current = current_channel(c, &chain);
+            let at = chain.iter().position(|k| *k == current)?;
             chain.get(at + 1).copied()
         });
         match next {
