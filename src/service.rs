@@ -9,6 +9,7 @@ use otp_core::config::{InstanceSecrets, ServiceConfig};
 use otp_core::secret::token_matches;
 use otp_core::Secret;
 use std::collections::HashMap;
+use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use worker::Env;
 
@@ -24,17 +25,17 @@ pub struct ConfigProblem(pub String);
 thread_local! {
     /// The parsed `INSTANCES` of this isolate: configuration changes only with a deploy, and
     /// a deploy starts new isolates, so it is parsed once per isolate.
-    static INSTANCES_CACHE: std::cell::RefCell<Option<Result<ServiceConfig, ConfigProblem>>> =
+    static INSTANCES_CACHE: std::cell::RefCell<Option<Result<Rc<ServiceConfig>, ConfigProblem>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// The instances of this deploy: `INSTANCES` as a TOML array of tables (an object var) or a
-/// JSON string; absent means no instance.
-pub fn instances(env: &Env) -> Result<ServiceConfig, ConfigProblem> {
+/// JSON string; absent means no instance. Shared, not copied, per request.
+pub fn instances(env: &Env) -> Result<Rc<ServiceConfig>, ConfigProblem> {
     INSTANCES_CACHE.with(|cache| {
         cache
             .borrow_mut()
-            .get_or_insert_with(|| parse_instances(env))
+            .get_or_insert_with(|| parse_instances(env).map(Rc::new))
             .clone()
     })
 }

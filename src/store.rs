@@ -131,19 +131,27 @@ impl<'a> Recipients<'a> {
         recipient: &Recipient,
         msg: &StartMsg,
     ) -> Result<std::result::Result<Challenge, Refusal>> {
-        let challenge = match self.start(instance, recipient, msg).await? {
-            Ok(c) => c,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
+        // The record is written while the object decides: its uuid is random and only handed
+        // out on success, so the record of a refused challenge is unreachable and just expires.
+        let now = crate::http::now();
         let record = ChallengeRecord {
             instance: instance.into(),
             recipient: recipient.digits().into(),
             kind: "code".into(),
             link_code: None,
-            created_at: challenge.created_at,
-            expires_at: challenge.expires_at,
+            created_at: now,
+            expires_at: now + msg.ttl,
         };
-        put_record(self.env, &challenge.id, &record, challenge.created_at).await?;
+        let (started, recorded) = futures_util::future::join(
+            self.start(instance, recipient, msg),
+            put_record(self.env, &msg.id, &record, now),
+        )
+        .await;
+        let challenge = match started? {
+            Ok(c) => c,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        recorded?;
         Ok(Ok(challenge))
     }
 
