@@ -29,7 +29,7 @@ pub fn wa_me_link(business_number_digits: &str, text: &str) -> String {
     format!("https://wa.me/{digits}?text={encoded}")
 }
 
-/// The first `[XXXXXXXX]` of exactly 8 ASCII uppercase letters in `text`, without brackets.
+/// The first bracketed run of exactly 8 ASCII uppercase letters in `text` (`[RDYFQUBX]`), without brackets.
 pub fn find_code(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
     text.match_indices('[').find_map(|(open, _)| {
