@@ -148,7 +148,10 @@ impl ApiError {
                 }
                 Attempt::NoActive => fail(404, "No active OTP code found for this chat.", &[]),
                 Attempt::AlreadyUsed { .. } => fail(409, "OTP code has already been used.", &[]),
-                Attempt::Expired { .. } => fail(410, "OTP code has expired.", &[]),
+                // validate-code names no challenge, so `Superseded` cannot come back here.
+                Attempt::Expired { .. } | Attempt::Superseded => {
+                    fail(410, "OTP code has expired.", &[])
+                }
                 Attempt::Exhausted { retry_after, .. } => fail(
                     429,
                     "Too many failed attempts. Request a new code.",
@@ -458,7 +461,7 @@ async fn validate_code(
     let body = body(req).await?;
     let input = parse_validate_code(&body).map_err(ApiError::Invalid)?;
     let attempt = Recipients::new(env)
-        .attempt(&inst.id, &input.recipient, &input.code)
+        .attempt(&inst.id, &input.recipient, &input.code, None)
         .await
         .map_err(internal)?;
     let Attempt::Validated { challenge } = attempt else {

@@ -207,10 +207,14 @@ impl RecipientObject {
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
         let now = crate::http::now();
         let mut state = self.load()?;
-        let outcome = state.attempt(now, &instance.limits, |c| {
+        let is_right = |c: &otp_core::Challenge| {
             c.code(&pepper, &instance.id, &recipient)
                 .matches_input(c.spec, &msg.code)
-        });
+        };
+        let outcome = match &msg.expected {
+            Some(id) => state.attempt_for(now, &instance.limits, id, is_right),
+            None => state.attempt(now, &instance.limits, is_right),
+        };
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;
         }

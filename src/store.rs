@@ -48,6 +48,9 @@ pub struct AttemptMsg {
     pub instance: String,
     pub recipient: String,
     pub code: String,
+    /// When set, the attempt counts only if this challenge is still the latest.
+    #[serde(default)]
+    pub expected: Option<String>,
 }
 
 /// A free-text message for a recipient (a link-flow reply), queued once per `key`.
@@ -161,11 +164,13 @@ impl<'a> Recipients<'a> {
         instance: &str,
         recipient: &Recipient,
         code: &str,
+        expected: Option<&str>,
     ) -> Result<Attempt> {
         let msg = AttemptMsg {
             instance: instance.into(),
             recipient: recipient.digits().into(),
             code: code.into(),
+            expected: expected.map(str::to_owned),
         };
         self.call(instance, recipient, "attempt", &msg).await
     }

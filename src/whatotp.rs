@@ -646,7 +646,7 @@ async fn verify(
         Status::Failed => return Err(ApiError::TooManyAttempts),
     }
     let attempt = recipients
-        .attempt(&inst.id, &recipient, &input.code)
+        .attempt(&inst.id, &recipient, &input.code, Some(&uuid))
         .await
         .map_err(internal)?;
     let verified_at = session_outcome(&uuid, attempt)?;

@@ -315,6 +315,9 @@ pub enum Attempt {
     },
     /// The recipient is locked out after too many wrong codes.
     Locked { retry_after: i64 },
+    /// The caller named a challenge that is no longer the recipient's latest: nothing was
+    /// checked or counted.
+    Superseded,
 }
 
 /// Everything a recipient's Durable Object keeps. Holds no code.
@@ -390,6 +393,21 @@ impl RecipientState {
             receipt: None,
         });
         Ok(self.challenges.last().expect("just pushed"))
+    }
+
+    /// Like [`RecipientState::attempt`], but only when challenge `expected` is still the
+    /// latest: a caller holding a session id never spends an attempt of a newer code.
+    pub fn attempt_for(
+        &mut self,
+        now: i64,
+        policy: &Policy,
+        expected: &str,
+        is_right: impl FnOnce(&Challenge) -> bool,
+    ) -> Attempt {
+        if self.challenges.last().is_some_and(|c| c.id != expected) {
+            return Attempt::Superseded;
+        }
+        self.attempt(now, policy, is_right)
     }
 
     /// Checks an attempt at the latest challenge. `is_right` derives the challenge's code and
@@ -636,6 +654,19 @@ mod tests {
         assert!(matches!(
             s.attempt(T0 + 100, &p, right),
             Attempt::Exhausted { .. }
+        ));
+    }
+
+    #[test]
+    fn an_attempt_for_a_superseded_session_counts_nothing() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        s.start(T0 + 1, &p, new("b", 300)).unwrap();
+        assert_eq!(s.attempt_for(T0 + 2, &p, "a", wrong), Attempt::Superseded);
+        assert_eq!((s.get("b").unwrap().attempts, s.failures), (0, 0));
+        assert!(matches!(
+            s.attempt_for(T0 + 2, &p, "b", right),
+            Attempt::Validated { .. }
         ));
     }
 
