@@ -287,7 +287,7 @@ async fn request_code(
     instance: &str,
 ) -> std::result::Result<Response, ApiError> {
     let auth = authorize_caller(req, env, instance)?;
-    let inst = auth.inst.clone();
+    let inst = &auth.inst;
     let pepper = service::pepper(env)?;
     let key = idempotency_key(req)?;
     let raw = match key {
@@ -320,7 +320,7 @@ async fn request_code(
     match begin {
         crate::idempotency_object::Begin::Fresh => {}
         crate::idempotency_object::Begin::Replay { body, .. } => {
-            return replay_request_code(env, &inst, &pepper, &body).await;
+            return replay_request_code(env, inst, &pepper, &body).await;
         }
         crate::idempotency_object::Begin::InProgress => {
             return Err(ApiError::IdempotencyInProgress)

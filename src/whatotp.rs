@@ -13,9 +13,9 @@
 
 use crate::guard::{self, Allowed, Refused};
 use crate::http::{self, json_object, BodyError};
-use crate::idempotency_object::{AbortMsg, Begin, BeginMsg, FinishMsg, IDEMPOTENCY};
+use crate::idempotency_object::{claim, Begin};
 use crate::service::{self, ConfigProblem};
-use crate::store::{self, call_object, Recipients, StartMsg};
+use crate::store::{self, Recipients, StartMsg};
 use otp_core::challenge::{Attempt, Refusal, SendOptions, Status};
 use otp_core::config::InstanceConfig;
 use otp_core::ids::uuid_v4;
@@ -489,42 +489,24 @@ where
     };
     let fingerprint = otp_core::idempotency::fingerprint("POST", path, raw);
     // Scoped to the instance and the API key, so two clients never share a key.
-    let name = format!(
+    let scope = format!(
         "{}:{}",
         caller.inst.id.to_ascii_lowercase(),
-        token_hash_hex(&format!("{}\n{key}", caller.key_hash))
+        caller.key_hash
     );
-    let stub = env
-        .durable_object(IDEMPOTENCY)
-        .and_then(|ns| ns.get_by_name(&name))
-        .map_err(internal)?;
-    let begin = BeginMsg {
-        fingerprint: fingerprint.clone(),
-    };
-    match call_object(&stub, "begin", &begin)
+    let (begin, claim) = claim(env, &scope, &key, fingerprint)
         .await
-        .map_err(internal)?
-    {
+        .map_err(internal)?;
+    match begin {
         Begin::Fresh => {}
         Begin::Replay { status, body } => return Reply { status, body }.respond(true),
         Begin::InProgress => return Err(ApiError::IdempotencyInProgress),
         Begin::Conflict => return Err(ApiError::IdempotencyConflict),
     }
     let outcome = work().await;
-    let settled = match &outcome {
-        Ok(reply) => {
-            let msg = FinishMsg {
-                fingerprint,
-                status: reply.status,
-                body: reply.body.clone(),
-            };
-            call_object::<_, Value>(&stub, "finish", &msg).await
-        }
-        Err(_) => call_object::<_, Value>(&stub, "abort", &AbortMsg { fingerprint }).await,
-    };
-    if let Err(e) = settled {
-        // The key stays claimed until its in-progress lease runs out; the answer still goes out.
-        worker::console_error!("idempotency key of {path}: {e}");
+    match &outcome {
+        Ok(reply) => claim.finish(reply.status, reply.body.clone()).await,
+        Err(_) => claim.abort().await,
     }
     outcome?.respond(false)
 }
