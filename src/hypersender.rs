@@ -741,15 +741,11 @@ async fn link_status(
     uuid: &str,
     now: i64,
 ) -> std::result::Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Got {
-        challenge: Option<otp_core::link_state::LinkChallenge>,
-        callbacks: crate::link_object::CallbackLog,
-    }
     let stub = store::link_stub(env, instance, code).map_err(internal)?;
-    let got: Got = store::call_object(&stub, "get", &serde_json::json!({}))
-        .await
-        .map_err(internal)?;
+    let got: crate::link_object::LinkView =
+        store::call_object(&stub, "get", &serde_json::json!({}))
+            .await
+            .map_err(internal)?;
     let Some(c) = got.challenge.filter(|c| c.id == uuid) else {
         return Err(ApiError::NotFound);
     };

@@ -75,6 +75,13 @@ struct CallbackJob {
     body: String,
 }
 
+/// A link challenge as `/get` and `/open` answer it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinkView {
+    pub challenge: Option<LinkChallenge>,
+    pub callbacks: CallbackLog,
+}
+
 /// What happened to each callback, for the status lookup.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CallbackLog {
@@ -106,25 +113,20 @@ impl DurableObject for LinkObject {
             "/create" => self.create(serde_json::from_str(&body)?).await,
             "/inbound" => self.inbound(serde_json::from_str(&body)?).await,
             "/confirm" => self.confirm(serde_json::from_str(&body)?).await,
-            "/open" => {
-                // The login page was shown: counted once per challenge (click-through).
-                let challenge = self.load()?;
-                if let Some(c) = &challenge {
+            "/get" | "/open" => {
+                let view = LinkView {
+                    challenge: self.load()?,
+                    callbacks: object_store::read(&self.sql(), "callbacks")?.unwrap_or_default(),
+                };
+                if let (Some(c), "/open") = (&view.challenge, path.as_str()) {
+                    // The login page was shown: counted once per challenge (click-through).
                     let sql = self.sql();
                     if object_store::read::<bool>(&sql, "opened")?.is_none() {
                         object_store::write(&sql, "opened", &true)?;
                         self.count(&c.instance, &[("links_opened", 1)]);
                     }
                 }
-                Response::from_json(&serde_json::json!({ "challenge": challenge }))
-            }
-            "/get" => {
-                let challenge: Option<LinkChallenge> = object_store::read(&self.sql(), "link")?;
-                let log: CallbackLog =
-                    object_store::read(&self.sql(), "callbacks")?.unwrap_or_default();
-                Response::from_json(
-                    &serde_json::json!({ "challenge": challenge, "callbacks": log }),
-                )
+                Response::from_json(&view)
             }
             _ => Response::error("unknown operation", 404),
         }

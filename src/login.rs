@@ -69,11 +69,8 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
     let stub = store::link_stub(env, &link.instance, &link.link_code)?;
     match req.method() {
         Method::Get => {
-            #[derive(serde::Deserialize)]
-            struct Got {
-                challenge: Option<LinkChallenge>,
-            }
-            let got: Got = store::call_object(&stub, "open", &serde_json::json!({})).await?;
+            let got: crate::link_object::LinkView =
+                store::call_object(&stub, "open", &serde_json::json!({})).await?;
             let Some(c) = got.challenge.filter(|c| c.id == link.challenge_id) else {
                 return invalid();
             };
