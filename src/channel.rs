@@ -50,7 +50,7 @@ pub trait Channel {
 }
 
 /// One HTTP request to a provider: `(status, body)`, or a retryable error for the network.
-async fn post(
+pub(crate) async fn post(
     url: &str,
     headers: &[(&str, &str)],
     body: String,

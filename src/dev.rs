@@ -54,6 +54,7 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                     "webhook_secret": secrets.webhook_secret,
                     "token_kid": demo.token_kid,
                     "token_key": secrets.token_keys.get(&demo.token_kid),
+                    "publishable_key": demo.widget.as_ref().map(|w| &w.publishable_key),
                 }),
                 &[],
             )

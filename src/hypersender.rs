@@ -5,7 +5,7 @@
 
 use crate::http::{self, json_object, BodyError, Failure};
 use crate::service::{self, ConfigProblem};
-use crate::store::{self, ChallengeRecord, Recipients, StartMsg};
+use crate::store::{self, Recipients, StartMsg};
 use otp_core::challenge::{Attempt, Challenge, Refusal, Status};
 use otp_core::config::InstanceConfig;
 use otp_core::hypersender::{parse_request_code, parse_validate_code, ValidationErrors};
@@ -401,15 +401,6 @@ async fn start_code(
     input: otp_core::hypersender::RequestCode,
 ) -> std::result::Result<RequestCodeData, ApiError> {
     let inst = &auth.inst;
-    let now = http::now();
-    let fixed_code = match crate::guard::check(env, inst, &input.recipient, auth.test_key, now)
-        .await
-        .map_err(internal)?
-    {
-        Ok(crate::guard::Allowed::Send) => None,
-        Ok(crate::guard::Allowed::TestNumber(code)) => Some(code),
-        Err(refused) => return Err(ApiError::Guard(refused)),
-    };
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
     let msg = StartMsg {
@@ -421,16 +412,20 @@ async fn start_code(
         ttl: input.expires,
         options: otp_core::challenge::SendOptions {
             locale: input.locale,
-            fixed_code,
             test: auth.test_key,
             ..Default::default()
         },
+        cooldown: None,
     };
-    let challenge = Recipients::new(env)
-        .start_recorded(&inst.id, &input.recipient, &msg)
+    let challenge = match Recipients::new(env)
+        .start_guarded(inst, &input.recipient, msg)
         .await
         .map_err(internal)?
-        .map_err(ApiError::Refused)?;
+    {
+        Ok(c) => c,
+        Err(store::Refused::Guard(refused)) => return Err(ApiError::Guard(refused)),
+        Err(store::Refused::Limit(refusal)) => return Err(ApiError::Refused(refusal)),
+    };
     let code = challenge.code(pepper, &inst.id, &input.recipient);
     Ok(RequestCodeData {
         uuid: challenge.id.clone(),
@@ -594,17 +589,17 @@ struct GenerateLinkData {
 }
 
 /// Default texts of a link challenge, when the request gives none.
-const DEFAULT_PROMPT: &str = "Give me link to login at {name}";
-const DEFAULT_SUCCESS: &str = "Here is your login link for {name}: {link}";
-const DEFAULT_FAILED: &str = "Login to {name} failed. Please try again.";
-const DEFAULT_EXPIRED: &str = "This {name} login link has expired. Please request a new one.";
+pub(crate) const DEFAULT_PROMPT: &str = "Give me link to login at {name}";
+pub(crate) const DEFAULT_SUCCESS: &str = "Here is your login link for {name}: {link}";
+pub(crate) const DEFAULT_FAILED: &str = "Login to {name} failed. Please try again.";
+pub(crate) const DEFAULT_EXPIRED: &str =
+    "This {name} login link has expired. Please request a new one.";
 
 async fn generate_link(
     req: &mut Request,
     env: &Env,
     instance: &str,
 ) -> std::result::Result<Response, ApiError> {
-    use otp_core::code::from_random;
     use otp_core::link::{prefilled_text, wa_me_link};
     use otp_core::link_state::{Callbacks, LinkChallenge, LinkMessages};
     use otp_core::template::render;
@@ -636,86 +631,56 @@ async fn generate_link(
         &[("name", &name)],
     );
     let now = http::now();
-    // A code names its object; on the rare collision with an open challenge, draw again.
-    for _ in 0..4 {
-        let mut bytes = [0u8; 48];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
-        let (id_bytes, code_bytes) = bytes.split_at(16);
-        let Some(code) = from_random(code_bytes, otp_core::CodeSpec::LINK) else {
-            continue;
-        };
-        let id = uuid_v4(id_bytes.try_into().unwrap_or_default());
-        let code = code.reveal().to_owned();
-        let challenge = LinkChallenge::new(
-            id.clone(),
-            inst.id.clone(),
-            code.clone(),
-            name.clone(),
-            (now, now + input.expires),
-            input.recipient.as_ref().map(|r| r.digits().to_owned()),
-            LinkMessages {
-                prompt: prompt.clone(),
-                success: input
-                    .success
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SUCCESS.into()),
-                failed: input
-                    .failed
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_FAILED.into()),
-                expired: input
-                    .expired
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_EXPIRED.into()),
-            },
-            Callbacks {
-                success: input.callback_success.clone(),
-                failed: input.callback_failed.clone(),
-            },
-            inst.link.max_failures,
-        );
-        let stub = store::link_stub(env, &inst.id, &code).map_err(internal)?;
-        let created: serde_json::Value = store::call_object(
-            &stub,
-            "create",
-            &crate::link_object::CreateMsg { challenge },
-        )
-        .await
-        .map_err(internal)?;
-        if created["created"] != true {
-            continue;
-        }
-        let record = ChallengeRecord {
-            instance: inst.id.clone(),
-            recipient: input
-                .recipient
-                .as_ref()
-                .map(|r| r.digits().to_owned())
-                .unwrap_or_default(),
-            kind: "link".into(),
-            link_code: Some(code.clone()),
-            created_at: now,
-            expires_at: now + input.expires,
-        };
-        store::put_record(env, &id, &record, now)
-            .await
-            .map_err(internal)?;
-        let data = GenerateLinkData {
-            uuid: id,
-            whatsapp_link: wa_me_link(&business_number, &prefilled_text(&prompt, &code)),
-            code,
-            chat_id: input.recipient.as_ref().map(Recipient::chat_id),
-            status: "pending",
-            otp_type: "link",
-            expires_at: iso8601(now + input.expires),
-            created_at: iso8601(now),
-        };
-        return ok("OTP link request created successfully", data, &[]).map_err(internal);
-    }
-    Err(internal(worker::Error::RustError(
-        "no free link code after 4 draws".into(),
-    )))
+    let messages = LinkMessages {
+        prompt: prompt.clone(),
+        success: input
+            .success
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SUCCESS.into()),
+        failed: input
+            .failed
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FAILED.into()),
+        expired: input
+            .expired
+            .clone()
+            .unwrap_or_else(|| DEFAULT_EXPIRED.into()),
+    };
+    let (id, code) = crate::link_object::create(
+        env,
+        &inst.id,
+        input.recipient.as_ref(),
+        (now, now + input.expires),
+        |id, code| {
+            LinkChallenge::new(
+                id,
+                inst.id.clone(),
+                code,
+                name.clone(),
+                (now, now + input.expires),
+                input.recipient.as_ref().map(|r| r.digits().to_owned()),
+                messages.clone(),
+                Callbacks {
+                    success: input.callback_success.clone(),
+                    failed: input.callback_failed.clone(),
+                },
+                inst.link.max_failures,
+            )
+        },
+    )
+    .await
+    .map_err(internal)?;
+    let data = GenerateLinkData {
+        uuid: id,
+        whatsapp_link: wa_me_link(&business_number, &prefilled_text(&prompt, &code)),
+        code,
+        chat_id: input.recipient.as_ref().map(Recipient::chat_id),
+        status: "pending",
+        otp_type: "link",
+        expires_at: iso8601(now + input.expires),
+        created_at: iso8601(now),
+    };
+    ok("OTP link request created successfully", data, &[]).map_err(internal)
 }
 
 #[derive(Serialize)]

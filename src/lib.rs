@@ -20,6 +20,7 @@ mod service;
 mod store;
 mod webhooks;
 mod whatotp;
+mod widget;
 
 pub use guard::BudgetObject;
 pub use idempotency_object::IdempotencyObject;
@@ -43,6 +44,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (_, ["v1", rest @ ..]) => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             whatotp::handle(req, &env, &rest).await
+        }
+        (_, ["widget", "v1", rest @ ..]) => {
+            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            widget::handle(req, &env, &rest).await
         }
         (_, ["webhooks", provider @ ("whatsapp" | "twilio"), instance]) => {
             let (provider, instance) = (provider.to_string(), instance.to_string());

@@ -9,7 +9,7 @@ use crate::callbacks;
 use crate::object_store;
 use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
-use crate::store::Recipients;
+use crate::store::{self, Recipients};
 use otp_core::link_state::{Confirm, Inbound, LinkChallenge};
 use otp_core::login::login_token;
 use otp_core::template::render;
@@ -457,4 +457,47 @@ impl LinkObject {
         }
         Ok(())
     }
+}
+
+/// Creates a link challenge in the object its fresh code names, and writes its KV record.
+/// `make` builds the challenge from a uuid and a code; on the rare collision of a code with
+/// an open challenge, a new code is drawn. Returns the uuid and the code.
+pub async fn create(
+    env: &Env,
+    instance: &str,
+    recipient: Option<&otp_core::Recipient>,
+    (created_at, expires_at): (i64, i64),
+    make: impl Fn(String, String) -> LinkChallenge,
+) -> Result<(String, String)> {
+    use otp_core::code::from_random;
+    for _ in 0..4 {
+        let mut bytes = [0u8; 48];
+        getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let (id_bytes, code_bytes) = bytes.split_at(16);
+        let Some(code) = from_random(code_bytes, otp_core::CodeSpec::LINK) else {
+            continue;
+        };
+        let id = otp_core::ids::uuid_v4(id_bytes.try_into().unwrap_or_default());
+        let code = code.reveal().to_owned();
+        let challenge = make(id.clone(), code.clone());
+        let stub = store::link_stub(env, instance, &code)?;
+        let created: serde_json::Value =
+            store::call_object(&stub, "create", &CreateMsg { challenge }).await?;
+        if created["created"] != true {
+            continue;
+        }
+        let record = store::ChallengeRecord {
+            instance: instance.into(),
+            recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
+            kind: "link".into(),
+            link_code: Some(code.clone()),
+            created_at,
+            expires_at,
+        };
+        store::put_record(env, &id, &record, created_at).await?;
+        return Ok((id, code));
+    }
+    Err(worker::Error::RustError(
+        "no free link code after 4 draws".into(),
+    ))
 }

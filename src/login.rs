@@ -134,7 +134,35 @@ fn closed_page(status: LinkStatus) -> Result<Response> {
     }
 }
 
-/// Signs the verification token and sends the browser on to the site.
+/// Signs a verification token for `sub` (`+digits`), whose id is the challenge `jti`: an HS256
+/// JWT for the instance (`aud`), from this service (`iss`), valid [`TOKEN_TTL`] seconds. `None`
+/// when the instance has no token key.
+pub fn verification_token(
+    env: &Env,
+    inst: &otp_core::config::InstanceConfig,
+    request_url: &worker::Url,
+    sub: String,
+    jti: &str,
+) -> Option<String> {
+    let secrets = service::instance_secrets(env, &inst.id).ok()?;
+    let key = secrets
+        .token_keys
+        .get(&inst.token_kid)
+        .and_then(|k| Secret::new(k.as_bytes().to_vec()).ok())?;
+    let now = crate::http::now();
+    let claims = Claims {
+        iss: service::public_origin(env, request_url),
+        sub,
+        aud: inst.id.clone(),
+        jti: jti.to_owned(),
+        iat: now,
+        exp: now + TOKEN_TTL,
+    };
+    Some(token::sign(&key, &inst.token_kid, &claims))
+}
+
+/// Signs the verification token and sends the browser on to the site (or, for a challenge the
+/// widget started, back to the page that polls for it).
 async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Response> {
     let unavailable = || {
         page(
@@ -149,28 +177,18 @@ async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Respons
     let Some(inst) = config.instance(&c.instance) else {
         return unavailable();
     };
-    let Ok(secrets) = service::instance_secrets(env, &inst.id) else {
-        return unavailable();
-    };
-    let Some(key) = secrets
-        .token_keys
-        .get(&inst.token_kid)
-        .and_then(|k| Secret::new(k.as_bytes().to_vec()).ok())
-    else {
-        return unavailable();
-    };
+    if c.widget {
+        return page(
+            200,
+            "You are verified",
+            "<p>Return to the page where you started: it continues by itself.</p>",
+        );
+    }
     let url = req.url()?;
-    let origin = service::public_origin(env, &url);
-    let now = crate::http::now();
-    let claims = Claims {
-        iss: origin.clone(),
-        sub: format!("+{}", c.claimed_by.as_deref().unwrap_or_default()),
-        aud: inst.id.clone(),
-        jti: c.id.clone(),
-        iat: now,
-        exp: now + TOKEN_TTL,
+    let phone = format!("+{}", c.claimed_by.as_deref().unwrap_or_default());
+    let Some(jwt) = verification_token(env, inst, &url, phone, &c.id) else {
+        return unavailable();
     };
-    let jwt = token::sign(&key, &inst.token_kid, &claims);
     let Some(target) = inst.link.redirect_url.as_deref() else {
         return page(
             200,
@@ -178,7 +196,7 @@ async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Respons
             "<p>You can close this page and return to the site.</p>",
         );
     };
-    let base = url::Url::parse(&origin)?;
+    let base = url::Url::parse(&service::public_origin(env, &url))?;
     let Ok(mut to) = base.join(target) else {
         return unavailable();
     };

@@ -143,9 +143,11 @@ impl RecipientObject {
         let mut state = self.load()?;
         // An object that never had a challenge has no owner recorded yet.
         let first = state == RecipientState::default();
-        let result = state
-            .start(now, &instance.limits, msg.new_challenge())
-            .cloned();
+        let mut policy = instance.limits;
+        if let Some(cooldown) = msg.cooldown {
+            policy.resend_cooldown = policy.resend_cooldown.max(cooldown);
+        }
+        let result = state.start(now, &policy, msg.new_challenge()).cloned();
         if result.is_ok() {
             self.write("state", &state)?;
             if first {

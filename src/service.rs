@@ -136,13 +136,23 @@ pub fn instance_secrets(env: &Env, instance: &str) -> Result<InstanceSecrets, Co
 /// The key that signs one-time login URLs, derived from the pepper (one secret fewer to
 /// manage; rotating the pepper voids open login URLs along with open codes).
 pub fn login_key(env: &Env) -> Result<Secret, ConfigProblem> {
+    derived_key(env, "edge-otp/login-key/v1")
+}
+
+/// The key that seals widget session ids and derives poll secrets: the login key's sibling.
+pub fn widget_key(env: &Env) -> Result<Secret, ConfigProblem> {
+    derived_key(env, "edge-otp/widget-key/v1")
+}
+
+/// A key derived from the pepper for one purpose (`label`), so no two purposes share a key.
+fn derived_key(env: &Env, label: &str) -> Result<Secret, ConfigProblem> {
     use hmac::{Hmac, Mac};
     let pepper = pepper(env)?;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(pepper.expose())
         .map_err(|_| ConfigProblem("pepper cannot key a MAC".into()))?;
-    mac.update(b"edge-otp/login-key/v1");
+    mac.update(label.as_bytes());
     Secret::new(mac.finalize().into_bytes().to_vec())
-        .map_err(|e| ConfigProblem(format!("login key: {e}")))
+        .map_err(|e| ConfigProblem(format!("{label}: {e}")))
 }
 
 /// A plain var, if set.

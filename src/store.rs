@@ -26,6 +26,9 @@ pub struct StartMsg {
     /// Locale, preferred channel, test mode, fixed code of a test number.
     #[serde(default)]
     pub options: otp_core::challenge::SendOptions,
+    /// A resend cooldown in seconds that applies on top of the instance's (the widget's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<i64>,
 }
 
 impl StartMsg {
@@ -90,6 +93,12 @@ pub struct OutboxMessage {
     pub created_at: String,
 }
 
+/// Why a send was refused: by the instance's abuse checks, or by the recipient's limits.
+pub enum Refused {
+    Guard(crate::guard::Refused),
+    Limit(Refusal),
+}
+
 /// Talks to the recipient Durable Objects.
 pub struct Recipients<'a> {
     env: &'a Env,
@@ -127,7 +136,35 @@ impl<'a> Recipients<'a> {
         self.call(instance, recipient, "start", msg).await
     }
 
-    /// Starts a code challenge and writes its KV record (what both send surfaces do).
+    /// Runs the abuse checks of [`crate::guard`], then starts a code challenge and writes its
+    /// KV record: what every send surface does. A test number gets its fixed code here.
+    pub async fn start_guarded(
+        &self,
+        inst: &otp_core::config::InstanceConfig,
+        recipient: &Recipient,
+        mut msg: StartMsg,
+    ) -> Result<std::result::Result<Challenge, Refused>> {
+        use crate::guard::{check, Allowed};
+        match check(
+            self.env,
+            inst,
+            recipient,
+            msg.options.test,
+            crate::http::now(),
+        )
+        .await?
+        {
+            Ok(Allowed::Send) => {}
+            Ok(Allowed::TestNumber(code)) => msg.options.fixed_code = Some(code),
+            Err(refused) => return Ok(Err(Refused::Guard(refused))),
+        }
+        Ok(self
+            .start_recorded(&inst.id, recipient, &msg)
+            .await?
+            .map_err(Refused::Limit))
+    }
+
+    /// Starts a code challenge and writes its KV record.
     pub async fn start_recorded(
         &self,
         instance: &str,

@@ -41,8 +41,9 @@ const MESSAGE_MAX: usize = 4096;
 /// own `{placeholders}` filled in from the other variables.
 const TEMPLATES: &[&str] = &["text"];
 
-/// Why a request failed, mapped once to a status and error body in [`ApiError::respond`].
-enum ApiError {
+/// Why a request failed, mapped once to a status and error body in [`ApiError::respond`]. The
+/// widget API shares the failures and their statuses ([`ApiError::parts`]).
+pub(crate) enum ApiError {
     MethodNotAllowed,
     Unauthorized,
     RateLimited,
@@ -67,6 +68,15 @@ enum ApiError {
     Refused(Refusal),
     Guard(Refused),
     Config(ConfigProblem),
+}
+
+impl From<store::Refused> for ApiError {
+    fn from(r: store::Refused) -> Self {
+        match r {
+            store::Refused::Guard(g) => Self::Guard(g),
+            store::Refused::Limit(l) => Self::Refused(l),
+        }
+    }
 }
 
 impl From<ConfigProblem> for ApiError {
@@ -98,8 +108,33 @@ fn invalid(field: &'static str, message: String) -> ApiError {
     })
 }
 
+/// A failure's status, error code, message, blamed field, headers, and the attempts left
+/// after a wrong code.
+pub(crate) struct ErrorParts {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
+    pub attempts: Option<u32>,
+    pub retry_after: Option<i64>,
+}
+
 impl ApiError {
     fn respond(self) -> Result<Response> {
+        let p = self.parts();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: p.code,
+                message: &p.message,
+                field: p.field,
+                attempts_remaining: p.attempts,
+            },
+        };
+        http::json(p.status, &body, &p.headers)
+    }
+
+    pub(crate) fn parts(self) -> ErrorParts {
         let wait = |s: i64| ("retry-after", s.max(1).to_string());
         let mut attempts = None;
         let (status, code, message, field, headers): (u16, &str, String, _, Vec<_>) = match self {
@@ -276,15 +311,19 @@ impl ApiError {
                 )
             }
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code,
-                message: &message,
-                field,
-                attempts_remaining: attempts,
-            },
-        };
-        http::json(status, &body, &headers)
+        let retry_after = headers
+            .iter()
+            .find(|(name, _)| *name == "retry-after")
+            .and_then(|(_, v)| v.parse().ok());
+        ErrorParts {
+            status,
+            code,
+            message,
+            field,
+            headers,
+            attempts,
+            retry_after,
+        }
     }
 }
 
@@ -543,15 +582,6 @@ async fn start_session(
     input: &core::SendOtp,
 ) -> std::result::Result<Reply, ApiError> {
     let inst = &caller.inst;
-    let test = caller.mode == KeyMode::Test;
-    let fixed_code = match guard::check(env, inst, &input.to, test, http::now())
-        .await
-        .map_err(internal)?
-        .map_err(ApiError::Guard)?
-    {
-        Allowed::Send => None,
-        Allowed::TestNumber(code) => Some(code),
-    };
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
     let msg = StartMsg {
@@ -566,16 +596,16 @@ async fn start_session(
         ttl: DEFAULT_TTL.min(inst.max_expires.unwrap_or(DEFAULT_TTL)),
         options: SendOptions {
             channel: Some(input.channel.as_str().into()),
-            test,
-            fixed_code,
+            test: caller.mode == KeyMode::Test,
             ..SendOptions::default()
         },
+        cooldown: None,
     };
     let challenge = Recipients::new(env)
-        .start_recorded(&inst.id, &input.to, &msg)
+        .start_guarded(inst, &input.to, msg)
         .await
         .map_err(internal)?
-        .map_err(ApiError::Refused)?;
+        .map_err(ApiError::from)?;
     let data = SendData {
         session_id: core::session_id(&challenge.id),
         status: challenge.status(challenge.created_at).as_str(),
@@ -609,11 +639,32 @@ async fn verify(
         .filter(|r| r.kind == "code" && r.instance.eq_ignore_ascii_case(&inst.id))
         .ok_or(ApiError::SessionNotFound)?;
     let recipient = Recipient::parse(&record.recipient).map_err(|_| ApiError::SessionNotFound)?;
+    let verified_at = check_code(env, &inst.id, &recipient, &uuid, &input.code).await?;
+    Reply::new(
+        200,
+        &VerifyData {
+            session_id: core::session_id(&uuid),
+            status: "verified",
+            verified_at: iso8601(verified_at),
+        },
+    )?
+    .respond(false)
+}
+
+/// Checks `code` against challenge `uuid` of `recipient` (a session's challenge) and returns
+/// when it was verified. A challenge that is no longer open is answered from its state:
+/// attempting would check the code against the number's newer challenge and could spend one
+/// of its attempts.
+pub(crate) async fn check_code(
+    env: &Env,
+    instance: &str,
+    recipient: &Recipient,
+    uuid: &str,
+    code: &str,
+) -> std::result::Result<i64, ApiError> {
     let recipients = Recipients::new(env);
-    // A session that is no longer open is answered from its state: attempting would check
-    // the code against the number's newer challenge and could spend one of its attempts.
     let session = recipients
-        .get(&inst.id, &recipient, &uuid)
+        .get(instance, recipient, uuid)
         .await
         .map_err(internal)?
         .ok_or(ApiError::SessionExpired)?;
@@ -628,19 +679,10 @@ async fn verify(
         Status::Failed => return Err(ApiError::TooManyAttempts),
     }
     let attempt = recipients
-        .attempt(&inst.id, &recipient, &input.code, Some(&uuid))
+        .attempt(instance, recipient, code, Some(uuid))
         .await
         .map_err(internal)?;
-    let verified_at = session_outcome(&uuid, attempt)?;
-    Reply::new(
-        200,
-        &VerifyData {
-            session_id: core::session_id(&uuid),
-            status: "verified",
-            verified_at: iso8601(verified_at),
-        },
-    )?
-    .respond(false)
+    session_outcome(uuid, attempt)
 }
 
 fn is_undeliverable(failure: Option<&str>) -> bool {

@@ -20,6 +20,9 @@ export const DEMO = '11111111-1111-4111-8111-111111111111';
 export const OTHER = '22222222-2222-4222-8222-222222222222';
 /** An instance with short lockouts, so lockout tests need not wait a minute. */
 export const QUICK = '33333333-3333-4333-8333-333333333333';
+/** The demo instance's publishable key (widget API), and an origin on its allowlist. */
+export const DEMO_PK = 'pk_test_edgeotpdemo0000000001';
+export const SHOP_ORIGIN = 'https://shop.example';
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const random = (n) => randomBytes(n).toString('hex');
@@ -33,6 +36,7 @@ export function testInstances() {
       business_number: '15550001234',
       whatsapp: { phone_number_id: '100000000000001' },
       link: { redirect_url: '/#verified' },
+      widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example'] },
     },
     { id: OTHER, name: 'Other', channel: 'outbox' },
     {

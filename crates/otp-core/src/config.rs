@@ -142,6 +142,75 @@ impl Default for LinkConfig {
     }
 }
 
+/// The browser widget's settings: its publishable key and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetConfig {
+    /// `pk_live_...` or `pk_test_...`: names the instance in pages; safe to publish.
+    pub publishable_key: String,
+    /// Origins whose pages may call the widget API (`https://shop.example`,
+    /// `https://*.shop.example`); the service's own origin is always allowed.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Seconds before the same number can be sent another code from the widget.
+    #[serde(default = "default_widget_cooldown")]
+    pub resend_cooldown: i64,
+    /// Code lifetime in seconds (lowered to `max_expires`).
+    #[serde(default = "default_widget_ttl")]
+    pub code_ttl: i64,
+    /// Characters in a code, 4 to 10.
+    #[serde(default = "default_widget_length")]
+    pub code_length: u8,
+    /// What codes are drawn from (`digits` by default; letters show a text keyboard).
+    #[serde(default = "default_widget_alphabet")]
+    pub alphabet: crate::Alphabet,
+    /// Link challenge lifetime in seconds.
+    #[serde(default = "default_widget_link_ttl")]
+    pub link_ttl: i64,
+    /// Cloudflare Turnstile on `start`, when set.
+    #[serde(default)]
+    pub turnstile: Option<TurnstileConfig>,
+}
+
+fn default_widget_cooldown() -> i64 {
+    30
+}
+
+fn default_widget_ttl() -> i64 {
+    300
+}
+
+fn default_widget_length() -> u8 {
+    6
+}
+
+fn default_widget_alphabet() -> crate::Alphabet {
+    crate::Alphabet::Digits
+}
+
+fn default_widget_link_ttl() -> i64 {
+    600
+}
+
+/// Cloudflare Turnstile: the page shows the widget with `site_key`; `start` checks the token
+/// at `siteverify_url` with `INSTANCE_SECRETS.turnstile_secret`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnstileConfig {
+    /// The public site key the page renders Turnstile with.
+    pub site_key: String,
+    /// Where tokens are checked (Cloudflare's siteverify; a local fake in tests).
+    #[serde(default = "default_siteverify")]
+    pub siteverify_url: String,
+}
+
+/// Cloudflare's Turnstile token check.
+pub const SITEVERIFY_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
+
+fn default_siteverify() -> String {
+    SITEVERIFY_URL.into()
+}
+
 /// A number that gets a fixed code and no delivery (app-store reviewers, CI).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +324,9 @@ pub struct InstanceConfig {
     /// The `kid` of the key (in `INSTANCE_SECRETS.token_keys`) that signs verification tokens.
     #[serde(default = "default_kid")]
     pub token_kid: String,
+    /// The browser widget's settings; without them the widget API refuses the instance.
+    #[serde(default)]
+    pub widget: Option<WidgetConfig>,
 }
 
 impl InstanceConfig {
@@ -295,6 +367,8 @@ pub struct InstanceSecrets {
     pub webhook_secret: Option<String>,
     /// Keys that sign verification tokens, by `kid` (several allow rotation).
     pub token_keys: std::collections::BTreeMap<String, String>,
+    /// Cloudflare Turnstile secret key, for the widget's `start`.
+    pub turnstile_secret: Option<String>,
 }
 
 impl fmt::Debug for InstanceSecrets {
@@ -405,6 +479,20 @@ impl ServiceConfig {
                     )));
                 }
             }
+            if let Some(w) = &inst.widget {
+                check_widget(&inst.id, w)?;
+                let taken = instances[..i].iter().any(|o| {
+                    o.widget
+                        .as_ref()
+                        .is_some_and(|ow| ow.publishable_key == w.publishable_key)
+                });
+                if taken {
+                    return Err(ConfigError(format!(
+                        "instance {}: widget.publishable_key is used by another instance",
+                        inst.id
+                    )));
+                }
+            }
             if let Some(m) = inst.max_expires {
                 if !(60..=1800).contains(&m) {
                     return Err(ConfigError(format!(
@@ -417,12 +505,46 @@ impl ServiceConfig {
         Ok(Self { instances })
     }
 
+    /// The instance whose widget has this publishable key.
+    pub fn by_publishable_key(&self, key: &str) -> Option<&InstanceConfig> {
+        self.instances
+            .iter()
+            .find(|i| i.widget.as_ref().is_some_and(|w| w.publishable_key == key))
+    }
+
     /// The instance with this id (case-insensitive, as UUIDs are).
     pub fn instance(&self, id: &str) -> Option<&InstanceConfig> {
         self.instances
             .iter()
             .find(|i| i.id.eq_ignore_ascii_case(id))
     }
+}
+
+fn check_widget(id: &str, w: &WidgetConfig) -> Result<(), ConfigError> {
+    let fail = |what: String| Err(ConfigError(format!("instance {id}: widget.{what}")));
+    if !crate::widget::is_publishable_key(&w.publishable_key) {
+        return fail(
+            "publishable_key must be pk_live_ or pk_test_ and 16-64 letters or digits".into(),
+        );
+    }
+    for origin in &w.allowed_origins {
+        let plain = origin.replacen("://*.", "://", 1);
+        if crate::widget::normalize_origin(&plain).is_none() {
+            return fail(format!(
+                "allowed_origins entry {origin:?} must be an origin such as https://shop.example"
+            ));
+        }
+    }
+    if !(0..=3600).contains(&w.resend_cooldown) {
+        return fail("resend_cooldown must be between 0 and 3600".into());
+    }
+    if !crate::CodeSpec::LENGTHS.contains(&w.code_length) {
+        return fail("code_length must be between 4 and 10".into());
+    }
+    if !(60..=1800).contains(&w.code_ttl) || !(60..=86_400).contains(&w.link_ttl) {
+        return fail("code_ttl must be 60-1800 and link_ttl 60-86400 seconds".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod twilio;
 pub mod url_guard;
 pub mod webhook;
 pub mod whatotp;
+pub mod widget;
 
 pub use challenge::{Attempt, Challenge, Policy, RecipientState, Refusal, Status};
 pub use code::{Alphabet, CodeSpec};

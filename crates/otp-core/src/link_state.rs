@@ -104,6 +104,10 @@ pub struct LinkChallenge {
     pub max_failures: u32,
     /// Provider message ids already handled, newest last.
     pub seen: Vec<String>,
+    /// Started by the browser widget: the page that started it collects the token by polling,
+    /// so the login page ends with "return to the page" rather than a redirect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub widget: bool,
 }
 
 /// Why an inbound message did not claim the challenge.
@@ -185,6 +189,7 @@ impl LinkChallenge {
             failures: 0,
             max_failures,
             seen: vec![],
+            widget: false,
         }
     }
 

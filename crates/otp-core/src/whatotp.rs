@@ -30,7 +30,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn invalid(field: &'static str, reason: impl fmt::Display) -> Self {
+    pub(crate) fn invalid(field: &'static str, reason: impl fmt::Display) -> Self {
         Self {
             code: "invalid_request",
             message: format!("`{field}` {reason}"),
@@ -120,11 +120,11 @@ pub const CODE_INPUT_MAX: usize = 64;
 const SESSION_ID_MAX: usize = 128;
 
 /// The field's value; `None` when absent or `null`.
-fn get<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(body: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     body.get(field).filter(|v| !v.is_null())
 }
 
-fn required_str<'a>(
+pub(crate) fn required_str<'a>(
     body: &'a Map<String, Value>,
     field: &'static str,
     max: usize,
@@ -182,7 +182,10 @@ fn e164(body: &Map<String, Value>, field: &'static str) -> Result<Recipient, Api
 }
 
 /// A recipient as a phone number, `+` optional, spaces and dashes tolerated; no chat ids.
-fn phone_number(body: &Map<String, Value>, field: &'static str) -> Result<Recipient, ApiError> {
+pub(crate) fn phone_number(
+    body: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Recipient, ApiError> {
     let raw = required_str(body, field, 32)?;
     Some(raw)
         .filter(|r| !r.contains('@'))
