@@ -60,4 +60,7 @@ setsid node bench/run.mjs </dev/null &
 pid=$!
 status=0
 wait "$pid" || status=$?
+# The browser widget's download size (built above by scripts/build.sh), against its budget.
+echo
+WIDGET_NO_BUILD=1 bash bench/widget-size.sh
 exit "$status"

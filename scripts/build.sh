@@ -25,3 +25,5 @@ case "$flavour" in
   dev) worker-build --release --out-dir "build/dev" --features dev ;;
   *) echo "usage: $0 release|dev" >&2; exit 2 ;;
 esac
+# The browser widget: pkg/ and www/widget/ (served at /widget/edge-otp.js).
+bash scripts/build-widget.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every test, in tiers. Installs what it needs first (scripts/setup.sh).
 #   1. cargo fmt --check, cargo clippy -D warnings (deploy and dev features), cargo test
-#   2. wasm-pack test --node: otp-core's tests compiled to Wasm
+#   2. wasm-pack test --node: otp-core's tests compiled to Wasm; --headless --chrome: the
+#      widget's DOM behaviour in Debian's chromium (chromedriver on PATH)
 #   3. end to end: the release and dev Workers built, then Node's test runner against them on
 #      workerd (wrangler's unstable_startWorker, 127.0.0.1, real KV and Durable Objects)
 set -euo pipefail
@@ -26,6 +27,9 @@ cargo test --workspace --locked
 
 step "wasm-pack test --node (otp-core)"
 wasm-pack test --node crates/otp-core
+
+step "wasm-pack test --headless --chrome (widget DOM)"
+wasm-pack test --headless --chrome crates/otp-widget
 
 step "build the release and dev Workers"
 bash scripts/build.sh release
