@@ -1,0 +1,447 @@
+//! The widget's behaviour as a user meets it, in headless Chromium (`wasm-pack test --headless
+//! --chrome crates/otp-widget`). `window.fetch` is replaced by a fake widget API that answers
+//! per docs/widget.md and records every request, so the widget's real fetch path runs.
+
+use edge_otp_widget::{mount, qr, Widget};
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use web_sys::{Element, HtmlElement, HtmlInputElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(inline_js = r#"
+export function fake_api(cfg) {
+  const state = { requests: [], attempts: cfg.attempts ?? 3, polls: 0, verified: [] };
+  window.__edgeOtp = state;
+  window.fetch = async (input, init) => {
+    const req = input instanceof Request ? input : new Request(input, init);
+    const body = await req.json();
+    const route = new URL(req.url, location.href).pathname;
+    state.requests.push({ route, body });
+    const json = (status, value) => new Response(JSON.stringify(value),
+      { status, headers: { "content-type": "application/json" } });
+    if (route.endsWith("/widget/v1/start") && body.mode === "link") {
+      return json(200, { session: "L1", mode: "link", link: cfg.link, poll_secret: "ps1",
+        expires_at: "2026-12-04T12:00:00+00:00", expires_in: cfg.expires_in ?? 600,
+        poll_interval: cfg.poll_interval ?? 0.05 });
+    }
+    if (route.endsWith("/widget/v1/start")) {
+      if (cfg.cooldown && state.requests.filter(r => r.route.endsWith("/start")).length > 1) {
+        return json(429, { error: { code: "resend_cooldown", message: "wait", field: "phone",
+          retry_after: cfg.cooldown } });
+      }
+      return json(200, { session: "S1", mode: "code", phone: body.phone, channel: "whatsapp",
+        code_length: cfg.code_length ?? 6, alphabet: cfg.alphabet ?? "digits",
+        expires_at: "2026-12-04T12:00:00+00:00", expires_in: 300, resend_in: cfg.resend_in ?? 30 });
+    }
+    if (route.endsWith("/widget/v1/verify")) {
+      if (body.code === (cfg.code ?? "123456")) {
+        return json(200, { status: "verified", phone: "+14155550100", token: "tok.en.jwt", expires_in: 600 });
+      }
+      state.attempts -= 1;
+      return json(422, { error: { code: "invalid_code", message: "wrong code", field: "code",
+        attempts_left: state.attempts } });
+    }
+    if (route.endsWith("/widget/v1/poll")) {
+      state.polls += 1;
+      if (cfg.poll_status) return json(200, { status: cfg.poll_status });
+      if (state.polls >= (cfg.polls_until_verified ?? 2)) {
+        return json(200, { status: "verified", phone: "+14155550100", token: "link.tok.jwt", expires_in: 600 });
+      }
+      return json(200, { status: "pending" });
+    }
+    return json(404, { error: { code: "not_found", message: "no route" } });
+  };
+  return state;
+}
+
+export function options(mode, locale) {
+  const o = { endpoint: "/_otp", publishableKey: "pk_test_widget", mode,
+    onVerified: (v) => window.__edgeOtp.verified.push(v) };
+  if (locale) o.locale = locale;
+  return o;
+}
+
+export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+
+export function requests(route) {
+  return window.__edgeOtp.requests.filter((r) => r.route.endsWith(route)).map((r) => r.body);
+}
+
+export function type_into(input, value) {
+  input.value = value;
+  input.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: "insertText" }));
+}
+
+export function paste_into(input, text) {
+  input.focus();
+  const data = new DataTransfer();
+  data.setData("text/plain", text);
+  input.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+}
+
+export function submit(form) {
+  form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
+}
+
+export function on_event(el, name) {
+  const seen = [];
+  el.addEventListener(name, (e) => seen.push(e.detail));
+  return seen;
+}
+"#)]
+extern "C" {
+    fn fake_api(cfg: &JsValue) -> JsValue;
+    fn options(mode: &str, locale: Option<String>) -> JsValue;
+    fn sleep(ms: u32) -> js_sys::Promise;
+    fn requests(route: &str) -> js_sys::Array;
+    fn type_into(input: &HtmlInputElement, value: &str);
+    fn paste_into(input: &HtmlInputElement, text: &str);
+    fn submit(form: &Element);
+    fn on_event(el: &Element, name: &str) -> js_sys::Array;
+}
+
+const LINK: &str = "https://wa.me/15550001234?text=Verify%20me%3A%20ABC123";
+
+fn cfg(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        Reflect::set(&o, &(*k).into(), v).unwrap_throw();
+    }
+    Reflect::set(&o, &"link".into(), &LINK.into()).unwrap_throw();
+    o.into()
+}
+
+async fn wait(ms: u32) {
+    JsFuture::from(sleep(ms)).await.unwrap_throw();
+}
+
+/// Waits (up to 3 s) until `selector` matches inside `host`.
+async fn find(host: &Element, selector: &str) -> Element {
+    for _ in 0..300 {
+        if let Some(e) = host.query_selector(selector).unwrap_throw() {
+            return e;
+        }
+        wait(10).await;
+    }
+    panic!("{selector} never appeared");
+}
+
+/// Waits (up to 3 s) until `f` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        wait(10).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn host() -> Element {
+    let doc = web_sys::window().unwrap_throw().document().unwrap_throw();
+    let el = doc.create_element("div").unwrap_throw();
+    doc.body().unwrap_throw().append_child(&el).unwrap_throw();
+    el
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &key.into()).unwrap_throw()
+}
+
+fn text(el: &Element) -> String {
+    el.text_content().unwrap_or_default()
+}
+
+fn boxes(host: &Element) -> String {
+    let list = host.query_selector_all(".eo-box").unwrap_throw();
+    (0..list.length())
+        .map(|i| {
+            list.item(i)
+                .unwrap_throw()
+                .text_content()
+                .unwrap_or_default()
+        })
+        .map(|t| if t.is_empty() { "_".into() } else { t })
+        .collect()
+}
+
+/// Mounts a code-mode widget and gets it past the phone step.
+async fn code_step(
+    fake: &[(&str, JsValue)],
+    locale: Option<&str>,
+) -> (Element, Widget, HtmlInputElement) {
+    fake_api(&cfg(fake));
+    let host = host();
+    let widget = mount(host.clone(), options("code", locale.map(String::from))).unwrap_throw();
+    let phone: HtmlInputElement = find(&host, ".eo-phone").await.unchecked_into();
+    phone.set_value("+1 (415) 555-0100");
+    submit(&find(&host, "form").await);
+    let code: HtmlInputElement = find(&host, ".eo-code").await.unchecked_into();
+    (host, widget, code)
+}
+
+#[wasm_bindgen_test]
+async fn phone_step_starts_with_the_normalized_number() {
+    let (_host, mut w, _) = code_step(&[], None).await;
+    let starts = requests("/_otp/widget/v1/start");
+    assert_eq!(starts.length(), 1);
+    let body = starts.get(0);
+    assert_eq!(get(&body, "phone"), "+14155550100");
+    assert_eq!(get(&body, "mode"), "code");
+    assert_eq!(get(&body, "publishable_key"), "pk_test_widget");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn invalid_phone_shows_inline_error_and_sends_nothing() {
+    fake_api(&cfg(&[]));
+    let host = host();
+    let mut w = mount(host.clone(), options("code", None)).unwrap_throw();
+    let phone: HtmlInputElement = find(&host, ".eo-phone").await.unchecked_into();
+    phone.set_value("555-0100");
+    submit(&find(&host, "form").await);
+    assert_eq!(phone.get_attribute("aria-invalid").as_deref(), Some("true"));
+    let status = find(&host, ".eo-status").await;
+    assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
+    assert!(text(&status).contains("country code"), "{}", text(&status));
+    let described = phone.get_attribute("aria-describedby").unwrap_or_default();
+    assert!(described.contains(&status.id()));
+    wait(50).await;
+    assert_eq!(requests("/widget/v1/start").length(), 0);
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn typing_digits_fills_boxes_and_letters_are_refused() {
+    let (host, mut w, code) = code_step(&[], None).await;
+    type_into(&code, "12");
+    assert_eq!(boxes(&host), "12____");
+    type_into(&code, "12a3");
+    assert_eq!(code.value(), "123");
+    assert_eq!(boxes(&host), "123___");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn backspace_removes_the_last_character() {
+    let (host, mut w, code) = code_step(&[], None).await;
+    type_into(&code, "1234");
+    type_into(&code, "123");
+    assert_eq!(boxes(&host), "123___");
+    assert_eq!(requests("/widget/v1/verify").length(), 0);
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn pasted_code_with_dashes_fills_and_submits_exactly_the_code() {
+    let (host, mut w, code) = code_step(&[], None).await;
+    paste_into(&code, "123-456");
+    assert_eq!(code.value(), "123456");
+    assert_eq!(boxes(&host), "123456");
+    until("a verify request", || {
+        requests("/widget/v1/verify").length() == 1
+    })
+    .await;
+    let body = requests("/_otp/widget/v1/verify").get(0);
+    assert_eq!(get(&body, "code"), "123456");
+    assert_eq!(get(&body, "session"), "S1");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn pasted_code_with_spaces_fills_and_submits() {
+    let (host, mut w, code) = code_step(&[], None).await;
+    paste_into(&code, " 12 34 56 ");
+    assert_eq!(boxes(&host), "123456");
+    until("a verify request", || {
+        requests("/widget/v1/verify").length() == 1
+    })
+    .await;
+    assert_eq!(get(&requests("/widget/v1/verify").get(0), "code"), "123456");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn wrong_code_announces_attempts_left_and_clears_the_input() {
+    let (host, mut w, code) = code_step(&[], None).await;
+    type_into(&code, "999999");
+    let status = find(&host, ".eo-status").await;
+    until("the attempts message", || {
+        text(&status).contains("2 attempts left")
+    })
+    .await;
+    assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
+    assert_eq!(code.value(), "");
+    assert_eq!(boxes(&host), "______");
+    assert_eq!(code.get_attribute("aria-invalid").as_deref(), Some("true"));
+    type_into(&code, "1");
+    assert_eq!(code.get_attribute("aria-invalid").as_deref(), Some("false"));
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn verified_code_calls_on_verified_and_dispatches_the_event() {
+    let (host, mut w, code) = code_step(&[], None).await;
+    let events = on_event(&host.parent_element().unwrap_throw(), "verified");
+    type_into(&code, "123456");
+    until("onVerified", || events.length() == 1).await;
+    let state = web_sys::window()
+        .map(|w| get(&w, "__edgeOtp"))
+        .unwrap_throw();
+    let verified = get(&state, "verified");
+    assert_eq!(Reflect::get(&verified, &"length".into()).unwrap_throw(), 1);
+    let first = Reflect::get_u32(&verified, 0).unwrap_throw();
+    assert_eq!(get(&first, "token"), "tok.en.jwt");
+    assert_eq!(get(&first, "phone"), "+14155550100");
+    assert_eq!(get(&events.get(0), "token"), "tok.en.jwt");
+    assert!(host.query_selector(".eo-code").unwrap_throw().is_none());
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn resend_counts_down_from_the_servers_seconds() {
+    let (host, mut w, _) =
+        code_step(&[("resend_in", 2.into()), ("cooldown", 7.into())], None).await;
+    let resend = find(&host, "[id$=-resend]").await;
+    assert!(text(&resend).contains("in 2 s"), "{}", text(&resend));
+    assert!(resend.has_attribute("disabled"));
+    until("the countdown's end", || !resend.has_attribute("disabled")).await;
+    assert!(!text(&resend).contains(" s"), "{}", text(&resend));
+    // The server refuses the resend with its own cooldown: the button counts that down.
+    resend.unchecked_ref::<HtmlElement>().click();
+    until("the server's cooldown", || text(&resend).contains("in 7 s")).await;
+    assert!(resend.has_attribute("disabled"));
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn code_input_is_one_labelled_left_to_right_one_time_code_field() {
+    let (host, mut w, code) = code_step(&[], Some("ar")).await;
+    assert_eq!(host.get_attribute("dir").as_deref(), Some("rtl"));
+    assert_eq!(code.get_attribute("dir").as_deref(), Some("ltr"));
+    assert_eq!(
+        find(&host, ".eo-otp").await.get_attribute("dir").as_deref(),
+        Some("ltr")
+    );
+    assert_eq!(
+        code.get_attribute("autocomplete").as_deref(),
+        Some("one-time-code")
+    );
+    assert_eq!(code.get_attribute("inputmode").as_deref(), Some("numeric"));
+    assert_eq!(code.get_attribute("maxlength").as_deref(), Some("6"));
+    assert!(code
+        .get_attribute("aria-label")
+        .is_some_and(|l| !l.is_empty()));
+    assert_eq!(host.query_selector_all("input").unwrap_throw().length(), 1);
+    let start = requests("/widget/v1/start").get(0);
+    assert_eq!(get(&start, "locale"), "ar");
+    w.destroy();
+    assert_eq!(host.child_element_count(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn alphanumeric_codes_take_letters_in_a_text_input() {
+    let fake = [
+        ("alphabet", "alphanumeric".into()),
+        ("code", "AB12CD".into()),
+    ];
+    let (host, mut w, code) = code_step(&fake, None).await;
+    assert_eq!(code.get_attribute("inputmode").as_deref(), Some("text"));
+    paste_into(&code, "AB-12-CD");
+    assert_eq!(boxes(&host), "AB12CD");
+    w.destroy();
+}
+
+/// The dark modules of a rendered QR code SVG, decoded back to its text.
+fn decode_svg(svg: &str) -> String {
+    let view = svg
+        .split("viewBox=\"0 0 ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let side: usize = view.parse().unwrap();
+    let path = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let mut dark = vec![false; side * side];
+    for square in path.split('M').filter(|s| !s.is_empty()) {
+        let (x, rest) = square.split_once(',').unwrap();
+        let y: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
+        dark[y * side + x] = true;
+    }
+    const PX: usize = 4;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(side * PX, side * PX, |x, y| {
+        if dark[(y / PX) * side + x / PX] {
+            0
+        } else {
+            255
+        }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().unwrap().1
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn qr_code_decodes_to_the_link() {
+    let svg = qr::svg(LINK, "QR").unwrap();
+    assert_eq!(decode_svg(&svg), LINK);
+}
+
+#[wasm_bindgen_test]
+async fn link_mode_shows_a_qr_code_of_the_link_and_polls_until_verified() {
+    fake_api(&cfg(&[
+        ("poll_interval", 0.05.into()),
+        ("polls_until_verified", 3.into()),
+    ]));
+    let host = host();
+    let mut w = mount(host.clone(), options("link", None)).unwrap_throw();
+    find(&host, "button")
+        .await
+        .unchecked_into::<HtmlElement>()
+        .click();
+    let svg = find(&host, "svg.eo-qr").await;
+    assert_eq!(decode_svg(&svg.outer_html()), LINK);
+    let open = find(&host, "a[href]").await;
+    assert_eq!(open.get_attribute("href").as_deref(), Some(LINK));
+    let events = on_event(&host, "verified");
+    until("the verified poll", || events.length() == 1).await;
+    assert_eq!(get(&events.get(0), "token"), "link.tok.jwt");
+    let polls = requests("/_otp/widget/v1/poll");
+    assert_eq!(polls.length(), 3);
+    assert_eq!(get(&polls.get(0), "poll_secret"), "ps1");
+    assert_eq!(get(&polls.get(0), "session"), "L1");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn link_mode_offers_a_restart_when_the_link_expires() {
+    fake_api(&cfg(&[("poll_status", "expired".into())]));
+    let host = host();
+    let mut w = mount(host.clone(), options("link", None)).unwrap_throw();
+    find(&host, "button")
+        .await
+        .unchecked_into::<HtmlElement>()
+        .click();
+    find(&host, "svg.eo-qr").await;
+    until("the expiry", || text(&host).contains("expired")).await;
+    find(&host, "button")
+        .await
+        .unchecked_into::<HtmlElement>()
+        .click();
+    find(&host, "svg.eo-qr").await;
+    assert_eq!(requests("/widget/v1/start").length(), 2);
+    w.destroy();
+}
