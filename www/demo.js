@@ -438,6 +438,12 @@ async function showVerified(jwt) {
   }
 }
 
+// The widget pane (widgets.js) hands its tokens over here.
+window.addEventListener('demo:token', (e) => {
+  sessionStorage.setItem(`${STORE}.token`, e.detail);
+  showVerified(e.detail);
+});
+
 $('dismiss').addEventListener('click', () => {
   sessionStorage.removeItem(`${STORE}.token`);
   localStorage.removeItem(`${STORE}.link`);

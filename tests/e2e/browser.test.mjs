@@ -1,0 +1,138 @@
+// The product in a real browser: headless Debian Chromium (playwright-core) against the dev
+// Worker on workerd. The demo page's widget runs the code flow (the code read from the dev
+// outbox) and the WhatsApp flow through the simulated phone; a page on an origin that is not
+// on the instance's list cannot use the widget API (CORS, enforced by the browser itself).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { startWorker, newRecipient, DEMO_PK, ROOT } from '../support/worker.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** The flags a closed network needs (no background calls home), as root, headless. */
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+
+/** A second instance whose allowlist holds exactly the test page server's origin. */
+const PAGES = '55555555-5555-4555-8555-555555555555';
+const PAGES_PK = 'pk_test_browserpagesinstance01';
+
+let w;
+let browser;
+let pages;
+let pagesOrigin;
+
+/** Serves one HTML page on 127.0.0.1 (another origin than the Worker's). */
+function startPageServer() {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>another site</title><p>another site</p>');
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: run make setup`);
+  assert.ok(existsSync(`${ROOT}/www/widget/edge-otp.js`), 'the widget is not built: run bash scripts/build-widget.sh');
+  pages = await startPageServer();
+  pagesOrigin = `http://127.0.0.1:${pages.address().port}`;
+  w = await startWorker({
+    extraInstances: [{ id: PAGES, name: 'Pages', channel: 'outbox', widget: { publishable_key: PAGES_PK, allowed_origins: [pagesOrigin] } }],
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await w?.stop();
+  await new Promise((r) => (pages ? pages.close(r) : r()));
+});
+
+/** A fresh page on the demo, with the simulated phone set to `phone` (digits). */
+async function demoPage(phone) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`${w.url}/`);
+  await page.fill('#phone', `+${phone}`);
+  await page.dispatchEvent('#phone', 'input');
+  return { context, page };
+}
+
+describe('the demo page', () => {
+  test('code flow: type the number, the code from the phone, and the page is verified', async () => {
+    const phone = newRecipient();
+    const { context, page } = await demoPage(phone);
+    const widget = page.locator('#widget-code-slot');
+    await widget.locator('input[type=tel]').fill(`+${phone}`);
+    await widget.getByRole('button', { name: 'Send code' }).click();
+    const code = (await w.nextMessage(phone)).text.match(/\b(\d{6})\b/)[1];
+    const input = widget.locator('input[autocomplete="one-time-code"]');
+    await input.waitFor();
+    assert.equal(await input.getAttribute('inputmode'), 'numeric');
+    await input.pressSequentially(code);
+    await page.locator('#verified').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#claims dd code').first().textContent(), `+${phone}`);
+    assert.match(await widget.textContent(), new RegExp(`Verified \\+${phone}`));
+    await context.close();
+  });
+
+  test('WhatsApp flow: the simulated phone sends the message and confirms; the page is verified', async () => {
+    const phone = newRecipient();
+    const { context, page } = await demoPage(phone);
+    const widget = page.locator('#widget-link-slot');
+    await widget.getByRole('button', { name: 'Verify with WhatsApp' }).click();
+    // A desktop browser gets the QR code and the link.
+    await widget.locator('svg.eo-qr').waitFor();
+    await widget.getByRole('link', { name: 'Open WhatsApp' }).click();
+    assert.match(await page.inputValue('#compose-text'), /[A-Z]{8}/);
+    await page.click('#send');
+    // The reply carries the one-time login link; the phone opens it and confirms.
+    const loginLink = page.locator('#chat a[href*="/login/"]');
+    await loginLink.waitFor({ timeout: 10_000 });
+    const href = await loginLink.getAttribute('href');
+    const phoneBrowser = await context.newPage();
+    await phoneBrowser.goto(href);
+    await phoneBrowser.getByRole('button', { name: 'Confirm login' }).click();
+    await phoneBrowser.getByText('You are verified').waitFor();
+    // The page that started it was polling: it completes by itself.
+    await page.locator('#verified').waitFor({ state: 'visible', timeout: 20_000 });
+    assert.equal(await page.locator('#claims dd code').first().textContent(), `+${phone}`);
+    await context.close();
+  });
+});
+
+describe('CORS in the browser', () => {
+  /** Runs a widget-API start from a page on `origin` with `key`; returns the fetch outcome. */
+  async function startFrom(pageUrl, key, phone) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(pageUrl);
+    const outcome = await page.evaluate(async ({ url, key, phone }) => {
+      try {
+        const res = await fetch(`${url}/widget/v1/start`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ publishable_key: key, phone }),
+        });
+        return { status: res.status };
+      } catch (e) {
+        return { blocked: e.name };
+      }
+    }, { url: w.url, key, phone: `+${phone}` });
+    await context.close();
+    return outcome;
+  }
+
+  test('a page on an origin on the list can start a verification', async () => {
+    const phone = newRecipient();
+    assert.deepEqual(await startFrom(`${pagesOrigin}/`, PAGES_PK, phone), { status: 200 });
+    assert.equal((await w.nextMessage(phone)).text.length > 0, true);
+  });
+
+  test('a page on another origin is refused by the browser, and nothing is sent', async () => {
+    const phone = newRecipient();
+    assert.deepEqual(await startFrom(`${pagesOrigin}/`, DEMO_PK, phone), { blocked: 'TypeError' });
+    assert.deepEqual(await w.outbox(phone), []);
+  });
+});
