@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing edge-otp needs on a fresh Debian machine with Rust and
 # Node 20, idempotently: the wasm32 target, pinned cargo tools (worker-build, wasm-bindgen-cli,
-# wasm-pack), the npm packages in package.json (wrangler, binaryen, test libraries) and, for
-# browser tests and benchmarks, Debian's chromium, chromedriver and wrk.
+# wasm-pack), the npm packages in package.json (wrangler, binaryen, test libraries), the
+# token-check examples (PyJWT in .venv-examples, the Rust one built) and, for browser tests and
+# benchmarks, Debian's chromium, chromedriver and wrk.
 # Usage: scripts/setup.sh [--no-apt]   (each step is skipped when already at the right version)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,17 @@ if [ ! -x node_modules/.bin/wrangler ] || ! cmp -s package-lock.json node_module
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json node_modules/.package-lock.json.stamp
 fi
+
+# The token-check examples (examples/verify-token, run by tests/e2e/verify-examples.test.mjs):
+# PyJWT in a project-local venv, and the Rust example built once (its own lock file and target
+# dir; cargo makes this a no-op when nothing changed).
+PYJWT_VERSION=$(sed -n 's/^PyJWT==//p' examples/verify-token/python/requirements.txt)
+if ! .venv-examples/bin/python -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+  log "PyJWT $PYJWT_VERSION into .venv-examples"
+  python3 -m venv .venv-examples
+  .venv-examples/bin/pip install --quiet --disable-pip-version-check -r examples/verify-token/python/requirements.txt
+fi
+cargo build --quiet --release --locked --manifest-path examples/verify-token/rust/Cargo.toml
 
 if [ "${1:-}" != "--no-apt" ]; then
   missing=()
