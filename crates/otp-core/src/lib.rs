@@ -18,6 +18,7 @@ pub mod login;
 mod mac;
 pub mod messages;
 pub mod meta;
+pub mod middleware;
 pub mod provider;
 pub mod recipient;
 pub mod schedule;
