@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { jwtVerify } from 'jose';
-import { startWorker, DEMO, OTHER, QUICK, newRecipient, instanceSecretsFor } from '../support/worker.mjs';
+import { startWorker, DEMO, OTHER, QUICK, DEMO_PK, SHOP_ORIGIN, newRecipient, instanceSecretsFor } from '../support/worker.mjs';
 import { inboundTextPayload, statusPayload, metaSignature } from '../support/fake-meta.mjs';
 import { twilioSignature } from '../support/fake-twilio.mjs';
 import { startCallbackReceiver } from '../support/callback-receiver.mjs';
@@ -46,11 +46,17 @@ const V1_VERIFY = '/v1/otp/verify';
 const V1_MESSAGE = '/v1/messages/send';
 const OUTBOX = '/dev/outbox';
 const INFO = '/dev/info';
+const W_CONFIG = '/widget/v1/config';
+const W_START = '/widget/v1/start';
+const W_VERIFY = '/widget/v1/verify';
+const W_POLL = '/widget/v1/poll';
+const WIDGET = [W_CONFIG, W_START, W_VERIFY, W_POLL];
 
 /**
- * Every route the router (src/lib.rs, src/hypersender.rs, src/whatotp.rs, src/webhooks.rs,
- * src/login.rs, src/dev.rs) serves, with its status when called without credentials (no token, no
- * signature, a login token that is not one).
+ * Every route the router (src/lib.rs, src/hypersender.rs, src/whatotp.rs, src/widget.rs,
+ * src/webhooks.rs, src/login.rs, src/dev.rs) serves, with its status when called without
+ * credentials (no token, no signature, a login token that is not one, no publishable key and
+ * no `Origin`).
  */
 const ROUTES = [
   ['POST', RC, 401],
@@ -61,6 +67,14 @@ const ROUTES = [
   ['POST', V1_SEND, 401],
   ['POST', V1_VERIFY, 401],
   ['POST', V1_MESSAGE, 401],
+  ['GET', W_CONFIG, 403],
+  ['OPTIONS', W_CONFIG, 403],
+  ['POST', W_START, 403],
+  ['OPTIONS', W_START, 403],
+  ['POST', W_VERIFY, 403],
+  ['OPTIONS', W_VERIFY, 403],
+  ['POST', W_POLL, 403],
+  ['OPTIONS', W_POLL, 403],
   ['GET', WA, 403],
   ['POST', WA, 401],
   ['POST', TW, 401],
@@ -131,11 +145,20 @@ const dataOrder = (template, data) =>
 /** The success schema of each WhatOTP operation. */
 const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse' };
 
+/** The success schema of each widget operation (start: by its `mode`). */
+const WIDGET_SUCCESS = {
+  [W_CONFIG]: () => 'WidgetConfigResponse',
+  [W_START]: (body) => (body.mode === 'link' ? 'WidgetStartLink' : 'WidgetStartCode'),
+  [W_VERIFY]: () => 'WidgetVerifyResponse',
+  [W_POLL]: () => 'WidgetPollResponse',
+};
+
 /**
  * Checks an answer against the document and returns it. API bodies must also keep the
  * documented key order (Hypersender's): `success, message, data[, errors]`, and `data` in the
  * order of its schema's properties; WhatOTP bodies the order of their schema's properties,
- * failures `{error: {code, message, field[, attempts_remaining]}}`.
+ * failures `{error: {code, message, field[, attempts_remaining]}}`; widget bodies likewise,
+ * failures `{error: {code, message, field[, attempts_left][, retry_after]}}`.
  */
 function conforms(method, template, res) {
   assertMatchesSpec(method, template, res.status, res.body, res.headers);
@@ -145,6 +168,18 @@ function conforms(method, template, res) {
     assert.deepEqual(Object.keys(res.body.error), order.filter((k) => k in res.body.error), `${method} ${template} ${res.status}: error key order`);
   } else if (template.startsWith('/v1/')) {
     assert.deepEqual(Object.keys(res.body), Object.keys(spec.components.schemas[V1_SUCCESS[template]].properties), `${method} ${template} ${res.status}: key order`);
+  }
+  // Widget bodies: src/widget.rs's struct order (a poll's optional keys only when present).
+  if (template.startsWith('/widget/v1/') && res.body && typeof res.body === 'object') {
+    if (res.body.error) {
+      assert.deepEqual(Object.keys(res.body), ['error'], `${method} ${template} ${res.status}: key order`);
+      const order = Object.keys(spec.components.schemas.WidgetError.properties.error.properties);
+      assert.deepEqual(Object.keys(res.body.error), order.filter((k) => k in res.body.error), `${method} ${template} ${res.status}: error key order`);
+    } else {
+      const order = Object.keys(spec.components.schemas[WIDGET_SUCCESS[template](res.body)].properties);
+      const expected = template === W_POLL ? order.filter((k) => k in res.body) : order;
+      assert.deepEqual(Object.keys(res.body), expected, `${method} ${template} ${res.status}: key order`);
+    }
   }
   if (template.startsWith('/api/')) {
     const top = res.body.errors ? ['success', 'message', 'data', 'errors'] : ['success', 'message', 'data'];
@@ -263,6 +298,17 @@ test('operations have unique operationIds, a summary, tags, and dev-only routes 
       assert.deepEqual(operation.security, [{ whatotpKey: [] }], `${method} ${path}: WhatOTP key`);
       assert.deepEqual(operation.tags, ['WhatOTP']);
       for (const s of ['401', '405', '413', '429', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+    } else if (path.startsWith('/widget/v1/')) {
+      // Browsers call it: the publishable key is in the body (or config's `key`), not a credential.
+      assert.deepEqual(operation.security, [], `${method} ${path}: no credential`);
+      assert.deepEqual(operation.tags, ['Widget']);
+      const statuses = method === 'OPTIONS' ? ['204', '403'] : method === 'GET' ? ['200', '403', '405', '503'] : ['200', '400', '403', '405', '413', '503'];
+      for (const s of statuses) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+      if (method === 'POST' && path !== W_POLL) assert.ok(operation.responses['429'], `${method} ${path}: 429 (per-IP limit) documented`);
+      for (const [s, r] of Object.entries(operation.responses)) {
+        const headers = (r.$ref ? spec.components.responses[r.$ref.split('/').pop()] : r).headers ?? {};
+        assert.ok(headers.Vary, `${method} ${path} ${s}: Vary documented`);
+      }
     } else {
       assert.deepEqual(operation.security, [], `${method} ${path}: no bearer auth`);
     }
@@ -371,13 +417,14 @@ test('every documented operation is served (no router 404), and other methods ar
     const secured = (spec.paths[template][method.toLowerCase()].security ?? spec.security ?? []).length > 0;
     if (secured) assert.equal(res.status, 401, `${method} ${template} without a token`);
   }
-  // Methods the document does not list: 405 on the API paths (documented there), 404 elsewhere.
+  // Methods the document does not list: 405 on the API and widget paths (documented there),
+  // 404 elsewhere.
   for (const template of Object.keys(spec.paths)) {
     const documented = METHODS.find((x) => spec.paths[template][x]).toUpperCase();
     for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
       if (spec.paths[template][m.toLowerCase()]) continue;
       const res = await call(w, m, concrete(template), { auth: token() });
-      if (template.startsWith('/api/') || template.startsWith('/v1/')) {
+      if (template.startsWith('/api/') || template.startsWith('/v1/') || template.startsWith('/widget/v1/')) {
         assert.equal(res.status, 405, `${m} ${template}`);
         conforms(documented, template, res);
       } else {
@@ -388,7 +435,7 @@ test('every documented operation is served (no router 404), and other methods ar
 });
 
 test('paths the document does not list are not served', async () => {
-  // Hypersender and WhatOTP endpoints that are not implemented (yet), and near misses.
+  // Hypersender, WhatOTP and widget endpoints that are not implemented (yet), and near misses.
   const candidates = [
     ['POST', `/api/otp/v2/${DEMO}/generate-links`],
     ['POST', `/api/otp/v2/${DEMO}/otps`],
@@ -404,6 +451,10 @@ test('paths the document does not list are not served', async () => {
     ['POST', '/webhooks/whatsapp'],
     ['POST', `/webhooks/sms/${DEMO}`],
     ['POST', `/webhooks/whatsapp/${DEMO}/extra`],
+    ['GET', '/widget/v1'],
+    ['POST', '/widget/v1/session'],
+    ['OPTIONS', '/widget/v1/nope'],
+    ['POST', '/widget/v1/start/extra'],
     ['GET', '/login'],
     ['GET', '/login/a/b'],
   ];
@@ -1217,6 +1268,357 @@ test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
 });
 
 // ------------------------------------------------------------------------------------------
+// Widget API (/widget/v1): publishable key, origin allowlist (CORS), per-IP limit, cooldown
+
+/** A fresh client address per widget request, so the per-IP limit (20 a minute) meets only the test that wants it. */
+let widgetIps = 0;
+const widgetIp = () => `198.18.${Math.floor(widgetIps / 250) % 256}.${1 + (widgetIps++ % 250)}`;
+
+/**
+ * A widget request from `origin` (none when null) and client address `ip`, checked against the
+ * document. A POST body gets the demo's publishable key unless it is a string or names one.
+ */
+async function wcall(method, template, { harness = w, body, query = '', origin = SHOP_ORIGIN, ip = widgetIp(), headers = {} } = {}) {
+  const payload = body === undefined || typeof body === 'string' ? body : { publishable_key: DEMO_PK, ...body };
+  return conforms(method, template, await call(harness, method, template + query, {
+    body: payload,
+    headers: {
+      ...(payload === undefined ? {} : { 'Content-Type': 'application/json' }),
+      'CF-Connecting-IP': ip,
+      ...(origin ? { Origin: origin } : {}),
+      ...headers,
+    },
+  }));
+}
+const wconfig = (key = DEMO_PK, opts = {}) => wcall('GET', W_CONFIG, { ...opts, query: key === null ? '' : `?key=${encodeURIComponent(key)}` });
+const wstart = (body, opts = {}) => wcall('POST', W_START, { ...opts, body });
+const wverify = (body, opts = {}) => wcall('POST', W_VERIFY, { ...opts, body });
+const wpoll = (body, opts = {}) => wcall('POST', W_POLL, { ...opts, body });
+const preflight = (template, origin, harness = w) =>
+  wcall('OPTIONS', template, { harness, origin, headers: { 'Access-Control-Request-Method': template === W_CONFIG ? 'GET' : 'POST', 'Access-Control-Request-Headers': 'content-type' } });
+
+/** Starts a code for `to` on the demo instance and reads it from the outbox: `{ session, code, started }`. */
+async function widgetCode(to, opts = {}) {
+  const before = (await w.outbox(to)).length;
+  const started = await wstart({ phone: `+${to}` }, opts);
+  assert.equal(started.status, 200, JSON.stringify(started.body));
+  const msg = await w.nextMessage(to, before);
+  return { session: started.body.session, code: msg.text.match(/\b\d{6}\b/)[0], started };
+}
+
+test('widget: config 200 for an allowed origin (CORS headers), 403 for an unknown key, a foreign origin or none', async () => {
+  let res = await wconfig();
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.body, { name: 'edge-otp demo', modes: ['code', 'link'], code_length: 6, alphabet: 'digits', channel: 'outbox', resend_cooldown: 30, turnstile_site_key: null });
+  assert.equal(res.headers.get('access-control-allow-origin'), SHOP_ORIGIN);
+  assert.equal(res.headers.get('vary'), 'Origin');
+  res = await wconfig(DEMO_PK, { origin: 'https://a.brand.example' });
+  assert.equal(res.status, 200, 'a wildcard subdomain');
+  res = await wconfig(DEMO_PK, { origin: w.url });
+  assert.equal(res.status, 200, "the service's own origin");
+  for (const [key, origin] of [['pk_live_nosuchkey00000000000', SHOP_ORIGIN], [DEMO_PK, 'https://evil.example'], [DEMO_PK, 'https://brand.example'], [DEMO_PK, null], [null, SHOP_ORIGIN]]) {
+    res = await wconfig(key, { origin });
+    assert.equal(res.status, 403, `${key} from ${origin}`);
+    assert.equal(res.body.error.code, 'forbidden');
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+  }
+});
+
+test('widget: preflights 204 with the Access-Control-Allow-* headers for an allowed origin, 403 otherwise', async () => {
+  for (const template of WIDGET) {
+    for (const origin of [SHOP_ORIGIN, 'https://a.brand.example']) {
+      const res = await preflight(template, origin);
+      assert.equal(res.status, 204, `${template} from ${origin}`);
+      assert.equal(res.headers.get('access-control-allow-origin'), origin);
+      assert.equal(res.headers.get('access-control-allow-methods'), 'GET, POST');
+    }
+    for (const origin of ['https://evil.example', 'http://shop.example', 'null', null]) {
+      const res = await preflight(template, origin);
+      assert.equal(res.status, 403, `${template} from ${origin}`);
+      assert.equal(res.headers.get('access-control-allow-origin'), null);
+    }
+  }
+});
+
+test('widget: code flow: start 200, verify 422, 200 with a verification token, then 409; 404 for other sessions', async () => {
+  const to = newRecipient();
+  const { session, code, started } = await widgetCode(to);
+  assert.equal(started.headers.get('access-control-allow-origin'), SHOP_ORIGIN);
+  assert.deepEqual([started.body.mode, started.body.phone, started.body.channel, started.body.resend_in], ['code', `+${to}`, 'outbox', 30]);
+  let res = await wverify({ session, code: wrong(code) });
+  assert.equal(res.status, 422);
+  assert.equal(res.body.error.attempts_left, 4);
+  assert.equal(res.headers.get('x-otp-attempts-remaining'), '4');
+  // An altered session, the session under another key, or a link session: not found.
+  const altered = session.slice(0, 12) + (session[12] === 'A' ? 'B' : 'A') + session.slice(13);
+  for (const body of [{ session: altered, code }, { session: 'not-a-session', code }]) {
+    res = await wverify(body);
+    assert.equal(res.status, 404, JSON.stringify(body));
+    assert.equal(res.body.error.code, 'session_not_found');
+  }
+  res = await wverify({ session, code: `${code.slice(0, 3)} ${code.slice(3)}` });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const { claims } = checkVerificationToken(res.body.token);
+  assert.deepEqual([claims.sub, claims.aud, claims.exp - claims.iat], [`+${to}`, DEMO, res.body.expires_in]);
+  const { payload } = await jwtVerify(res.body.token, new TextEncoder().encode(w.secrets.instances[DEMO].token_keys.k1), { algorithms: ['HS256'], audience: DEMO });
+  assert.equal(payload.sub, `+${to}`);
+  res = await wverify({ session, code });
+  assert.equal(res.status, 409);
+  assert.equal(res.body.error.field, 'session');
+});
+
+test('widget: verify 410 for a superseded session, 429 once its attempts are used up; start 429 while the number is locked', async () => {
+  // A code from the server API supersedes the widget's: only the latest code verifies.
+  const to = newRecipient();
+  const first = await widgetCode(to);
+  assert.equal((await rc({ chatId: to })).status, 200);
+  let res = await wverify({ session: first.session, code: first.code });
+  assert.equal(res.status, 410);
+  assert.equal(res.body.error.code, 'session_superseded');
+
+  const other = newRecipient();
+  const { session, code } = await widgetCode(other);
+  for (let left = 4; left >= 0; left--) {
+    res = await wverify({ session, code: wrong(code) });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.error.attempts_left, left);
+  }
+  // The fifth wrong code in a row also locked the number out.
+  assert.ok(res.body.error.retry_after > 0, JSON.stringify(res.body));
+  assert.equal(res.headers.get('retry-after'), String(res.body.error.retry_after));
+  res = await wverify({ session, code });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'too_many_attempts');
+  assert.equal(res.headers.get('x-otp-attempts-remaining'), '0');
+  res = await wstart({ phone: `+${other}` });
+  assert.equal(res.status, 429);
+  assert.match(res.body.error.code, /^(recipient_locked|resend_cooldown)$/);
+  assert.equal(res.headers.get('retry-after'), String(res.body.error.retry_after));
+});
+
+test('widget: 400 for bad bodies and fields, 413 for large bodies, 405 for other methods', async () => {
+  for (const template of [W_START, W_VERIFY, W_POLL]) {
+    for (const raw of ['{"publishable_key":', '[]', '"text"']) {
+      const res = await wcall('POST', template, { body: raw });
+      assert.equal(res.status, 400, `${template} ${raw}`);
+      assert.equal(res.body.error.code, 'invalid_request');
+    }
+    const res = await wcall('POST', template, { body: JSON.stringify({ publishable_key: DEMO_PK, pad: 'x'.repeat(20000) }) });
+    assert.equal(res.status, 413);
+    assert.equal(res.body.error.code, 'payload_too_large');
+  }
+  for (const [template, body, field] of [
+    [W_START, {}, 'phone'],
+    [W_START, { phone: '+12' }, 'phone'],
+    [W_START, { phone: `+${newRecipient()}`, mode: 'sms' }, 'mode'],
+    [W_START, { phone: `+${newRecipient()}`, locale: '??' }, 'locale'],
+    [W_VERIFY, { session: 'abc' }, 'code'],
+    [W_VERIFY, { code: '123456' }, 'session'],
+    [W_POLL, { session: 'abc' }, 'poll_secret'],
+  ]) {
+    const res = await wcall('POST', template, { body });
+    assert.equal(res.status, 400, `${template} ${JSON.stringify(body)}`);
+    assert.equal(res.body.error.field, field);
+  }
+  for (const [m, template, allow] of [['GET', W_START, 'POST, OPTIONS'], ['PUT', W_VERIFY, 'POST, OPTIONS'], ['DELETE', W_POLL, 'POST, OPTIONS'], ['POST', W_CONFIG, 'GET, OPTIONS']]) {
+    const documented = template === W_CONFIG ? 'GET' : 'POST';
+    const res = conforms(documented, template, await call(w, m, template, { headers: { Origin: SHOP_ORIGIN } }));
+    assert.equal(res.status, 405, `${m} ${template}`);
+    assert.equal(res.headers.get('allow'), allow);
+    assert.equal(res.headers.get('access-control-allow-origin'), SHOP_ORIGIN);
+  }
+});
+
+test('widget: the request schemas and the Worker agree on what is valid', async () => {
+  // Fresh numbers for the valid starts, so the resend cooldown never answers for the fields.
+  const n = () => newRecipient();
+  const spaced = (d) => `+${d.slice(0, 2)} (${d.slice(2, 5)}) ${d.slice(5, 8)}-${d.slice(8)}`;
+  const cases = [
+    [{ phone: spaced(n()) }, true],
+    [{ phone: n(), mode: 'code', locale: 'pt-BR' }, true],
+    [{ phone: `+${n()}`, mode: null, locale: null, turnstile_token: null, extra: 1 }, true],
+    [{ mode: 'link' }, true],
+    [{ mode: 'link', phone: null }, true],
+    [{}, false],
+    [{ mode: 'code' }, false],
+    [{ phone: null }, false],
+    [{ phone: '+12' }, false],
+    [{ phone: 15551234567 }, false],
+    [{ phone: '15551234567@c.us' }, false],
+    [{ phone: '+15551234567', mode: 'sms' }, false],
+    [{ phone: '+15551234567', turnstile_token: 5 }, false],
+  ];
+  for (const [extra, expected] of cases) {
+    const body = { publishable_key: DEMO_PK, ...extra };
+    const { valid, errors } = checkRequestBody('POST', W_START, body);
+    assert.equal(valid, expected, `request schema of start on ${JSON.stringify(body)}${errors ? `:\n${errors}` : ''}`);
+    const res = await wstart(body);
+    assert.equal(res.status === 200, expected, `Worker on start ${JSON.stringify(body)}: ${res.status} ${JSON.stringify(res.body)}`);
+    if (!expected) assert.equal(res.status, 400);
+  }
+  const session = 'AREREREREREREUERERERERERERERAQAPYzE1NTUxMjM0NTY3oLXfarSRQZCApTjYWipINi6pmhXmvt5SeNU7K0Q';
+  for (const [template, body, expected] of [
+    [W_VERIFY, { publishable_key: DEMO_PK, session, code: '123456' }, true],
+    [W_VERIFY, { publishable_key: DEMO_PK, session, code: ' ' }, false],
+    [W_VERIFY, { publishable_key: DEMO_PK, session, code: 123456 }, false],
+    [W_POLL, { publishable_key: DEMO_PK, session, poll_secret: 'x'.repeat(24) }, true],
+    [W_POLL, { publishable_key: DEMO_PK, session }, false],
+  ]) {
+    assert.equal(checkRequestBody('POST', template, body).valid, expected, `request schema of ${template} on ${JSON.stringify(body)}`);
+    const res = await wcall('POST', template, { body });
+    assert.equal(res.status, expected ? 404 : 400, `Worker on ${template} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
+  }
+});
+
+test('widget: start 429 resend_cooldown; 429 rate_limited on start and verify after 20 requests a minute from one IP', async () => {
+  const to = newRecipient();
+  await widgetCode(to);
+  let res = await wstart({ phone: `+${to}` });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'resend_cooldown');
+  assert.equal(res.body.error.field, 'phone');
+  assert.ok(res.body.error.retry_after > 0 && res.body.error.retry_after <= 30);
+  assert.equal(res.headers.get('retry-after'), String(res.body.error.retry_after));
+
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 8_000) await new Promise((r) => setTimeout(r, left + 250)); // the local window resets on the minute
+  const ip = `192.0.2.${1 + Math.floor(Math.random() * 250)}`;
+  for (const template of [W_START, W_VERIFY]) {
+    // Every request counts, refused ones too: 20 without a key, then the 21st is limited.
+    const burst = await Promise.all(Array.from({ length: 20 }, () => wcall('POST', template, { body: '{}', ip, origin: null })));
+    assert.deepEqual([...new Set(burst.map((r) => r.status))], [403]);
+    res = await wcall('POST', template, { body: template === W_START ? { phone: `+${newRecipient()}` } : { session: 'abc', code: '123456' }, ip });
+    assert.equal(res.status, 429, template);
+    assert.equal(res.body.error.code, 'rate_limited');
+    assert.equal(res.body.error.retry_after, 60);
+    assert.equal(res.headers.get('retry-after'), '60');
+    assert.equal(res.headers.get('access-control-allow-origin'), SHOP_ORIGIN, 'a page can read why');
+  }
+  // config and poll are not counted; another address is not limited.
+  assert.equal((await wconfig(DEMO_PK, { ip })).status, 200);
+  res = await wpoll({ session: 'abc', poll_secret: 'x' }, { ip });
+  assert.equal(res.status, 404);
+  res = await wverify({ session: 'abc', code: '123456' });
+  assert.equal(res.status, 404);
+});
+
+test('widget: link flow: start 200, poll pending, claimed, verified with the token; 404 for a wrong poll secret or a code session', async () => {
+  let res = await wstart({ mode: 'link' });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const s = res.body;
+  assert.equal(s.link, linkFor('Give me link to login at edge-otp demo', prefilled(s.link).match(/\[([^\]]+)\]/)[1]));
+  const poll = (poll_secret = s.poll_secret, session = s.session) => wpoll({ session, poll_secret });
+  res = await poll();
+  assert.deepEqual(res.body, { status: 'pending' });
+  res = await poll(s.poll_secret.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')));
+  assert.equal(res.status, 404);
+  assert.equal(res.body.error.code, 'session_not_found');
+  const code = await widgetCode(newRecipient());
+  res = await poll(s.poll_secret, code.session);
+  assert.equal(res.status, 404, 'a code session is not polled');
+  res = await wverify({ session: s.session, code: '123456' });
+  assert.equal(res.status, 404, 'a link session is not verified with a code');
+
+  const from = newRecipient();
+  const login = await claim(w, s.link, from);
+  res = await poll();
+  assert.deepEqual(res.body, { status: 'claimed' });
+  res = await loginGet(w, login);
+  assert.equal(res.status, 200);
+  res = await loginPost(w, login);
+  assert.equal(res.status, 200, 'a widget challenge: back to the page, no redirect');
+  assert.match(res.body, /You are verified/);
+  res = await poll();
+  assert.equal(res.status, 200);
+  assert.deepEqual([res.body.status, res.body.phone, res.body.expires_in], ['verified', `+${from}`, 600]);
+  const { claims } = checkVerificationToken(res.body.token);
+  assert.deepEqual([claims.sub, claims.aud], [`+${from}`, DEMO]);
+});
+
+const GUARDED = '55555555-5555-4555-8555-555555555555';
+const GUARDED_PK = 'pk_live_openapiguarded000001';
+const UNSECRETED = '66666666-6666-4666-8666-666666666666';
+const UNSECRETED_PK = 'pk_live_openapinosecret000001';
+const CODE_ONLY = '77777777-7777-4777-8777-777777777777';
+const CODE_ONLY_PK = 'pk_test_openapicodeonly000001';
+
+test('widget: 403 turnstile_failed, 400 for link mode without a business number, 429 too_many_sends, 503 without a turnstile_secret', async () => {
+  // siteverify is never reached: a start without a token is refused before any check.
+  const turnstile = { site_key: '0x4AAAAAAAsitekey', siteverify_url: 'http://127.0.0.1:9/siteverify' };
+  const wx = await startWorker({
+    extraInstances: [
+      { id: GUARDED, name: 'Guarded', channel: 'outbox', widget: { publishable_key: GUARDED_PK, allowed_origins: [SHOP_ORIGIN], turnstile } },
+      { id: UNSECRETED, name: 'Unsecreted', channel: 'outbox', widget: { publishable_key: UNSECRETED_PK, allowed_origins: [SHOP_ORIGIN], turnstile } },
+      { id: CODE_ONLY, name: 'Code only', channel: 'outbox', widget: { publishable_key: CODE_ONLY_PK, allowed_origins: [SHOP_ORIGIN], resend_cooldown: 0, alphabet: 'digits_upper', code_length: 8 } },
+    ],
+    credentials: { [GUARDED]: { turnstile_secret: '0x4AAAAAAAturnstile-secret' } },
+  });
+  try {
+    let res = await wconfig(GUARDED_PK, { harness: wx });
+    assert.equal(res.body.turnstile_site_key, '0x4AAAAAAAsitekey');
+    res = await wstart({ publishable_key: GUARDED_PK, phone: `+${newRecipient()}` }, { harness: wx });
+    assert.equal(res.status, 403);
+    assert.deepEqual([res.body.error.code, res.body.error.field], ['turnstile_failed', 'turnstile_token']);
+    assert.equal(res.headers.get('access-control-allow-origin'), SHOP_ORIGIN, 'the key and origin were fine');
+    res = await wstart({ publishable_key: UNSECRETED_PK, phone: `+${newRecipient()}`, turnstile_token: 'x' }, { harness: wx });
+    assert.equal(res.status, 503);
+    assert.match(res.body.error.message, new RegExp(`INSTANCE_SECRETS\\.${UNSECRETED}\\.turnstile_secret`));
+
+    res = await wconfig(CODE_ONLY_PK, { harness: wx });
+    assert.deepEqual([res.body.modes, res.body.alphabet, res.body.code_length, res.body.resend_cooldown], [['code'], 'alphanumeric', 8, 0]);
+    res = await wstart({ publishable_key: CODE_ONLY_PK, mode: 'link' }, { harness: wx });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.field, 'mode');
+    // Without a cooldown the number's send cap (5 per 10 minutes) answers.
+    const to = newRecipient();
+    for (let i = 0; i < 5; i++) {
+      res = await wstart({ publishable_key: CODE_ONLY_PK, phone: `+${to}` }, { harness: wx });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual([res.body.alphabet, res.body.code_length, res.body.resend_in], ['alphanumeric', 8, 0]);
+    }
+    res = await wstart({ publishable_key: CODE_ONLY_PK, phone: `+${to}` }, { harness: wx });
+    assert.equal(res.status, 429);
+    assert.equal(res.body.error.code, 'too_many_sends');
+    assert.equal(res.body.error.field, 'phone');
+  } finally {
+    await wx.stop();
+  }
+});
+
+test('widget: 503 when OTP_PEPPER is not set (start, verify, poll) or INSTANCES is not valid (config, start; preflights 403)', async () => {
+  const broken = await startWorker({ omit: ['OTP_PEPPER'] });
+  try {
+    const opts = { harness: broken };
+    let res = await wstart({ phone: `+${newRecipient()}` }, opts);
+    assert.equal(res.status, 503);
+    assert.match(res.body.error.message, /OTP_PEPPER/);
+    for (const [f, body] of [[wverify, { session: 'abc', code: '123456' }], [wpoll, { session: 'abc', poll_secret: 'x' }]]) {
+      res = await f(body, opts);
+      assert.equal(res.status, 503);
+      assert.match(res.body.error.message, /OTP_PEPPER/);
+    }
+    res = await wconfig(DEMO_PK, opts);
+    assert.equal(res.status, 200, 'config needs no pepper');
+  } finally {
+    await broken.stop();
+  }
+  const invalid = await startWorker({ extraInstances: [{ id: 'not-an-instance-id', name: 'Broken', channel: 'outbox' }] });
+  try {
+    const opts = { harness: invalid };
+    let res = await wconfig(DEMO_PK, opts);
+    assert.equal(res.status, 503);
+    assert.match(res.body.error.message, /INSTANCES/);
+    assert.equal(res.headers.get('access-control-allow-origin'), null);
+    res = await wstart({ phone: `+${newRecipient()}` }, opts);
+    assert.equal(res.status, 503);
+    res = await preflight(W_START, SHOP_ORIGIN, invalid);
+    assert.equal(res.status, 403, 'no instance allows anything');
+  } finally {
+    await invalid.stop();
+  }
+});
+
+// ------------------------------------------------------------------------------------------
 // 503: a deploy with a secret missing
 
 test('503 when OTP_PEPPER is not set (request-code, validate-code, generate-link, login)', async () => {
@@ -1350,6 +1752,7 @@ test('dev info: the demo instance, its token and credentials; 403 off loopback',
     [res.body.whatsapp_number, res.body.whatsapp_phone_number_id, res.body.whatsapp_app_secret, res.body.whatsapp_verify_token, res.body.webhook_secret, res.body.token_kid, res.body.token_key],
     [BUSINESS_NUMBER, DEMO_PHONE_NUMBER_ID, secrets.whatsapp_app_secret, secrets.whatsapp_verify_token, secrets.webhook_secret, 'k1', secrets.token_keys.k1],
   );
+  assert.equal(res.body.publishable_key, DEMO_PK);
   res = conforms('GET', INFO, await getWithHost(INFO, 'otp.example.com'));
   assert.equal(res.status, 403);
 });
