@@ -43,7 +43,8 @@ pub async fn handle(
         Err(p) => return plain(503, &p.0),
     };
     let url = req.url()?;
-    let origin = service::public_origin(env, &url);
+    // Login links go where this service is mounted (under the middleware prefix, if any).
+    let origin = crate::middleware::service_base(env, &url);
     match (provider, req.method()) {
         ("whatsapp", Method::Get) => {
             let q = |k: &str| {

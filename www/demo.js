@@ -8,6 +8,9 @@
 const $ = (id) => document.getElementById(id);
 const STORE = 'edge-otp-demo';
 let info;
+// Where the service is mounted: '/_otp' while the edge middleware fronts the demo site (`make dev`
+// turns it on; docs/middleware.md), '' when the Worker serves the API at the root.
+let base = '';
 let digits = ''; // the simulated phone's number, digits only
 let rendered = []; // keys of the chat bubbles on screen, in order
 let outbox = []; // last GET /dev/outbox answer for `digits`
@@ -40,7 +43,7 @@ function log(what, request, status, response) {
 async function call(method, path, body) {
   let res;
   try {
-    res = await fetch(path, {
+    res = await fetch(base + path, {
       method,
       headers: { Authorization: `Bearer ${info.api_token}`, 'Content-Type': 'application/json', Accept: 'application/json' },
       body: body && JSON.stringify(body),
@@ -142,7 +145,7 @@ async function pollOutbox() {
   if (digits.length >= 6) {
     const asked = digits;
     try {
-      const res = await fetch(`/dev/outbox?to=${encodeURIComponent(asked)}`);
+      const res = await fetch(`${base}/dev/outbox?to=${encodeURIComponent(asked)}`);
       if (res.ok && asked === digits) {
         const msgs = await res.json();
         if (JSON.stringify(msgs) !== JSON.stringify(outbox) || !synced) {
@@ -214,7 +217,7 @@ async function sendFromPhone(text) {
   let signature = '';
   try {
     signature = await metaSignature(body);
-    const res = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': signature }, body });
+    const res = await fetch(base + path, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': signature }, body });
     status = res.status;
     answer = await res.text();
   } catch (e) {
@@ -303,7 +306,7 @@ function watchLink(slot, uuid, onStatus) {
   const tick = async () => {
     let data;
     try {
-      const res = await fetch(path, { headers: { Authorization: `Bearer ${info.api_token}`, Accept: 'application/json' } });
+      const res = await fetch(base + path, { headers: { Authorization: `Bearer ${info.api_token}`, Accept: 'application/json' } });
       const json = await res.json();
       // 404: not a challenge of this instance (say, from before the dev state was wiped).
       data = res.status === 404 ? { uuid, status: 'unknown' } : json?.data;
@@ -469,11 +472,17 @@ function takeToken() {
 // ---- start -----------------------------------------------------------------------------------
 
 (async () => {
-  let res;
-  try {
-    res = await fetch('/dev/info');
-  } catch {
-    res = null;
+  let res = null;
+  for (const mount of ['/_otp', '']) {
+    try {
+      res = await fetch(`${mount}/dev/info`, { headers: { Accept: 'application/json' } });
+    } catch {
+      res = null;
+    }
+    if (res?.ok) {
+      base = mount;
+      break;
+    }
   }
   if (!res?.ok) {
     document.querySelector('.layout').replaceChildren(el('p', { className: 'card', textContent: 'This page needs the dev build: run `make dev`.' }));

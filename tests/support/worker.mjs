@@ -66,7 +66,7 @@ export function instanceSecretsFor() {
  * `flavour` ('dev', the default, or 'release': the deploy build, top-level config),
  * `extraInstances` (instance tables added to the test ones, with tokens and credentials made
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
- * `vars` (extra plain-text vars, e.g. CALLBACK_RETRY_SCALE).
+ * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
@@ -86,11 +86,19 @@ export async function startWorker({
   };
   const bindings = {
     ALLOW_LOOPBACK_CALLBACKS: { type: 'plain_text', value: 'true' },
-    ...Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, { type: 'plain_text', value: String(v) }])),
+    // [env.dev] turns the edge middleware on for `make dev`; tests get the plain service unless
+    // they pass `vars.MIDDLEWARE` (an object) themselves.
+    MIDDLEWARE: { type: 'plain_text', value: '' },
+    ...Object.fromEntries(Object.entries(vars).map(([k, v]) => [
+      k,
+      typeof v === 'object' ? { type: 'json', value: v } : { type: 'plain_text', value: String(v) },
+    ])),
     INSTANCES: { type: 'json', value: instances },
     INSTANCE_SECRETS: { type: 'secret_text', value: JSON.stringify(secrets.instances) },
     OTP_PEPPER: { type: 'secret_text', value: secrets.pepper },
     DEV_API_TOKEN: { type: 'secret_text', value: secrets.tokens[DEMO] },
+    // The edge middleware's cookie key (docs/middleware.md).
+    COOKIE_KEY: { type: 'secret_text', value: (secrets.cookieKey ??= random(32)) },
     // The demo's WhatOTP test key (GET /dev/info `whatotp_key`), beside its API token.
     DEV_WHATOTP_KEY: { type: 'secret_text', value: (secrets.whatotpKey ??= `sk_test_${random(16)}`) },
     API_TOKENS: {

@@ -1,0 +1,463 @@
+//! The edge middleware: the same Worker in front of a site, asking for a verified phone before
+//! protected paths with no change to the site's code.
+//!
+//! With the `MIDDLEWARE` var set, the service's own routes live under its prefix (`/_otp`) or
+//! at the root of its own hostname, and every other path belongs to the site: protected paths
+//! need the verification cookie (else the verification page, or 401 JSON for API calls);
+//! everything goes on to the origin with `X-Verified-Phone` set by us alone and the cookie
+//! removed. `POST {prefix}/session` turns a verification token from the page's widget into the
+//! cookie. The rules (patterns, cookie, `next`, the page) live in `otp_core::middleware`;
+//! docs/middleware.md is the operator's guide.
+
+use crate::http;
+use crate::service::{self, ConfigProblem};
+use otp_core::middleware::{
+    self as core, cookie_key, cookie_values, is_phone_header, open_cookie, safe_next, seal_cookie,
+    strip_cookie, Decision, MiddlewareConfig, Mount, Page, Requirement, Verified,
+};
+use otp_core::token;
+use otp_core::{Recipient, Secret};
+use serde_json::json;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use worker::{
+    Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
+};
+
+/// The var holding the middleware's configuration (a JSON object); absent or empty: off.
+pub const MIDDLEWARE_VAR: &str = "MIDDLEWARE";
+/// The secret the cookie key is derived from (at least 32 bytes).
+pub const COOKIE_KEY_SECRET: &str = "COOKIE_KEY";
+/// The static assets binding the widget's files are served from.
+const ASSETS_BINDING: &str = "ASSETS";
+
+thread_local! {
+    /// The parsed `MIDDLEWARE` of this isolate (it changes only with a deploy).
+    static CACHE: std::cell::RefCell<Option<Result<Option<Rc<MiddlewareConfig>>, ConfigProblem>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// This deploy's middleware, `None` when it only serves the API.
+pub fn config(env: &Env) -> std::result::Result<Option<Rc<MiddlewareConfig>>, ConfigProblem> {
+    CACHE.with(|cache| {
+        cache
+            .borrow_mut()
+            .get_or_insert_with(|| parse(env).map(|c| c.map(Rc::new)))
+            .clone()
+    })
+}
+
+fn parse(env: &Env) -> std::result::Result<Option<MiddlewareConfig>, ConfigProblem> {
+    let raw = js_sys::Reflect::get(env, &MIDDLEWARE_VAR.into()).unwrap_or(JsValue::UNDEFINED);
+    let json = if raw.is_undefined() || raw.is_null() {
+        return Ok(None);
+    } else if let Some(s) = raw.as_string() {
+        s
+    } else {
+        js_sys::JSON::stringify(&raw)
+            .ok()
+            .and_then(|s| s.as_string())
+            .ok_or_else(|| ConfigProblem(format!("var {MIDDLEWARE_VAR} is not valid JSON")))?
+    };
+    if json.trim().is_empty() {
+        return Ok(None);
+    }
+    MiddlewareConfig::from_json(&json)
+        .map(Some)
+        .map_err(|e| ConfigProblem(e.0))
+}
+
+/// A path's segments for the router (`/a/b/` -> `["a", "b"]`).
+pub fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/').split('/').collect()
+}
+
+/// A deploy whose `MIDDLEWARE` cannot be read serves nothing: failing open would expose the
+/// site's protected paths.
+pub fn misconfigured(problem: &ConfigProblem) -> Result<Response> {
+    worker::console_error!("{}", problem.0);
+    error_json(503, "misconfigured", &problem.0, None)
+}
+
+fn error_json(
+    status: u16,
+    code: &str,
+    message: &str,
+    verify_url: Option<&str>,
+) -> Result<Response> {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(u) = verify_url {
+        error["verify_url"] = json!(u);
+    }
+    http::json(status, &json!({ "error": error }), &[])
+}
+
+/// Routes a request when the middleware is on.
+pub async fn handle(req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<Response> {
+    let url = req.url()?;
+    let path = url.path().to_owned();
+    match cfg.mount(url.host_str().unwrap_or_default(), &path) {
+        Mount::Root => crate::service_route(req, env, &segments(&path)).await,
+        Mount::Prefix(rest) => {
+            let segs = segments(rest);
+            match (req.method(), segs.as_slice()) {
+                (_, ["session"]) => session(req, env, cfg).await,
+                (Method::Get | Method::Head, ["verify"]) => {
+                    let next = url
+                        .query_pairs()
+                        .find(|(k, _)| k == "next")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    verification_page(env, cfg, 200, &safe_next(&next), None)
+                }
+                (_, ["widget", "v1", ..]) => crate::service_route(req, env, &segs).await,
+                (Method::Get | Method::Head, ["widget", file, ..]) if !file.is_empty() => {
+                    asset(req, env, rest).await
+                }
+                _ if cfg.hostname.is_none() => crate::service_route(req, env, &segs).await,
+                _ => http::not_found(),
+            }
+        }
+        Mount::Site => site(req, env, cfg).await,
+    }
+}
+
+/// The service's public base for URLs it hands out (login links): its origin, plus the
+/// prefix when the request came in under it.
+pub fn service_base(env: &Env, url: &worker::Url) -> String {
+    let origin = service::public_origin(env, url);
+    match config(env) {
+        Ok(Some(cfg)) => match cfg.mount(url.host_str().unwrap_or_default(), url.path()) {
+            Mount::Prefix(_) => format!("{origin}{}", cfg.prefix),
+            _ => origin,
+        },
+        _ => origin,
+    }
+}
+
+/// `{prefix}/widget/<file>` from the static assets, the prefix stripped.
+async fn asset(req: Request, env: &Env, rest: &str) -> Result<Response> {
+    let url = req.url()?;
+    let mut target = url.clone();
+    target.set_path(rest);
+    let Ok(assets) = env.assets(ASSETS_BINDING) else {
+        return http::not_found();
+    };
+    let mut init = RequestInit::new();
+    init.with_method(req.method());
+    assets.fetch(target.to_string(), Some(init)).await
+}
+
+/// The key that signs cookies: derived from `COOKIE_KEY`.
+fn signing_key(env: &Env) -> std::result::Result<Secret, ConfigProblem> {
+    let raw = env
+        .secret(COOKIE_KEY_SECRET)
+        .map_err(|_| ConfigProblem(format!("secret {COOKIE_KEY_SECRET} is not set")))?
+        .to_string();
+    let secret = Secret::new(raw.into_bytes())
+        .map_err(|e| ConfigProblem(format!("secret {COOKIE_KEY_SECRET}: {e}")))?;
+    Ok(cookie_key(&secret))
+}
+
+/// The first cookie of the configured name that opens (several may arrive when a sibling
+/// subdomain sets one: see docs/middleware.md on `__Host-`).
+fn opened_cookie(
+    req: &Request,
+    key: &Secret,
+    cfg: &MiddlewareConfig,
+    now: i64,
+) -> Option<Verified> {
+    let header = req.headers().get("cookie").ok().flatten()?;
+    cookie_values(&header, &cfg.cookie_name)
+        .into_iter()
+        .find_map(|v| open_cookie(key, &cfg.instance, v, now).ok())
+}
+
+/// A request for the site: the verification page, or on to the origin.
+async fn site(req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<Response> {
+    let now = http::now();
+    let url = req.url()?;
+    let requirement = cfg.requirement(url.path());
+    let cookie = match signing_key(env) {
+        Ok(key) => opened_cookie(&req, &key, cfg, now),
+        Err(problem) if requirement != Requirement::Open => return misconfigured(&problem),
+        Err(_) => None,
+    };
+    match cfg.decide(url.path(), cookie.as_ref(), now) {
+        Decision::Pass { phone } => {
+            to_origin(req, cfg, phone, requirement != Requirement::Open).await
+        }
+        Decision::Verify => {
+            let mut next = url.path().to_owned();
+            if let Some(q) = url.query() {
+                next.push('?');
+                next.push_str(q);
+            }
+            let next = safe_next(&next);
+            let wants_html = req
+                .headers()
+                .get("accept")?
+                .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+            if wants_html {
+                let notice = cookie
+                    .is_some()
+                    .then_some("This page needs a recent verification: verify again to continue.");
+                verification_page(env, cfg, 401, &next, notice)
+            } else {
+                let verify_url = verify_url(cfg, &next);
+                error_json(
+                    401,
+                    "verification_required",
+                    "this resource needs a verified phone number",
+                    Some(&verify_url),
+                )
+            }
+        }
+    }
+}
+
+fn verify_url(cfg: &MiddlewareConfig, next: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    format!("{}/verify?{query}", cfg.prefix)
+}
+
+/// The verification page with its widget, or a 503 when the instance cannot show one.
+fn verification_page(
+    env: &Env,
+    cfg: &MiddlewareConfig,
+    status: u16,
+    next: &str,
+    notice: Option<&str>,
+) -> Result<Response> {
+    let instances = match service::instances(env) {
+        Ok(i) => i,
+        Err(p) => return misconfigured(&p),
+    };
+    let widget = instances
+        .instance(&cfg.instance)
+        .and_then(|i| i.widget.as_ref());
+    let Some(widget) = widget else {
+        return misconfigured(&ConfigProblem(format!(
+            "middleware: instance {} is not configured or has no widget.publishable_key",
+            cfg.instance
+        )));
+    };
+    let html = core::page_html(&Page {
+        prefix: &cfg.prefix,
+        publishable_key: &widget.publishable_key,
+        mode: cfg.mode,
+        next,
+        notice,
+    });
+    let turnstile = if widget.turnstile.is_some() {
+        "https://challenges.cloudflare.com"
+    } else {
+        ""
+    };
+    html_response(status, html, &core::page_csp(turnstile))
+}
+
+fn html_response(status: u16, html: String, csp: &str) -> Result<Response> {
+    let mut resp = Response::from_html(html)?.with_status(status);
+    let h = resp.headers_mut();
+    h.set("cache-control", "no-store")?;
+    h.set("referrer-policy", "same-origin")?;
+    h.set("x-frame-options", "DENY")?;
+    h.set("x-content-type-options", "nosniff")?;
+    h.set("content-security-policy", csp)?;
+    Ok(resp)
+}
+
+/// A small page for the session endpoint's refusals, with a way back to the page.
+fn message_page(status: u16, title: &str, text: &str, retry: Option<&str>) -> Result<Response> {
+    let esc = core::html_escape;
+    let link = retry
+        .map(|u| format!("<p><a href=\"{}\">Verify again</a></p>", esc(u)))
+        .unwrap_or_default();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">\
+<title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}</style>\
+</head><body><main><h1>{t}</h1><p>{m}</p>{link}</main></body></html>",
+        t = esc(title),
+        m = esc(text),
+    );
+    html_response(
+        status,
+        html,
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    )
+}
+
+/// True when a POST comes from a page of this same origin: the login-CSRF guard. A browser
+/// sends `Origin` on every POST and `Sec-Fetch-Site` in current versions; one of them must be
+/// present and say same-origin, and neither may say otherwise.
+fn same_origin(req: &Request, url: &worker::Url) -> Result<bool> {
+    let own = url.origin().ascii_serialization();
+    let origin = req.headers().get("origin")?;
+    let site = req.headers().get("sec-fetch-site")?;
+    if site.as_deref().is_some_and(|s| s != "same-origin") {
+        return Ok(false);
+    }
+    Ok(match origin {
+        Some(o) => o.eq_ignore_ascii_case(&own),
+        None => site.is_some(),
+    })
+}
+
+/// `POST {prefix}/session`: form fields `token` (a verification token for the middleware's
+/// instance) and `next`; sets the cookie and redirects to `next` (a same-origin path).
+async fn session(mut req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<Response> {
+    if req.method() != Method::Post {
+        let mut resp = message_page(
+            405,
+            "Method not allowed",
+            "Use the verification page.",
+            None,
+        )?;
+        resp.headers_mut().set("allow", "POST")?;
+        return Ok(resp);
+    }
+    let url = req.url()?;
+    if !same_origin(&req, &url)? {
+        return message_page(
+            403,
+            "Request refused",
+            "Verification must be completed on this site's own page.",
+            Some(&verify_url(cfg, "/")),
+        );
+    }
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > http::MAX_BODY) {
+        return message_page(413, "Request too large", "The form is too large.", None);
+    }
+    let body = req.bytes().await?;
+    if body.len() > http::MAX_BODY {
+        return message_page(413, "Request too large", "The form is too large.", None);
+    }
+    let field = |name: &str| {
+        url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (presented, next) = (field("token"), safe_next(&field("next")));
+    let retry = verify_url(cfg, &next);
+    let refuse = |text: &str| message_page(401, "Verification failed", text, Some(&retry));
+
+    let (key, instance) = match (signing_key(env), service::instances(env)) {
+        (Ok(k), Ok(i)) => (k, i),
+        (Err(p), _) | (_, Err(p)) => return misconfigured(&p),
+    };
+    let Some(inst) = instance.instance(&cfg.instance) else {
+        return misconfigured(&ConfigProblem(format!(
+            "middleware: instance {} is not configured",
+            cfg.instance
+        )));
+    };
+    let secrets = match service::instance_secrets(env, &inst.id) {
+        Ok(s) => s,
+        Err(p) => return misconfigured(&p),
+    };
+    let keys: Vec<(String, Secret)> = secrets
+        .token_keys
+        .iter()
+        .filter_map(|(kid, k)| Some((kid.clone(), Secret::new(k.as_bytes().to_vec()).ok()?)))
+        .collect();
+    let now = http::now();
+    let claims = match token::verify(&keys, &presented, &inst.id, now) {
+        Ok(c) => c,
+        Err(token::TokenError::Expired) => {
+            return refuse("This verification has expired. Verify your phone number again.")
+        }
+        Err(_) => return refuse("This verification is not valid. Verify your phone number again."),
+    };
+    let Ok(phone) = Recipient::parse(&claims.sub) else {
+        return refuse("This verification is not for a phone number.");
+    };
+    let verified_at = claims.iat.min(now);
+    let verified = Verified {
+        phone: phone.digits().to_owned(),
+        verified_at,
+        expires_at: verified_at + cfg.cookie_ttl,
+    };
+    let cookie = format!(
+        "{}={}; Max-Age={}; Path=/; HttpOnly; Secure; SameSite=Lax",
+        cfg.cookie_name,
+        seal_cookie(&key, &cfg.instance, &verified),
+        (verified.expires_at - now).max(0),
+    );
+    let mut resp = Response::empty()?.with_status(303);
+    let h = resp.headers_mut();
+    h.set("location", &next)?;
+    h.set("set-cookie", &cookie)?;
+    h.set("cache-control", "no-store")?;
+    h.set("referrer-policy", "same-origin")?;
+    Ok(resp)
+}
+
+/// On to the origin: the request's method, headers and body, without any client-sent
+/// `X-Verified-Phone` (any spelling) and without the verification cookie; with the verified
+/// phone when there is one. The origin's answer comes back as is (redirects not followed);
+/// a protected answer without `Cache-Control` gets `private`.
+async fn to_origin(
+    req: Request,
+    cfg: &MiddlewareConfig,
+    phone: Option<String>,
+    protected: bool,
+) -> Result<Response> {
+    let url = req.url()?;
+    let target = match &cfg.origin {
+        Some(o) => format!(
+            "{}{}",
+            o.trim_end_matches('/'),
+            &url[url::Position::BeforePath..]
+        ),
+        None => url.to_string(),
+    };
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if is_phone_header(&name) || name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("cookie") {
+            if let Some(rest) = strip_cookie(&value, &cfg.cookie_name) {
+                headers.append("cookie", &rest)?;
+            }
+            continue;
+        }
+        headers.append(&name, &value)?;
+    }
+    if let Some(p) = phone {
+        headers.set(core::PHONE_HEADER, &format!("+{p}"))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual)
+        .with_body(req.inner().body().map(JsValue::from));
+    let outbound = Request::new_with_init(&target, &init)?;
+    let resp = match Fetch::Request(outbound).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            worker::console_error!("middleware: origin fetch failed: {e}");
+            return error_json(
+                502,
+                "origin_unreachable",
+                "the site's origin did not answer",
+                None,
+            );
+        }
+    };
+    if protected && !resp.headers().has("cache-control")? {
+        let headers = resp.headers().clone();
+        headers.set("cache-control", "private")?;
+        return Ok(resp.with_headers(headers));
+    }
+    Ok(resp)
+}
