@@ -445,3 +445,44 @@ async fn link_mode_offers_a_restart_when_the_link_expires() {
     assert_eq!(requests("/widget/v1/start").length(), 2);
     w.destroy();
 }
+
+#[wasm_bindgen_test]
+async fn destroy_stops_polling_and_empties_the_element() {
+    fake_api(&cfg(&[
+        ("poll_interval", 0.05.into()),
+        ("polls_until_verified", 1000.into()),
+    ]));
+    let host = host();
+    let mut w = mount(host.clone(), options("link", None)).unwrap_throw();
+    find(&host, "button")
+        .await
+        .unchecked_into::<HtmlElement>()
+        .click();
+    until("a first poll", || requests("/widget/v1/poll").length() >= 1).await;
+    w.destroy();
+    let polls = requests("/widget/v1/poll").length();
+    wait(300).await;
+    assert_eq!(requests("/widget/v1/poll").length(), polls);
+    assert_eq!(host.child_element_count(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn theme_is_one_shared_stylesheet_and_a_data_attribute() {
+    fake_api(&cfg(&[]));
+    let (a, b) = (host(), host());
+    let o = options("code", None);
+    Reflect::set(&o, &"theme".into(), &"dark".into()).unwrap_throw();
+    let mut wa = mount(a.clone(), o).unwrap_throw();
+    let mut wb = mount(b.clone(), options("code", None)).unwrap_throw();
+    assert_eq!(a.get_attribute("data-theme").as_deref(), Some("dark"));
+    assert_eq!(b.get_attribute("data-theme").as_deref(), Some("auto"));
+    let doc = web_sys::window().unwrap_throw().document().unwrap_throw();
+    assert_eq!(
+        doc.query_selector_all("style#edge-otp-style")
+            .unwrap_throw()
+            .length(),
+        1
+    );
+    wa.destroy();
+    wb.destroy();
+}
