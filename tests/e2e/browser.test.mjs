@@ -1,13 +1,16 @@
 // The product in a real browser: headless Debian Chromium (playwright-core) against the dev
 // Worker on workerd. The demo page's widget runs the code flow (the code read from the dev
 // outbox) and the WhatsApp flow through the simulated phone; a page on an origin that is not
-// on the instance's list cannot use the widget API (CORS, enforced by the browser itself).
+// on the instance's list cannot use the widget API (CORS, enforced by the browser itself); the
+// edge middleware in front of a site: protected page -> verification page -> cookie -> the
+// origin sees X-Verified-Phone, a forged header and a tampered cookie do not pass, and an
+// open-redirect attempt stays on the site.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { startWorker, newRecipient, DEMO_PK, ROOT } from '../support/worker.mjs';
+import { startWorker, newRecipient, DEMO, DEMO_PK, ROOT } from '../support/worker.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** The flags a closed network needs (no background calls home), as root, headless. */
@@ -134,5 +137,126 @@ describe('CORS in the browser', () => {
     const phone = newRecipient();
     assert.deepEqual(await startFrom(`${pagesOrigin}/`, DEMO_PK, phone), { blocked: 'TypeError' });
     assert.deepEqual(await w.outbox(phone), []);
+  });
+});
+
+describe('the edge middleware in front of a site', () => {
+  let site;
+  let origin;
+  let seen;
+
+  /** The site behind the middleware: records the X-Verified-Phone each request brought. */
+  function startOrigin() {
+    seen = [];
+    const server = http.createServer((req, res) => {
+      const phone = req.headers['x-verified-phone'] ?? null;
+      // The browser's own favicon request is not what these tests look at.
+      if (req.url !== '/favicon.ico') seen.push({ path: req.url, phone, cookie: req.headers.cookie ?? null });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><title>Members</title><h1>Members only</h1><p id="phone">${phone ?? '(none)'}</p>`);
+    });
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+  }
+
+  before(async () => {
+    origin = await startOrigin();
+    site = await startWorker({
+      vars: {
+        MIDDLEWARE: {
+          instance: DEMO,
+          origin: `http://127.0.0.1:${origin.address().port}`,
+          protected: ['/members', '/members/*'],
+        },
+      },
+    });
+  });
+  after(async () => {
+    await site?.stop();
+    await new Promise((r) => (origin ? origin.close(r) : r()));
+  });
+
+  /** The code the dev outbox holds for `phone` (service routes live under /_otp here). */
+  async function codeFor(phone) {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const msgs = await (await site.fetch(`/_otp/dev/outbox?to=${phone}`)).json();
+      const m = msgs[0]?.text.match(/\b(\d{6})\b/);
+      if (m) return m[1];
+      if (Date.now() > deadline) throw new Error(`no code for ${phone}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Verifies `phone` on the verification page `page` shows; returns once back on the site. */
+  async function verifyOnPage(page, phone) {
+    const widget = page.locator('edge-otp');
+    await widget.locator('input[type=tel]').fill(`+${phone}`);
+    await widget.getByRole('button', { name: 'Send code' }).click();
+    const code = await codeFor(phone);
+    await widget.locator('input[autocomplete="one-time-code"]').pressSequentially(code);
+  }
+
+  test('protected page -> verification -> cookie -> the origin sees X-Verified-Phone', async () => {
+    const phone = newRecipient();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    const first = await page.goto(`${site.url}/members`);
+    assert.equal(first.status(), 401);
+    assert.equal(seen.length, 0, 'the origin was reached before verification');
+    await verifyOnPage(page, phone);
+    await page.waitForURL(`${site.url}/members`);
+    await page.locator('#phone').waitFor();
+    assert.equal(await page.locator('#phone').textContent(), `+${phone}`);
+    const [cookie] = await context.cookies();
+    assert.equal(cookie.name, 'edge_otp');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.secure, true);
+    assert.equal(cookie.sameSite, 'Lax');
+    assert.equal(seen.at(-1).phone, `+${phone}`);
+    assert.doesNotMatch(seen.at(-1).cookie ?? '', /edge_otp=/, 'the origin never sees the cookie');
+
+    // A forged header from the client never reaches the origin.
+    await page.setExtraHTTPHeaders({ 'X-Verified-Phone': '+19990000000' });
+    await page.goto(`${site.url}/members/profile`);
+    assert.equal(seen.at(-1).phone, `+${phone}`);
+
+    // A tampered cookie is worth nothing: back to the verification page.
+    const tampered = { ...cookie, value: cookie.value.slice(0, -2) + (cookie.value.endsWith('AA') ? 'BB' : 'AA') };
+    await context.clearCookies();
+    await context.addCookies([tampered]);
+    const before = seen.length;
+    const again = await page.goto(`${site.url}/members`);
+    assert.equal(again.status(), 401);
+    assert.equal(seen.length, before);
+    await context.close();
+  });
+
+  test('without a cookie, a forged X-Verified-Phone gets the verification page, never the origin', async () => {
+    const context = await browser.newContext({ extraHTTPHeaders: { 'X-Verified-Phone': '+19990000000' } });
+    const page = await context.newPage();
+    const before = seen.length;
+    const res = await page.goto(`${site.url}/members`);
+    assert.equal(res.status(), 401);
+    await page.locator('edge-otp').waitFor();
+    assert.equal(seen.length, before);
+    // An open path reaches the origin, without the forged header.
+    await page.goto(`${site.url}/about`);
+    assert.equal(seen.at(-1).path, '/about');
+    assert.equal(seen.at(-1).phone, null);
+    await context.close();
+  });
+
+  test('an open-redirect attempt stays on the site', async () => {
+    const phone = newRecipient();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${site.url}/_otp/verify?next=${encodeURIComponent('//evil.example/steal')}`);
+    await verifyOnPage(page, phone);
+    await page.waitForURL((u) => u.pathname !== '/_otp/verify', { waitUntil: 'commit' });
+    const landed = new URL(page.url());
+    assert.equal(landed.origin, site.url);
+    assert.equal(landed.pathname, '/');
+    await context.close();
   });
 });
