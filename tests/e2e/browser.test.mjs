@@ -92,7 +92,7 @@ describe('the demo page', () => {
     await page.click('#send');
     // The reply carries the one-time login link; the phone opens it and confirms.
     const loginLink = page.locator('#chat a[href*="/login/"]');
-    await loginLink.waitFor({ timeout: 10_000 });
+    await loginLink.waitFor({ timeout: 20_000 });
     const href = await loginLink.getAttribute('href');
     const phoneBrowser = await context.newPage();
     await phoneBrowser.goto(href);
