@@ -10,20 +10,13 @@ use crate::service;
 use crate::store;
 use otp_core::link_state::{Confirm, LinkChallenge, LinkStatus};
 use otp_core::login::parse_login_token;
+use otp_core::middleware::html_escape as escape;
 use otp_core::token::{self, Claims};
 use otp_core::Secret;
 use worker::{Env, Method, Request, Response, Result};
 
 /// Lifetime of a verification token, in seconds.
 pub const TOKEN_TTL: i64 = 600;
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
 
 fn page(status: u16, title: &str, body_html: &str) -> Result<Response> {
     let html = format!(
