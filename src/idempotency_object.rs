@@ -27,7 +27,7 @@ pub struct BeginMsg {
 
 /// What `begin` decided.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(tag = "outcome", rename_all = "snake_case", try_from = "BeginWire")]
 pub enum Begin {
     /// The key is new (or expired): the caller handles the request, then finishes or aborts.
     Fresh,
@@ -37,6 +37,43 @@ pub enum Begin {
     InProgress,
     /// The key was used for a different request.
     Conflict,
+}
+
+/// The tag of a [`Begin`] on the wire.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BeginTag {
+    Fresh,
+    Replay,
+    InProgress,
+    Conflict,
+}
+
+/// A [`Begin`] as the Worker reads it back: one flat record of the same JSON shape, so serde
+/// does not buffer the fields and compile its internally-tagged machinery for this one enum.
+#[derive(Deserialize)]
+struct BeginWire {
+    outcome: BeginTag,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+impl TryFrom<BeginWire> for Begin {
+    type Error = &'static str;
+
+    fn try_from(w: BeginWire) -> std::result::Result<Self, Self::Error> {
+        Ok(match w.outcome {
+            BeginTag::Fresh => Self::Fresh,
+            BeginTag::Replay => Self::Replay {
+                status: w.status.ok_or("missing field `status`")?,
+                body: w.body.ok_or("missing field `body`")?,
+            },
+            BeginTag::InProgress => Self::InProgress,
+            BeginTag::Conflict => Self::Conflict,
+        })
+    }
 }
 
 /// The claimed request succeeded: keep its response for replays.
@@ -224,5 +261,28 @@ impl DurableObject for IdempotencyObject {
             _ => storage.delete_all().await?,
         }
         Response::ok("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_reads_back_as_written() {
+        for begin in [
+            Begin::Fresh,
+            Begin::Replay {
+                status: 201,
+                body: "{}".into(),
+            },
+            Begin::InProgress,
+            Begin::Conflict,
+        ] {
+            let json = serde_json::to_string(&begin).unwrap();
+            let back: Begin = serde_json::from_str(&json).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{begin:?}"), "{json}");
+        }
+        assert!(serde_json::from_str::<Begin>(r#"{"outcome":"replay","status":200}"#).is_err());
     }
 }

@@ -269,7 +269,7 @@ pub struct NewChallenge {
 
 /// Why a new challenge was refused. Each carries the seconds until a retry can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[serde(tag = "reason", rename_all = "snake_case", try_from = "RefusalWire")]
 pub enum Refusal {
     /// Too many wrong codes in a row: the recipient is locked out for a while.
     Locked { retry_after: i64 },
@@ -292,7 +292,7 @@ impl Refusal {
 
 /// The outcome of one attempt at a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(tag = "outcome", rename_all = "snake_case", try_from = "AttemptWire")]
 pub enum Attempt {
     /// The right code, first time: the challenge is now validated.
     Validated { challenge: Challenge },
@@ -318,6 +318,100 @@ pub enum Attempt {
     /// The caller named a challenge that is no longer the recipient's latest: nothing was
     /// checked or counted.
     Superseded,
+}
+
+// The Durable Object answers with these enums in serde's internally tagged form. Reading them
+// back through serde's derive buffers every field first and compiles a second copy of each
+// payload's deserializer (a `Challenge` alone is ~20 KB of Wasm), so they are read as one flat
+// record with the same JSON shape and checked here.
+
+/// The tag of a [`Refusal`] on the wire.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RefusalTag {
+    Locked,
+    Cooldown,
+    SendCap,
+}
+
+/// A [`Refusal`] as it is read back.
+#[derive(Deserialize)]
+struct RefusalWire {
+    reason: RefusalTag,
+    retry_after: i64,
+}
+
+impl TryFrom<RefusalWire> for Refusal {
+    type Error = &'static str;
+
+    fn try_from(w: RefusalWire) -> Result<Self, Self::Error> {
+        let retry_after = w.retry_after;
+        Ok(match w.reason {
+            RefusalTag::Locked => Self::Locked { retry_after },
+            RefusalTag::Cooldown => Self::Cooldown { retry_after },
+            RefusalTag::SendCap => Self::SendCap { retry_after },
+        })
+    }
+}
+
+/// The tag of an [`Attempt`] on the wire.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AttemptTag {
+    Validated,
+    Wrong,
+    NoActive,
+    AlreadyUsed,
+    Expired,
+    Exhausted,
+    Locked,
+    Superseded,
+}
+
+/// An [`Attempt`] as it is read back: every variant's fields, each optional.
+#[derive(Deserialize)]
+struct AttemptWire {
+    outcome: AttemptTag,
+    #[serde(default)]
+    challenge: Option<Challenge>,
+    #[serde(default)]
+    attempts_left: Option<u32>,
+    #[serde(default)]
+    retry_after: Option<i64>,
+}
+
+impl TryFrom<AttemptWire> for Attempt {
+    type Error = &'static str;
+
+    fn try_from(w: AttemptWire) -> Result<Self, Self::Error> {
+        let challenge = w.challenge.ok_or("missing field `challenge`");
+        let retry_after = w.retry_after.ok_or("missing field `retry_after`");
+        Ok(match w.outcome {
+            AttemptTag::Validated => Self::Validated {
+                challenge: challenge?,
+            },
+            AttemptTag::Wrong => Self::Wrong {
+                challenge: challenge?,
+                attempts_left: w.attempts_left.ok_or("missing field `attempts_left`")?,
+                retry_after: w.retry_after,
+            },
+            AttemptTag::NoActive => Self::NoActive,
+            AttemptTag::AlreadyUsed => Self::AlreadyUsed {
+                challenge: challenge?,
+            },
+            AttemptTag::Expired => Self::Expired {
+                challenge: challenge?,
+            },
+            AttemptTag::Exhausted => Self::Exhausted {
+                challenge: challenge?,
+                retry_after: retry_after?,
+            },
+            AttemptTag::Locked => Self::Locked {
+                retry_after: retry_after?,
+            },
+            AttemptTag::Superseded => Self::Superseded,
+        })
+    }
 }
 
 /// Everything a recipient's Durable Object keeps. Holds no code.
@@ -844,5 +938,63 @@ mod tests {
         assert!(guesses < 100, "{guesses} guesses in a day");
         let chance = guesses as f64 / 1e6;
         assert!(chance < 1e-4, "{chance}");
+    }
+
+    #[test]
+    fn outcomes_read_back_as_written() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        let challenge = s.get("a").unwrap().clone();
+        let attempts = [
+            Attempt::Validated {
+                challenge: challenge.clone(),
+            },
+            Attempt::Wrong {
+                challenge: challenge.clone(),
+                attempts_left: 2,
+                retry_after: None,
+            },
+            Attempt::Wrong {
+                challenge: challenge.clone(),
+                attempts_left: 0,
+                retry_after: Some(900),
+            },
+            Attempt::NoActive,
+            Attempt::AlreadyUsed {
+                challenge: challenge.clone(),
+            },
+            Attempt::Expired {
+                challenge: challenge.clone(),
+            },
+            Attempt::Exhausted {
+                challenge,
+                retry_after: 60,
+            },
+            Attempt::Locked { retry_after: 30 },
+            Attempt::Superseded,
+        ];
+        for a in attempts {
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Attempt>(&json).unwrap(), a, "{json}");
+        }
+        for r in [
+            Refusal::Locked { retry_after: 1 },
+            Refusal::Cooldown { retry_after: 2 },
+            Refusal::SendCap { retry_after: 3 },
+        ] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Refusal>(&json).unwrap(), r, "{json}");
+        }
+        assert_eq!(
+            serde_json::to_string(&Refusal::SendCap { retry_after: 3 }).unwrap(),
+            r#"{"reason":"send_cap","retry_after":3}"#
+        );
+        for bad in [
+            r#"{"outcome":"validated"}"#,
+            r#"{"outcome":"locked"}"#,
+            r#"{"outcome":"nope"}"#,
+        ] {
+            assert!(serde_json::from_str::<Attempt>(bad).is_err(), "{bad}");
+        }
     }
 }
