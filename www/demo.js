@@ -473,13 +473,14 @@ function takeToken() {
 
 (async () => {
   let res = null;
-  for (const mount of ['/_otp', '']) {
+  for (const mount of ['', '/_otp']) {
     try {
       res = await fetch(`${mount}/dev/info`, { headers: { Accept: 'application/json' } });
     } catch {
       res = null;
     }
-    if (res?.ok) {
+    // Behind the middleware, /dev/info at the root is the site's (the dev origin's 404).
+    if (res?.ok && (res.headers.get('content-type') ?? '').includes('json')) {
       base = mount;
       break;
     }

@@ -574,7 +574,8 @@ pub struct Page<'a> {
     pub notice: Option<&'a str>,
 }
 
-/// The verification page's HTML; every interpolated value is escaped.
+/// The verification page's HTML; every interpolated value is escaped. Its empty inline icon
+/// keeps the browser from asking the site for `/favicon.ico`, which may be protected too.
 pub fn page_html(p: &Page<'_>) -> String {
     let prefix = html_escape(p.prefix);
     let notice = p
@@ -584,7 +585,7 @@ pub fn page_html(p: &Page<'_>) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">\
-<title>Verify your phone number</title>\
+<link rel=\"icon\" href=\"data:,\"><title>Verify your phone number</title>\
 <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1c2330}}h1{{font-size:1.4rem}}</style>\
 <script type=\"module\" src=\"{prefix}/widget/edge-otp.js\"></script></head>\
 <body><main><h1>Verify your phone number</h1>\
@@ -1010,6 +1011,7 @@ mod tests {
         assert!(html.contains("value=\"/a?b=&quot;&#39;&lt;&gt;&amp;\""));
         assert!(html.contains("&lt;b&gt;again&lt;/b&gt;"));
         assert!(html.contains(&format!("<script>{PAGE_SCRIPT}</script>")));
+        assert!(html.contains("<link rel=\"icon\" href=\"data:,\">"));
         assert_eq!(html.matches("<script").count(), 2);
     }
 
