@@ -22,6 +22,11 @@ export interface MountOptions {
   theme?: "light" | "dark" | "auto";
   /** A number to prefill. */
   phone?: string;
+  /**
+   * The page's own Turnstile token source, called before each start. When given, the widget
+   * renders no Turnstile of its own (it does when the instance has Turnstile on).
+   */
+  turnstileToken?: () => string | Promise<string>;
 }
 
 export interface WidgetHandle {

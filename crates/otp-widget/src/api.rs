@@ -1,5 +1,5 @@
-//! The widget API client: `POST {endpoint}/widget/v1/{route}` with a JSON body, answered with
-//! JSON. Failures come back as the API's error object (`code`, `message`, `attempts_left`,
+//! The widget API client: `GET {endpoint}/widget/v1/{route}` or `POST` with a JSON body,
+//! answered with JSON. Failures come back as the API's error object (`code`, `message`, `attempts_left`,
 //! `retry_after`); a network failure is the code `network`.
 
 use js_sys::{Object, Reflect, JSON};
@@ -57,8 +57,17 @@ pub async fn post(
     let headers = Object::new();
     let _ = Reflect::set(&headers, &"content-type".into(), &"application/json".into());
     init.set_headers(&headers);
+    send(endpoint, route, &init).await
+}
+
+/// GETs `route` (with its query string) and returns the answer's body.
+pub async fn get(endpoint: &str, route: &str) -> Result<Body, Failure> {
+    send(endpoint, route, &RequestInit::new()).await
+}
+
+async fn send(endpoint: &str, route: &str, init: &RequestInit) -> Result<Body, Failure> {
     let url = format!("{}/widget/v1/{route}", endpoint.trim_end_matches('/'));
-    let req = Request::new_with_str_and_init(&url, &init).map_err(|_| Failure::network())?;
+    let req = Request::new_with_str_and_init(&url, init).map_err(|_| Failure::network())?;
     let window = web_sys::window().ok_or_else(Failure::network)?;
     let resp: Response = JsFuture::from(window.fetch_with_request(&req))
         .await

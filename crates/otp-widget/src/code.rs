@@ -59,7 +59,7 @@ impl Inner {
         self.reset();
         let (id, t) = (&self.id, &self.text);
         self.root.set_inner_html(&format!(
-            r#"<form id="{id}-form" novalidate><label for="{id}-phone">{label}</label><input id="{id}-phone" class="eo-phone" type="tel" autocomplete="tel" inputmode="tel" dir="ltr" aria-describedby="{id}-hint {id}-status" value="{phone}"><p class="eo-hint" id="{id}-hint">{hint}</p><button type="submit" id="{id}-send">{send}</button><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p></form>"#,
+            r#"<form id="{id}-form" novalidate><label for="{id}-phone">{label}</label><input id="{id}-phone" class="eo-phone" type="tel" autocomplete="tel" inputmode="tel" dir="ltr" aria-describedby="{id}-hint {id}-status" value="{phone}"><p class="eo-hint" id="{id}-hint">{hint}</p><div class="eo-ts" id="{id}-ts"></div><button type="submit" id="{id}-send">{send}</button><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p></form>"#,
             label = escape(&t.get("phone_label")),
             hint = escape(&t.get("phone_hint")),
             send = escape(&t.get("send_code")),
@@ -71,6 +71,7 @@ impl Inner {
                 me.submit_phone();
             });
         }
+        self.show_check();
     }
 
     pub(crate) fn submit_phone(self: &Rc<Self>) {
@@ -109,18 +110,16 @@ impl Inner {
         self.status(&self.text.get("sending"), false);
         let me = self.clone();
         spawn_local(async move {
-            let answer = api::post(
-                &me.opts.endpoint,
-                "start",
-                &[
+            let answer = me
+                .start(vec![
                     ("publishable_key", me.opts.key.as_str().into()),
                     ("mode", "code".into()),
                     ("phone", phone.as_str().into()),
                     ("locale", me.opts.locale.as_str().into()),
-                ],
-            )
-            .await;
+                ])
+                .await;
             me.set_busy(false, "send");
+            let Some(answer) = answer else { return };
             if me.state.borrow().done {
                 return;
             }
@@ -156,7 +155,7 @@ impl Inner {
         };
         let boxes = r#"<div class="eo-box" aria-hidden="true"></div>"#.repeat(n);
         self.root.set_inner_html(&format!(
-            r#"<div class="eo-form"><label for="{id}-code">{label}</label><div class="eo-otp" dir="ltr">{boxes}<input id="{id}-code" class="eo-code" autocomplete="one-time-code" inputmode="{mode}" maxlength="{n}" {pattern} dir="ltr" spellcheck="false" autocapitalize="off" autocorrect="off" aria-label="{aria}" aria-describedby="{id}-status"></div><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p><div><button type="button" class="eo-link" id="{id}-resend" disabled></button><button type="button" class="eo-link" id="{id}-change">{change}</button></div></div>"#,
+            r#"<div class="eo-form"><label for="{id}-code">{label}</label><div class="eo-otp" dir="ltr">{boxes}<input id="{id}-code" class="eo-code" autocomplete="one-time-code" inputmode="{mode}" maxlength="{n}" {pattern} dir="ltr" spellcheck="false" autocapitalize="off" autocorrect="off" aria-label="{aria}" aria-describedby="{id}-status"></div><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p><div class="eo-ts" id="{id}-ts"></div><div><button type="button" class="eo-link" id="{id}-resend" disabled></button><button type="button" class="eo-link" id="{id}-change">{change}</button></div></div>"#,
             label = escape(&t.fill("code_label", "phone", &phone)),
             aria = escape(&t.fill("code_input", "n", &n.to_string())),
             mode = if letters { "text" } else { "numeric" },
@@ -186,6 +185,7 @@ impl Inner {
         }
         self.paint_boxes(true);
         self.web_otp();
+        self.show_check();
     }
 
     /// Shows the input's characters in the boxes, and where the next one goes.

@@ -15,6 +15,7 @@ mod link;
 pub mod qr;
 mod strings;
 mod style;
+mod turnstile;
 mod webotp;
 
 pub use code::{clean_code, normalize_phone};
@@ -44,6 +45,9 @@ struct Options {
     locale: String,
     on_verified: Option<Function>,
     on_error: Option<Function>,
+    theme: String,
+    /// The page's own Turnstile token source: then the widget renders no Turnstile.
+    turnstile_token: Option<Function>,
 }
 
 fn opt_str(o: &JsValue, key: &str) -> Option<String> {
@@ -72,6 +76,12 @@ struct State {
     expires_at_ms: f64,
     webotp: Option<web_sys::AbortController>,
     done: bool,
+    /// The Turnstile site key from the config, once read; the starts waiting for it.
+    config: Option<Option<String>>,
+    config_wait: Vec<std::task::Waker>,
+    /// The current screen's Turnstile, and its latest unused token.
+    check: Option<turnstile::Check>,
+    token: Option<String>,
 }
 
 struct Inner {
@@ -97,6 +107,7 @@ impl Widget {
             me.reset();
             me.state.borrow_mut().done = true;
             me.root.set_inner_html("");
+            me.show_check();
         }
     }
 }
@@ -104,7 +115,7 @@ impl Widget {
 /// Mounts the widget in `element`. Options: `endpoint` (the service's base URL, `""` for the
 /// page's own origin), `publishableKey`, `mode` (`code` or `link`), `locale`, `strings`,
 /// `theme` (`light`, `dark`, `auto`), `phone` (prefilled), `onVerified({token, phone})`,
-/// `onError({code})`.
+/// `onError({code})`, `turnstileToken()` (the page's own Turnstile: a token or its Promise).
 #[wasm_bindgen]
 pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
     let root: HtmlElement = element.dyn_into()?;
@@ -114,6 +125,7 @@ pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
         .or_else(|| doc.document_element()?.get_attribute("lang"))
         .unwrap_or_else(|| "en".into());
     let mode = opt_str(&options, "mode").unwrap_or_default();
+    let theme = opt_str(&options, "theme").unwrap_or_else(|| "auto".into());
     let opts = Options {
         endpoint: opt_str(&options, "endpoint").unwrap_or_default(),
         key: opt_str(&options, "publishableKey").unwrap_or_default(),
@@ -122,14 +134,15 @@ pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
         locale: locale.clone(),
         on_verified: opt_fn(&options, "onVerified"),
         on_error: opt_fn(&options, "onError"),
+        theme,
+        turnstile_token: opt_fn(&options, "turnstileToken"),
     };
     let text = Strings::new(
         &locale,
         Reflect::get(&options, &"strings".into()).unwrap_or(JsValue::UNDEFINED),
     );
     let _ = root.class_list().add_1("edge-otp");
-    let theme = opt_str(&options, "theme").unwrap_or_else(|| "auto".into());
-    let _ = root.set_attribute("data-theme", &theme);
+    let _ = root.set_attribute("data-theme", &opts.theme);
     if text.rtl {
         let _ = root.set_attribute("dir", "rtl");
     }
@@ -151,6 +164,7 @@ pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
         let phone = me.opts.phone.clone();
         me.render_phone(&phone);
     }
+    me.load_config();
     LIVE.with(|live| live.borrow_mut().push(me.clone()));
     Ok(Widget { inner: Some(me) })
 }
@@ -208,6 +222,7 @@ impl Inner {
         let t = &self.text;
         let msg = match f.code.as_str() {
             "invalid_request" if !self.opts.link_mode => t.get("phone_invalid"),
+            "turnstile_failed" => t.get("check_failed"),
             "rate_limited" | "resend_cooldown" | "recipient_locked" | "too_many_sends"
             | "budget_exhausted" => t.fill("wait", "s", &f.retry_after.unwrap_or(60).to_string()),
             _ => t.get("error"),
@@ -231,6 +246,7 @@ impl Inner {
             r#"<p class="eo-done" role="status" aria-live="polite">✓ {}</p>"#,
             escape(&self.text.fill("verified", "phone", &phone))
         ));
+        self.show_check();
         let detail = Object::new();
         let _ = Reflect::set(&detail, &"token".into(), &token.as_str().into());
         let _ = Reflect::set(&detail, &"phone".into(), &phone.as_str().into());

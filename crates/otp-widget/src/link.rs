@@ -15,12 +15,13 @@ impl Inner {
         self.reset();
         let id = &self.id;
         self.root.set_inner_html(&format!(
-            r#"<div class="eo-form"><button type="button" id="{id}-start">{label}</button><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p></div>"#,
+            r#"<div class="eo-form"><div class="eo-ts" id="{id}-ts"></div><button type="button" id="{id}-start">{label}</button><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p></div>"#,
             label = escape(&self.text.get("whatsapp_button")),
         ));
         if let Some(b) = self.el("start") {
             self.listen(&b, "click", |me, _| me.start_link());
         }
+        self.show_check();
     }
 
     pub(crate) fn start_link(self: &Rc<Self>) {
@@ -30,20 +31,18 @@ impl Inner {
         self.set_busy(true, "start");
         let me = self.clone();
         spawn_local(async move {
-            let answer = api::post(
-                &me.opts.endpoint,
-                "start",
-                &[
+            let answer = me
+                .start(vec![
                     ("publishable_key", me.opts.key.as_str().into()),
                     ("mode", "link".into()),
                     ("locale", me.opts.locale.as_str().into()),
-                ],
-            )
-            .await;
+                ])
+                .await;
             me.set_busy(false, "start");
             match answer {
-                Ok(b) => me.render_link(b),
-                Err(f) => me.fail(&f),
+                None => {}
+                Some(Ok(b)) => me.render_link(b),
+                Some(Err(f)) => me.fail(&f),
             }
         });
     }
@@ -78,6 +77,7 @@ impl Inner {
             href = escape(&link),
             waiting = escape(&t.get("whatsapp_waiting")),
         ));
+        self.show_check();
         self.schedule_poll();
     }
 
@@ -143,12 +143,13 @@ impl Inner {
         self.reset();
         let id = &self.id;
         self.root.set_inner_html(&format!(
-            r#"<div class="eo-form"><p class="eo-status" id="{id}-status" role="status" aria-live="polite" data-kind="error">{msg}</p><button type="button" id="{id}-start">{again}</button></div>"#,
+            r#"<div class="eo-form"><p class="eo-status" id="{id}-status" role="status" aria-live="polite" data-kind="error">{msg}</p><div class="eo-ts" id="{id}-ts"></div><button type="button" id="{id}-start">{again}</button></div>"#,
             msg = escape(&self.text.get("whatsapp_expired")),
             again = escape(&self.text.get("try_again")),
         ));
         if let Some(b) = self.el("start") {
             self.listen(&b, "click", |me, _| me.start_link());
         }
+        self.show_check();
     }
 }

@@ -47,6 +47,8 @@ const EN: &[(&str, &str)] = &[
     ("whatsapp_expired", "This link has expired."),
     ("try_again", "Try again"),
     ("qr_label", "QR code that opens WhatsApp"),
+    ("check_needed", "Complete the check above."),
+    ("check_failed", "The check failed. Complete it again."),
 ];
 
 const ES: &[(&str, &str)] = &[
@@ -97,6 +99,11 @@ const ES: &[(&str, &str)] = &[
     ("whatsapp_expired", "Este enlace ha caducado."),
     ("try_again", "Intentar de nuevo"),
     ("qr_label", "Código QR que abre WhatsApp"),
+    ("check_needed", "Completa la verificación de arriba."),
+    (
+        "check_failed",
+        "La verificación ha fallado. Vuelve a completarla.",
+    ),
 ];
 
 const AR: &[(&str, &str)] = &[
@@ -141,6 +148,8 @@ const AR: &[(&str, &str)] = &[
     ("whatsapp_expired", "انتهت صلاحية هذا الرابط."),
     ("try_again", "حاول مرة أخرى"),
     ("qr_label", "رمز QR يفتح واتساب"),
+    ("check_needed", "أكمل التحقق أعلاه."),
+    ("check_failed", "فشل التحقق. أكمله مرة أخرى."),
 ];
 
 fn find(table: &'static [(&'static str, &'static str)], key: &str) -> Option<&'static str> {

@@ -28,6 +28,7 @@ font-family:var(--eo-font);color:var(--eo-fg);background:var(--eo-bg);display:bl
 .edge-otp .eo-status{min-height:1.4rem;margin:.5rem 0 0;font-size:.92rem}
 .edge-otp .eo-status[data-kind=error]{color:var(--eo-error)}
 .edge-otp .eo-qr{display:block;width:11rem;height:11rem;background:#fff;padding:.5rem;border-radius:var(--eo-radius);margin:.5rem 0}
+.edge-otp .eo-ts:not(:empty){margin-top:.75rem}
 .edge-otp .eo-done{font-weight:600;color:var(--eo-accent)}
 "#;
 

@@ -1,6 +1,8 @@
 //! The widget's behaviour as a user meets it, in headless Chromium (`wasm-pack test --headless
 //! --chrome crates/otp-widget`). `window.fetch` is replaced by a fake widget API that answers
-//! per docs/widget.md and records every request, so the widget's real fetch path runs.
+//! per docs/widget.md and records every request, so the widget's real fetch path runs. Its
+//! `/config` has no Turnstile unless a test gives a `site_key`; those tests install a stub
+//! `window.turnstile` before mounting, so no script is loaded.
 
 use edge_otp_widget::{mount, qr, Widget};
 use js_sys::{Object, Reflect};
@@ -18,11 +20,20 @@ export function fake_api(cfg) {
   window.__edgeOtp = state;
   window.fetch = async (input, init) => {
     const req = input instanceof Request ? input : new Request(input, init);
-    const body = await req.json();
-    const route = new URL(req.url, location.href).pathname;
-    state.requests.push({ route, body });
+    const body = req.method === "GET" ? null : await req.json();
+    const url = new URL(req.url, location.href);
+    const route = url.pathname;
+    state.requests.push({ route, body, method: req.method, query: url.search });
     const json = (status, value) => new Response(JSON.stringify(value),
       { status, headers: { "content-type": "application/json" } });
+    if (route.endsWith("/widget/v1/config")) {
+      return json(200, { name: "test", modes: ["code", "link"], code_length: 6, alphabet: "digits",
+        channel: "whatsapp", resend_cooldown: 30, turnstile_site_key: cfg.site_key ?? null });
+    }
+    if (route.endsWith("/widget/v1/start") && cfg.turnstile_fail) {
+      return json(403, { error: { code: "turnstile_failed", message: "the human check failed",
+        field: "turnstile_token" } });
+    }
     if (route.endsWith("/widget/v1/start") && body.mode === "link") {
       return json(200, { session: "L1", mode: "link", link: cfg.link, poll_secret: "ps1",
         expires_at: "2026-12-04T12:00:00+00:00", expires_in: cfg.expires_in ?? 600,
@@ -71,6 +82,27 @@ export function requests(route) {
   return window.__edgeOtp.requests.filter((r) => r.route.endsWith(route)).map((r) => r.body);
 }
 
+export function queries(route) {
+  return window.__edgeOtp.requests.filter((r) => r.route.endsWith(route))
+    .map((r) => r.method + " " + r.query);
+}
+
+// A stand-in for Cloudflare's `window.turnstile`: render keeps the options (the widget's
+// callback among them) and returns an id; reset and remove are counted.
+export function stub_turnstile() {
+  const t = { renders: [], resets: [], removes: [],
+    render(el, params) { t.renders.push({ el, params }); return "ts" + t.renders.length; },
+    reset(id) { t.resets.push(id); },
+    remove(id) { t.removes.push(id); },
+    // What Turnstile does when the user passes: the latest widget's callback gets a token.
+    pass(token) { t.renders[t.renders.length - 1].params.callback(token); },
+  };
+  window.turnstile = t;
+  return t;
+}
+
+export function unstub_turnstile() { delete window.turnstile; }
+
 export function type_into(input, value) {
   input.value = value;
   input.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: "insertText" }));
@@ -98,6 +130,9 @@ extern "C" {
     fn options(mode: &str, locale: Option<String>) -> JsValue;
     fn sleep(ms: u32) -> js_sys::Promise;
     fn requests(route: &str) -> js_sys::Array;
+    fn queries(route: &str) -> js_sys::Array;
+    fn stub_turnstile() -> JsValue;
+    fn unstub_turnstile();
     fn type_into(input: &HtmlInputElement, value: &str);
     fn paste_into(input: &HtmlInputElement, text: &str);
     fn submit(form: &Element);
@@ -485,4 +520,210 @@ async fn theme_is_one_shared_stylesheet_and_a_data_attribute() {
     );
     wa.destroy();
     wb.destroy();
+}
+
+fn len(v: &JsValue) -> u32 {
+    Reflect::get(v, &"length".into())
+        .unwrap_throw()
+        .as_f64()
+        .unwrap_or(0.0) as u32
+}
+
+fn pass(stub: &JsValue, token: &str) {
+    let f: js_sys::Function = get(stub, "pass").unchecked_into();
+    f.call1(stub, &token.into()).unwrap_throw();
+}
+
+#[wasm_bindgen_test]
+async fn config_is_read_at_mount_and_without_turnstile_start_carries_no_token() {
+    let (host, mut w, _) = code_step(&[], None).await;
+    let config = queries("/_otp/widget/v1/config");
+    assert_eq!(config.length(), 1);
+    assert_eq!(config.get(0), "GET ?key=pk_test_widget");
+    let start = requests("/widget/v1/start").get(0);
+    assert!(get(&start, "turnstile_token").is_undefined());
+    assert!(host
+        .query_selector(".eo-ts:not(:empty)")
+        .unwrap_throw()
+        .is_none());
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn turnstile_token_goes_with_start_and_is_used_once() {
+    fake_api(&cfg(&[("site_key", "0xSITE".into())]));
+    let stub = stub_turnstile();
+    let host = host();
+    let mut w = mount(host.clone(), options("code", None)).unwrap_throw();
+    until("Turnstile rendered", || len(&get(&stub, "renders")) == 1).await;
+    let render = Reflect::get_u32(&get(&stub, "renders"), 0).unwrap_throw();
+    let params = get(&render, "params");
+    assert_eq!(get(&params, "sitekey"), "0xSITE");
+    assert_eq!(get(&params, "theme"), "auto");
+    // Rendered in the widget, before the Send button.
+    let slot: Element = get(&render, "el").unchecked_into();
+    assert!(host.contains(Some(&slot)));
+    let send = find(&host, "button[type=submit]").await;
+    assert!(slot
+        .next_element_sibling()
+        .is_some_and(|n| n.is_same_node(Some(&send))));
+
+    // No token yet: a polite request, and no start.
+    let phone: HtmlInputElement = find(&host, ".eo-phone").await.unchecked_into();
+    phone.set_value("+1 (415) 555-0100");
+    submit(&find(&host, "form").await);
+    let status = find(&host, ".eo-status").await;
+    until("the check request", || {
+        text(&status).contains("Complete the check above")
+    })
+    .await;
+    assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
+    wait(50).await;
+    assert_eq!(requests("/widget/v1/start").length(), 0);
+    assert!(send.get_attribute("disabled").is_none());
+
+    pass(&stub, "tok-1");
+    submit(&find(&host, "form").await);
+    find(&host, ".eo-code").await;
+    let starts = requests("/widget/v1/start");
+    assert_eq!(starts.length(), 1);
+    assert_eq!(get(&starts.get(0), "turnstile_token"), "tok-1");
+    // Tokens are single use: the check is reset after the start.
+    let resets = get(&stub, "resets");
+    assert_eq!(len(&resets), 1);
+    assert_eq!(Reflect::get_u32(&resets, 0).unwrap_throw(), "ts1");
+    // The code screen has its own check for a resend.
+    until("a check for the resend", || {
+        len(&get(&stub, "renders")) == 2
+    })
+    .await;
+    w.destroy();
+    unstub_turnstile();
+}
+
+#[wasm_bindgen_test]
+async fn turnstile_failed_resets_the_check_and_says_so() {
+    fake_api(&cfg(&[
+        ("site_key", "0xSITE".into()),
+        ("turnstile_fail", true.into()),
+    ]));
+    let stub = stub_turnstile();
+    let host = host();
+    let mut w = mount(host.clone(), options("code", Some("es".into()))).unwrap_throw();
+    until("Turnstile rendered", || len(&get(&stub, "renders")) == 1).await;
+    find(&host, ".eo-phone")
+        .await
+        .unchecked_into::<HtmlInputElement>()
+        .set_value("+34 612 345 678");
+    pass(&stub, "tok-bad");
+    submit(&find(&host, "form").await);
+    let status = find(&host, ".eo-status").await;
+    until("the failure", || {
+        text(&status).contains("verificación ha fallado")
+    })
+    .await;
+    assert_eq!(status.get_attribute("data-kind").as_deref(), Some("error"));
+    assert_eq!(len(&get(&stub, "resets")), 1);
+    assert_eq!(
+        get(&requests("/widget/v1/start").get(0), "turnstile_token"),
+        "tok-bad"
+    );
+    // The used token is gone: the next try waits for a new one.
+    submit(&find(&host, "form").await);
+    until("the check request", || text(&status).contains("Completa")).await;
+    assert_eq!(requests("/widget/v1/start").length(), 1);
+    w.destroy();
+    unstub_turnstile();
+}
+
+#[wasm_bindgen_test]
+async fn link_mode_sends_the_turnstile_token_with_start() {
+    fake_api(&cfg(&[("site_key", "0xSITE".into())]));
+    let stub = stub_turnstile();
+    let host = host();
+    let mut w = mount(host.clone(), options("link", None)).unwrap_throw();
+    until("Turnstile rendered", || len(&get(&stub, "renders")) == 1).await;
+    let render = Reflect::get_u32(&get(&stub, "renders"), 0).unwrap_throw();
+    let slot: Element = get(&render, "el").unchecked_into();
+    let button = find(&host, "button").await;
+    assert!(slot
+        .next_element_sibling()
+        .is_some_and(|n| n.is_same_node(Some(&button))));
+    button.unchecked_ref::<HtmlElement>().click();
+    until("the check request", || {
+        text(&host).contains("Complete the check above")
+    })
+    .await;
+    assert_eq!(requests("/widget/v1/start").length(), 0);
+    pass(&stub, "tok-link");
+    button.unchecked_ref::<HtmlElement>().click();
+    find(&host, "svg.eo-qr").await;
+    assert_eq!(
+        get(&requests("/widget/v1/start").get(0), "turnstile_token"),
+        "tok-link"
+    );
+    assert_eq!(len(&get(&stub, "resets")), 1);
+    // The QR screen starts nothing: its check is removed.
+    assert_eq!(len(&get(&stub, "removes")), 1);
+    w.destroy();
+    unstub_turnstile();
+}
+
+#[wasm_bindgen_test]
+async fn a_pages_own_token_source_replaces_the_widgets_turnstile() {
+    fake_api(&cfg(&[("site_key", "0xSITE".into())]));
+    let stub = stub_turnstile();
+    let host = host();
+    let o = options("code", None);
+    let source = js_sys::Function::new_no_args("return Promise.resolve('page-tok')");
+    Reflect::set(&o, &"turnstileToken".into(), &source).unwrap_throw();
+    let mut w = mount(host.clone(), o).unwrap_throw();
+    find(&host, ".eo-phone")
+        .await
+        .unchecked_into::<HtmlInputElement>()
+        .set_value("+1 415 555 0100");
+    until("the config", || queries("/widget/v1/config").length() == 1).await;
+    wait(20).await;
+    submit(&find(&host, "form").await);
+    find(&host, ".eo-code").await;
+    assert_eq!(
+        get(&requests("/widget/v1/start").get(0), "turnstile_token"),
+        "page-tok"
+    );
+    assert_eq!(len(&get(&stub, "renders")), 0);
+    w.destroy();
+    unstub_turnstile();
+}
+
+#[wasm_bindgen_test]
+async fn turnstile_waits_for_its_script_and_renders_on_its_load() {
+    // The script element is already in the page (another widget added it) and has not loaded:
+    // the widgets add no second one, and render once it fires `load`. No network involved.
+    let doc = web_sys::window().unwrap_throw().document().unwrap_throw();
+    let script = doc.create_element("script").unwrap_throw();
+    script.set_id("edge-otp-turnstile");
+    script.set_attribute("type", "text/plain").unwrap_throw();
+    doc.head()
+        .unwrap_throw()
+        .append_child(&script)
+        .unwrap_throw();
+    fake_api(&cfg(&[("site_key", "0xSITE".into())]));
+    let (a, b) = (host(), host());
+    let mut wa = mount(a.clone(), options("code", None)).unwrap_throw();
+    let mut wb = mount(b.clone(), options("link", None)).unwrap_throw();
+    until("the config", || queries("/widget/v1/config").length() == 2).await;
+    wait(50).await;
+    let scripts = doc
+        .query_selector_all("script#edge-otp-turnstile")
+        .unwrap_throw();
+    assert_eq!(scripts.length(), 1);
+    let stub = stub_turnstile();
+    script
+        .dispatch_event(&web_sys::Event::new("load").unwrap_throw())
+        .unwrap_throw();
+    assert_eq!(len(&get(&stub, "renders")), 2);
+    wa.destroy();
+    wb.destroy();
+    unstub_turnstile();
+    script.remove();
 }
