@@ -39,21 +39,11 @@ pub enum Begin {
     Conflict,
 }
 
-/// The tag of a [`Begin`] on the wire.
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum BeginTag {
-    Fresh,
-    Replay,
-    InProgress,
-    Conflict,
-}
-
 /// A [`Begin`] as the Worker reads it back: one flat record of the same JSON shape, so serde
 /// does not buffer the fields and compile its internally-tagged machinery for this one enum.
 #[derive(Deserialize)]
 struct BeginWire {
-    outcome: BeginTag,
+    outcome: String,
     #[serde(default)]
     status: Option<u16>,
     #[serde(default)]
@@ -64,14 +54,15 @@ impl TryFrom<BeginWire> for Begin {
     type Error = &'static str;
 
     fn try_from(w: BeginWire) -> std::result::Result<Self, Self::Error> {
-        Ok(match w.outcome {
-            BeginTag::Fresh => Self::Fresh,
-            BeginTag::Replay => Self::Replay {
+        Ok(match w.outcome.as_str() {
+            "fresh" => Self::Fresh,
+            "replay" => Self::Replay {
                 status: w.status.ok_or("missing field `status`")?,
                 body: w.body.ok_or("missing field `body`")?,
             },
-            BeginTag::InProgress => Self::InProgress,
-            BeginTag::Conflict => Self::Conflict,
+            "in_progress" => Self::InProgress,
+            "conflict" => Self::Conflict,
+            _ => return Err("unknown begin outcome"),
         })
     }
 }

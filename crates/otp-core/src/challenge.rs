@@ -323,21 +323,12 @@ pub enum Attempt {
 // The Durable Object answers with these enums in serde's internally tagged form. Reading them
 // back through serde's derive buffers every field first and compiles a second copy of each
 // payload's deserializer (a `Challenge` alone is ~20 KB of Wasm), so they are read as one flat
-// record with the same JSON shape and checked here.
-
-/// The tag of a [`Refusal`] on the wire.
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RefusalTag {
-    Locked,
-    Cooldown,
-    SendCap,
-}
+// record with the same JSON shape (the tag as a plain string) and checked here.
 
 /// A [`Refusal`] as it is read back.
 #[derive(Deserialize)]
 struct RefusalWire {
-    reason: RefusalTag,
+    reason: String,
     retry_after: i64,
 }
 
@@ -346,32 +337,19 @@ impl TryFrom<RefusalWire> for Refusal {
 
     fn try_from(w: RefusalWire) -> Result<Self, Self::Error> {
         let retry_after = w.retry_after;
-        Ok(match w.reason {
-            RefusalTag::Locked => Self::Locked { retry_after },
-            RefusalTag::Cooldown => Self::Cooldown { retry_after },
-            RefusalTag::SendCap => Self::SendCap { retry_after },
+        Ok(match w.reason.as_str() {
+            "locked" => Self::Locked { retry_after },
+            "cooldown" => Self::Cooldown { retry_after },
+            "send_cap" => Self::SendCap { retry_after },
+            _ => return Err("unknown refusal reason"),
         })
     }
-}
-
-/// The tag of an [`Attempt`] on the wire.
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum AttemptTag {
-    Validated,
-    Wrong,
-    NoActive,
-    AlreadyUsed,
-    Expired,
-    Exhausted,
-    Locked,
-    Superseded,
 }
 
 /// An [`Attempt`] as it is read back: every variant's fields, each optional.
 #[derive(Deserialize)]
 struct AttemptWire {
-    outcome: AttemptTag,
+    outcome: String,
     #[serde(default)]
     challenge: Option<Challenge>,
     #[serde(default)]
@@ -386,30 +364,31 @@ impl TryFrom<AttemptWire> for Attempt {
     fn try_from(w: AttemptWire) -> Result<Self, Self::Error> {
         let challenge = w.challenge.ok_or("missing field `challenge`");
         let retry_after = w.retry_after.ok_or("missing field `retry_after`");
-        Ok(match w.outcome {
-            AttemptTag::Validated => Self::Validated {
+        Ok(match w.outcome.as_str() {
+            "validated" => Self::Validated {
                 challenge: challenge?,
             },
-            AttemptTag::Wrong => Self::Wrong {
+            "wrong" => Self::Wrong {
                 challenge: challenge?,
                 attempts_left: w.attempts_left.ok_or("missing field `attempts_left`")?,
                 retry_after: w.retry_after,
             },
-            AttemptTag::NoActive => Self::NoActive,
-            AttemptTag::AlreadyUsed => Self::AlreadyUsed {
+            "no_active" => Self::NoActive,
+            "already_used" => Self::AlreadyUsed {
                 challenge: challenge?,
             },
-            AttemptTag::Expired => Self::Expired {
+            "expired" => Self::Expired {
                 challenge: challenge?,
             },
-            AttemptTag::Exhausted => Self::Exhausted {
+            "exhausted" => Self::Exhausted {
                 challenge: challenge?,
                 retry_after: retry_after?,
             },
-            AttemptTag::Locked => Self::Locked {
+            "locked" => Self::Locked {
                 retry_after: retry_after?,
             },
-            AttemptTag::Superseded => Self::Superseded,
+            "superseded" => Self::Superseded,
+            _ => return Err("unknown attempt outcome"),
         })
     }
 }
