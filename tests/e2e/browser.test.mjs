@@ -59,6 +59,8 @@ async function demoPage(phone) {
   await page.goto(`${w.url}/`);
   await page.fill('#phone', `+${phone}`);
   await page.dispatchEvent('#phone', 'input');
+  // The simulated phone takes the number after a short debounce: wait until it is its own.
+  await page.waitForFunction((me) => document.getElementById('me')?.textContent === me, `+${phone}`);
   return { context, page };
 }
 
