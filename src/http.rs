@@ -93,3 +93,35 @@ pub fn is_loopback(req: &Request) -> bool {
         None => false,
     }
 }
+
+/// The client's address, as Cloudflare reports it (`local` when absent: tests, `wrangler dev`).
+pub fn client_ip(req: &Request) -> String {
+    req.headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// Counts one request under `key` with the rate limiting binding `binding`: `Ok(false)` when
+/// the limit refuses it. A missing binding is a configuration problem; a failing one lets the
+/// request through (logged), since the recipient's own limits still hold.
+pub async fn rate_limit_allows(
+    env: &worker::Env,
+    binding: &str,
+    key: String,
+) -> std::result::Result<bool, crate::service::ConfigProblem> {
+    let limiter = env.rate_limiter(binding).map_err(|_| {
+        crate::service::ConfigProblem(format!(
+            "rate limiting binding {binding} is missing (wrangler.toml [[ratelimits]])"
+        ))
+    })?;
+    match limiter.limit(key).await {
+        Ok(outcome) => Ok(outcome.success),
+        Err(e) => {
+            worker::console_error!("rate limiter {binding}: {e}; request let through");
+            Ok(true)
+        }
+    }
+}

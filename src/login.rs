@@ -127,21 +127,26 @@ fn closed_page(status: LinkStatus) -> Result<Response> {
     }
 }
 
+/// The key that signs `inst`'s verification tokens (`INSTANCE_SECRETS.token_keys[token_kid]`),
+/// if configured. Fetched before a challenge is spent, so a missing key never costs a code.
+pub fn token_key(env: &Env, inst: &otp_core::config::InstanceConfig) -> Option<Secret> {
+    let secrets = service::instance_secrets(env, &inst.id).ok()?;
+    secrets
+        .token_keys
+        .get(&inst.token_kid)
+        .and_then(|k| Secret::new(k.as_bytes().to_vec()).ok())
+}
+
 /// Signs a verification token for `sub` (`+digits`), whose id is the challenge `jti`: an HS256
-/// JWT for the instance (`aud`), from this service (`iss`), valid [`TOKEN_TTL`] seconds. `None`
-/// when the instance has no token key.
-pub fn verification_token(
+/// JWT for the instance (`aud`), from this service (`iss`), valid [`TOKEN_TTL`] seconds.
+pub fn sign_token(
     env: &Env,
+    key: &Secret,
     inst: &otp_core::config::InstanceConfig,
     request_url: &worker::Url,
     sub: String,
     jti: &str,
-) -> Option<String> {
-    let secrets = service::instance_secrets(env, &inst.id).ok()?;
-    let key = secrets
-        .token_keys
-        .get(&inst.token_kid)
-        .and_then(|k| Secret::new(k.as_bytes().to_vec()).ok())?;
+) -> String {
     let now = crate::http::now();
     let claims = Claims {
         iss: service::public_origin(env, request_url),
@@ -151,7 +156,7 @@ pub fn verification_token(
         iat: now,
         exp: now + TOKEN_TTL,
     };
-    Some(token::sign(&key, &inst.token_kid, &claims))
+    token::sign(key, &inst.token_kid, &claims)
 }
 
 /// Signs the verification token and sends the browser on to the site (or, for a challenge the
@@ -179,9 +184,10 @@ async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Respons
     }
     let url = req.url()?;
     let phone = format!("+{}", c.claimed_by.as_deref().unwrap_or_default());
-    let Some(jwt) = verification_token(env, inst, &url, phone, &c.id) else {
+    let Some(key) = token_key(env, inst) else {
         return unavailable();
     };
+    let jwt = sign_token(env, &key, inst, &url, phone, &c.id);
     let Some(target) = inst.link.redirect_url.as_deref() else {
         return page(
             200,

@@ -416,10 +416,10 @@ async fn authorize(req: &Request, env: &Env) -> std::result::Result<Caller, ApiE
         .map(str::trim)
         .unwrap_or_default();
     let key_hash = token_hash_hex(key);
-    let ip = Some(header("cf-connecting-ip"))
-        .filter(|ip| !ip.is_empty())
-        .unwrap_or_else(|| "local".into());
-    rate_limit(env, format!("{key_hash}|{ip}")).await?;
+    let ip = http::client_ip(req);
+    if !http::rate_limit_allows(env, RATE_LIMITER, format!("{key_hash}|{ip}")).await? {
+        return Err(ApiError::RateLimited);
+    }
     let mode = core::key_mode(key).ok_or(ApiError::Unauthorized)?;
     let inst = instance_of_key(env, key)?.ok_or(ApiError::Unauthorized)?;
     Ok(Caller {
@@ -427,25 +427,6 @@ async fn authorize(req: &Request, env: &Env) -> std::result::Result<Caller, ApiE
         mode,
         key_hash,
     })
-}
-
-/// Asks the rate limiting binding. A missing binding is a configuration problem (503); a
-/// failing one lets the request through (logged), since the per-recipient limits of the
-/// Durable Object still hold.
-async fn rate_limit(env: &Env, key: String) -> std::result::Result<(), ApiError> {
-    let limiter = env.rate_limiter(RATE_LIMITER).map_err(|_| {
-        ApiError::Config(ConfigProblem(format!(
-            "rate limiting binding {RATE_LIMITER} is missing (wrangler.toml [[ratelimits]])"
-        )))
-    })?;
-    match limiter.limit(key).await {
-        Ok(outcome) if outcome.success => Ok(()),
-        Ok(_) => Err(ApiError::RateLimited),
-        Err(e) => {
-            worker::console_error!("rate limiter {RATE_LIMITER}: {e}; request let through");
-            Ok(())
-        }
-    }
 }
 
 /// The instance whose `API_TOKENS` entry holds the key's hash. Every instance is checked (no

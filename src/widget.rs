@@ -332,34 +332,6 @@ fn widget_config(
     })
 }
 
-/// The client's address, as Cloudflare reports it.
-fn client_ip(req: &Request) -> String {
-    req.headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .filter(|ip| !ip.is_empty())
-        .unwrap_or_else(|| "local".into())
-}
-
-/// Counts the request toward its route's per-IP limit. A missing binding is a configuration
-/// problem; a failing one lets the request through (logged): the recipient's own limits hold.
-async fn rate_limit(env: &Env, route: &str, ip: &str) -> std::result::Result<(), Failure> {
-    let limiter = env.rate_limiter(RATE_LIMITER).map_err(|_| {
-        Failure::from(ConfigProblem(format!(
-            "rate limiting binding {RATE_LIMITER} is missing (wrangler.toml [[ratelimits]])"
-        )))
-    })?;
-    match limiter.limit(format!("{route}|{ip}")).await {
-        Ok(outcome) if outcome.success => Ok(()),
-        Ok(_) => Err(Failure::RateLimited),
-        Err(e) => {
-            worker::console_error!("rate limiter {RATE_LIMITER}: {e}; request let through");
-            Ok(())
-        }
-    }
-}
-
 async fn body(req: &mut Request) -> std::result::Result<Map<String, Value>, Failure> {
     match json_object(req).await {
         Ok(Ok(map)) => Ok(map),
@@ -368,8 +340,29 @@ async fn body(req: &mut Request) -> std::result::Result<Map<String, Value>, Fail
     }
 }
 
-/// The publishable key of a body, read before its other fields so that a page on a foreign
-/// origin learns nothing but `forbidden`.
+/// What every POST route does first: count the request toward its route's per-IP limit (when
+/// the route has one), read the body, and find the instance of its publishable key, read
+/// before the other fields so that a page on a foreign origin learns nothing but `forbidden`.
+async fn prologue<'c>(
+    req: &mut Request,
+    env: &Env,
+    limited_route: Option<&str>,
+    config: &'c Config,
+    cors: &mut Cors,
+    own: &str,
+) -> std::result::Result<(Map<String, Value>, &'c InstanceConfig, &'c WidgetConfig), Failure> {
+    if let Some(route) = limited_route {
+        let key = format!("{route}|{}", http::client_ip(req));
+        if !http::rate_limit_allows(env, RATE_LIMITER, key).await? {
+            return Err(Failure::RateLimited);
+        }
+    }
+    let body = body(req).await?;
+    let (inst, w) = instance_for(config, key_of(&body), cors, own)?;
+    Ok((body, inst, w))
+}
+
+/// The publishable key of a body.
 fn key_of(body: &Map<String, Value>) -> &str {
     body.get("publishable_key")
         .and_then(Value::as_str)
@@ -407,13 +400,11 @@ async fn start(
     cors: &mut Cors,
     own: &str,
 ) -> std::result::Result<Response, Failure> {
-    let ip = client_ip(req);
-    rate_limit(env, "start", &ip).await?;
-    let body = body(req).await?;
-    let (inst, w) = instance_for(&config, key_of(&body), cors, own)?;
+    let (body, inst, w) = prologue(req, env, Some("start"), &config, cors, own).await?;
     let input = core::parse_start(&body)?;
     let key = service::widget_key(env)?;
     if let Some(t) = &w.turnstile {
+        let ip = http::client_ip(req);
         turnstile(env, inst, t, input.turnstile_token.as_deref(), &ip).await?;
     }
     let test = core::is_test_key(&input.publishable_key);
@@ -609,21 +600,26 @@ struct VerifiedData {
     expires_in: i64,
 }
 
+/// The key that signs `inst`'s tokens, or the configuration problem that names it.
+fn token_key(env: &Env, inst: &InstanceConfig) -> std::result::Result<Secret, Failure> {
+    crate::login::token_key(env, inst).ok_or_else(|| {
+        Failure::from(ConfigProblem(format!(
+            "verification tokens need INSTANCE_SECRETS.{}.token_keys.{}",
+            inst.id, inst.token_kid
+        )))
+    })
+}
+
 fn token_for(
     req: &Request,
     env: &Env,
+    key: &Secret,
     inst: &InstanceConfig,
     phone: String,
     id: &str,
 ) -> std::result::Result<VerifiedData, Failure> {
     let url = req.url().map_err(internal)?;
-    let token =
-        crate::login::verification_token(env, inst, &url, phone.clone(), id).ok_or_else(|| {
-            Failure::from(ConfigProblem(format!(
-                "verification tokens need INSTANCE_SECRETS.{}.token_keys.{}",
-                inst.id, inst.token_kid
-            )))
-        })?;
+    let token = crate::login::sign_token(env, key, inst, &url, phone.clone(), id);
     Ok(VerifiedData {
         status: "verified",
         phone,
@@ -639,17 +635,22 @@ async fn verify(
     cors: &mut Cors,
     own: &str,
 ) -> std::result::Result<Response, Failure> {
-    rate_limit(env, "verify", &client_ip(req)).await?;
-    let body = body(req).await?;
-    let (inst, _) = instance_for(&config, key_of(&body), cors, own)?;
+    let (body, inst, _) = prologue(req, env, Some("verify"), &config, cors, own).await?;
     let input = core::parse_verify(&body)?;
     service::pepper(env)?;
     let (_, session) = open(env, &input.session, inst, Mode::Code)?;
     let recipient = Recipient::parse(&session.target).map_err(|_| Failure::SessionNotFound)?;
+    // The signing key is found before the code is spent: a right code always gets its token.
+    let signer = token_key(env, inst)?;
     check_code(env, &inst.id, &recipient, &session.id, &input.code).await?;
-    // Sign before touching anything else: the challenge is spent, so a token must come back.
-    let data = token_for(req, env, inst, recipient.e164(), &session.id)?;
-    ok(&data)
+    ok(&token_for(
+        req,
+        env,
+        &signer,
+        inst,
+        recipient.e164(),
+        &session.id,
+    )?)
 }
 
 /// A poll's answer; `phone`, `token` and `expires_in` only once verified.
@@ -671,8 +672,9 @@ async fn poll(
     cors: &mut Cors,
     own: &str,
 ) -> std::result::Result<Response, Failure> {
-    let body = body(req).await?;
-    let (inst, _) = instance_for(&config, key_of(&body), cors, own)?;
+    // Not counted: the widget polls every 2-10 s, and a poll needs the signed session and
+    // its secret before it costs one Durable Object read.
+    let (body, inst, _) = prologue(req, env, None, &config, cors, own).await?;
     let input = core::parse_poll(&body)?;
     let (key, session) = open(env, &input.session, inst, Mode::Link)?;
     if !core::poll_secret_matches(&key, &session.id, &input.poll_secret) {
@@ -692,7 +694,8 @@ async fn poll(
     let status = c.status(http::now());
     match (status, c.claimed_by.as_deref()) {
         (LinkStatus::Verified, Some(digits)) => {
-            let d = token_for(req, env, inst, format!("+{digits}"), &c.id)?;
+            let signer = token_key(env, inst)?;
+            let d = token_for(req, env, &signer, inst, format!("+{digits}"), &c.id)?;
             ok(&PollData {
                 status: d.status,
                 phone: Some(d.phone),
