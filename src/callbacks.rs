@@ -4,7 +4,7 @@
 //! again before every attempt.
 
 use otp_core::url_guard::check_callback_url;
-use otp_core::webhook::{self, WebhookSecret};
+use otp_core::wire::webhook::{self, WebhookSecret};
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 

@@ -4,9 +4,10 @@
 //! implementation that talks to the provider fills it in, so no queue or table holds a code.
 
 use otp_core::config::{TwilioConfig, WhatsappConfig};
-use otp_core::template::render;
-use otp_core::webhook::{self, WebhookSecret};
-use otp_core::{meta, twilio, Recipient};
+use otp_core::rules::template::render;
+use otp_core::wire::webhook::{self, WebhookSecret};
+use otp_core::wire::{meta, twilio};
+use otp_core::Recipient;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, SqlStorage};
 
@@ -192,7 +193,7 @@ impl Channel for TwilioChannel<'_> {
         .ok_or_else(|| DeliveryError::Permanent("twilio sender is not configured".into()))?;
         let mut text = msg.text();
         if let (false, Some(code)) = (self.whatsapp, msg.code) {
-            text = otp_core::messages::with_webotp_line(&text, self.web_otp_domain, code);
+            text = otp_core::rules::messages::with_webotp_line(&text, self.web_otp_domain, code);
         }
         let form = twilio::message_form(
             &msg.to.e164(),

@@ -1,13 +1,13 @@
 //! Limits against abuse that sit in front of the recipient's own limits (SMS pumping is the
 //! main cost risk of an OTP service): the country allowlist, test numbers, the instance's
-//! hourly and daily send budgets (approximate: sharded counters, `otp_core::budget`), and the
+//! hourly and daily send budgets (approximate: sharded counters, `otp_core::rules::budget`), and the
 //! per-number-range cap (exact: one counter object per range). Every check is off unless the
 //! instance's `[abuse]` table sets it. Budgets are spent before the challenge is created, so a
 //! send refused later by the recipient's own limits still counts (documented).
 
 use crate::store::call_object;
-use otp_core::budget::{self, Window};
 use otp_core::config::InstanceConfig;
+use otp_core::rules::budget::{self, Window};
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
@@ -51,7 +51,7 @@ pub async fn check(
             return Ok(Ok(Allowed::TestNumber(code.to_owned())));
         }
     }
-    if !otp_core::country::is_allowed(to.digits(), &abuse.allowed_countries) {
+    if !otp_core::rules::country::is_allowed(to.digits(), &abuse.allowed_countries) {
         return Ok(Err(Refused::Country));
     }
     let mut items = Vec::new();
@@ -78,7 +78,7 @@ pub async fn check(
         }
     }
     if let Some(limit) = abuse.prefix_limit {
-        let prefix = otp_core::country::prefix(to.digits(), abuse.prefix_len.unwrap_or(7));
+        let prefix = otp_core::rules::country::prefix(to.digits(), abuse.prefix_len.unwrap_or(7));
         let window = now - now.rem_euclid(PREFIX_WINDOW);
         let item = Take {
             key: format!("p:{window}"),

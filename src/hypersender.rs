@@ -6,11 +6,11 @@
 use crate::http::{self, json_object, BodyError, Failure};
 use crate::service::{self, ConfigProblem};
 use crate::store::{self, Recipients, StartMsg};
-use otp_core::challenge::{Attempt, Challenge, Refusal, Status};
 use otp_core::config::InstanceConfig;
-use otp_core::hypersender::{parse_request_code, parse_validate_code, ValidationErrors};
 use otp_core::ids::{is_uuid, uuid_v4};
+use otp_core::rules::challenge::{Attempt, Challenge, Refusal, Status};
 use otp_core::time::iso8601;
+use otp_core::wire::hypersender::{parse_request_code, parse_validate_code, ValidationErrors};
 use otp_core::Recipient;
 use serde::Serialize;
 use serde_json::Value;
@@ -312,7 +312,7 @@ async fn request_code(
         )
         .map_err(internal);
     };
-    let fingerprint = otp_core::idempotency::fingerprint("POST", &req.path(), &raw);
+    let fingerprint = otp_core::rules::idempotency::fingerprint("POST", &req.path(), &raw);
     let scope = format!("{}:{}", inst.id.to_ascii_lowercase(), auth.token_hash);
     let (begin, claim) = crate::idempotency_object::claim(env, &scope, &key, fingerprint)
         .await
@@ -358,7 +358,7 @@ async fn request_code(
 fn idempotency_key(req: &Request) -> std::result::Result<Option<String>, ApiError> {
     match req.headers().get("idempotency-key").ok().flatten() {
         None => Ok(None),
-        Some(k) if otp_core::idempotency::valid_key(&k) => Ok(Some(k)),
+        Some(k) if otp_core::rules::idempotency::valid_key(&k) => Ok(Some(k)),
         Some(_) => Err(ApiError::Invalid(ValidationErrors(vec![(
             "Idempotency-Key".into(),
             "The Idempotency-Key header must be 1 to 255 printable ASCII characters.".into(),
@@ -398,7 +398,7 @@ async fn start_code(
     env: &Env,
     auth: &Authorized,
     pepper: &otp_core::Secret,
-    input: otp_core::hypersender::RequestCode,
+    input: otp_core::wire::hypersender::RequestCode,
 ) -> std::result::Result<RequestCodeData, ApiError> {
     let inst = &auth.inst;
     let mut bytes = [0u8; 16];
@@ -410,7 +410,7 @@ async fn start_code(
         spec: input.spec,
         name: input.name,
         ttl: input.expires,
-        options: otp_core::challenge::SendOptions {
+        options: otp_core::rules::challenge::SendOptions {
             locale: input.locale,
             test: auth.test_key,
             ..Default::default()
@@ -600,15 +600,17 @@ async fn generate_link(
     env: &Env,
     instance: &str,
 ) -> std::result::Result<Response, ApiError> {
-    use otp_core::link::{prefilled_text, wa_me_link};
-    use otp_core::link_state::{Callbacks, LinkChallenge, LinkMessages};
-    use otp_core::template::render;
+    use otp_core::rules::link::{prefilled_text, wa_me_link};
+    use otp_core::rules::link_state::{Callbacks, LinkChallenge, LinkMessages};
+    use otp_core::rules::template::render;
 
     let inst = authorize(req, env, instance)?;
     let body = body(req).await?;
-    let input =
-        otp_core::hypersender::parse_generate_link(&body, service::allow_loopback_callbacks(env))
-            .map_err(ApiError::Invalid)?;
+    let input = otp_core::wire::hypersender::parse_generate_link(
+        &body,
+        service::allow_loopback_callbacks(env),
+    )
+    .map_err(ApiError::Invalid)?;
     let business_number = inst.business_number.clone().ok_or_else(|| {
         ApiError::Config(ConfigProblem(format!(
             "instance {} has no business_number",

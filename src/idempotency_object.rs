@@ -5,10 +5,10 @@
 //! that first used the key and, once that request succeeded, its response (which never holds
 //! a code). `begin` decides with no `await` between reading and writing, so of two concurrent
 //! requests with one key exactly one sends; the other is told the first is in progress. The
-//! rules (valid keys, fingerprints, same vs conflicting) are `otp_core::idempotency`'s.
+//! rules (valid keys, fingerprints, same vs conflicting) are `otp_core::rules::idempotency`'s.
 
 use crate::object_store;
-use otp_core::idempotency::{compare, Replay, TTL_SECS};
+use otp_core::rules::idempotency::{compare, Replay, TTL_SECS};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -84,7 +84,7 @@ pub struct AbortMsg {
 /// The one record of the object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
-    /// `otp_core::idempotency::fingerprint` of the first request.
+    /// `otp_core::rules::idempotency::fingerprint` of the first request.
     fingerprint: String,
     /// Unix seconds when the key was first used; it is remembered for `TTL_SECS` from then.
     started_at: i64,

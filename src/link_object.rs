@@ -1,6 +1,6 @@
 //! The Durable Object that owns one WhatsApp-link challenge, named by (instance, link code)
 //! so an inbound message finds it from the code alone. It decides the claim, the
-//! confirmation and the expiry (`otp_core::link_state`), and its scheduler sends the replies
+//! confirmation and the expiry (`otp_core::rules::link_state`), and its scheduler sends the replies
 //! (through the recipient's object, the same outbound queue as codes) and the signed
 //! callbacks, which are persisted before anything else happens and retried until delivered
 //! or given up.
@@ -10,10 +10,10 @@ use crate::object_store;
 use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
 use crate::store::{self, Recipients};
-use otp_core::link_state::{Confirm, Inbound, LinkChallenge};
-use otp_core::login::login_token;
-use otp_core::template::render;
-use otp_core::webhook::retry_delays;
+use otp_core::rules::link_state::{Confirm, Inbound, LinkChallenge};
+use otp_core::rules::template::render;
+use otp_core::web::login::login_token;
+use otp_core::wire::webhook::retry_delays;
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -415,7 +415,7 @@ impl LinkObject {
             .as_deref()
             .ok_or_else(|| Failure::Permanent("instance has no webhook_secret".into()))
             .and_then(|s| {
-                otp_core::webhook::WebhookSecret::parse(s)
+                otp_core::wire::webhook::WebhookSecret::parse(s)
                     .map_err(|e| Failure::Permanent(e.to_string()))
             })?;
         let allow_loopback = service::allow_loopback_callbacks(&self.env);
@@ -469,7 +469,7 @@ pub async fn create(
     (created_at, expires_at): (i64, i64),
     make: impl Fn(String, String) -> LinkChallenge,
 ) -> Result<(String, String)> {
-    use otp_core::code::from_random;
+    use otp_core::rules::code::from_random;
     for _ in 0..4 {
         let mut bytes = [0u8; 48];
         getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;

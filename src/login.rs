@@ -8,10 +8,10 @@
 use crate::link_object::{ConfirmMsg, ConfirmReply};
 use crate::service;
 use crate::store;
-use otp_core::link_state::{Confirm, LinkChallenge, LinkStatus};
-use otp_core::login::parse_login_token;
-use otp_core::middleware::html_escape as escape;
-use otp_core::token::{self, Claims};
+use otp_core::rules::link_state::{Confirm, LinkChallenge, LinkStatus};
+use otp_core::web::login::parse_login_token;
+use otp_core::web::middleware::html_escape as escape;
+use otp_core::web::token::{self, Claims};
 use otp_core::Secret;
 use worker::{Env, Method, Request, Response, Result};
 

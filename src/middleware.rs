@@ -6,16 +6,16 @@
 //! need the verification cookie (else the verification page, or 401 JSON for API calls);
 //! everything goes on to the origin with `X-Verified-Phone` set by us alone and the cookie
 //! removed. `POST {prefix}/session` turns a verification token from the page's widget into the
-//! cookie. The rules (patterns, cookie, `next`, the page) live in `otp_core::middleware`;
+//! cookie. The rules (patterns, cookie, `next`, the page) live in `otp_core::web::middleware`;
 //! docs/middleware.md is the operator's guide.
 
 use crate::http;
 use crate::service::{self, ConfigProblem};
-use otp_core::middleware::{
+use otp_core::web::middleware::{
     self as core, cookie_key, cookie_values, is_phone_header, open_cookie, safe_next, seal_cookie,
     strip_cookie, Decision, MiddlewareConfig, Mount, Page, Requirement, Verified,
 };
-use otp_core::token;
+use otp_core::web::token;
 use otp_core::{Recipient, Secret};
 use serde_json::json;
 use std::rc::Rc;

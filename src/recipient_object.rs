@@ -11,10 +11,10 @@ use crate::object_store;
 use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
 use crate::service;
 use crate::store::{AttemptMsg, GetMsg, ReceiptMsg, SendMsg, StartMsg};
-use otp_core::challenge::{Attempt, RecipientState};
 use otp_core::config::{ChannelKind, InstanceConfig};
-use otp_core::schedule::retry_delay;
-use otp_core::template::render;
+use otp_core::rules::challenge::{Attempt, RecipientState};
+use otp_core::rules::schedule::retry_delay;
+use otp_core::rules::template::render;
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -533,7 +533,7 @@ impl Courier {
                 let secret = secrets
                     .sender_secret
                     .as_deref()
-                    .and_then(|s| otp_core::webhook::WebhookSecret::parse(s).ok())
+                    .and_then(|s| otp_core::wire::webhook::WebhookSecret::parse(s).ok())
                     .ok_or_else(|| missing("a valid sender_secret"))?;
                 let kind = if msg.code.is_some() {
                     "code"

@@ -2,7 +2,7 @@
 //! "look a challenge up". Only the recipient's Durable Object knows SQL and decides; KV keeps
 //! the write-once record that finds a challenge's object from its uuid.
 
-use otp_core::challenge::{Attempt, Challenge, NewChallenge, Refusal};
+use otp_core::rules::challenge::{Attempt, Challenge, NewChallenge, Refusal};
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ pub struct StartMsg {
     pub ttl: i64,
     /// Locale, preferred channel, test mode, fixed code of a test number.
     #[serde(default)]
-    pub options: otp_core::challenge::SendOptions,
+    pub options: otp_core::rules::challenge::SendOptions,
     /// A resend cooldown in seconds that applies on top of the instance's (the widget's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<i64>,
@@ -36,7 +36,7 @@ impl StartMsg {
     pub fn new_challenge(&self) -> NewChallenge {
         NewChallenge {
             id: self.id.clone(),
-            kind: otp_core::challenge::Kind::Code,
+            kind: otp_core::rules::challenge::Kind::Code,
             spec: self.spec,
             name: self.name.clone(),
             ttl: self.ttl,
@@ -335,7 +335,7 @@ fn record_key(uuid: &str) -> String {
 
 /// Writes a challenge's record once, kept until a day after it expires.
 pub async fn put_record(env: &Env, uuid: &str, record: &ChallengeRecord, now: i64) -> Result<()> {
-    let ttl = (record.expires_at - now + otp_core::challenge::RETENTION).max(60) as u64;
+    let ttl = (record.expires_at - now + otp_core::rules::challenge::RETENTION).max(60) as u64;
     env.kv(CHALLENGES_KV)?
         .put(&record_key(uuid), serde_json::to_string(record)?)?
         .expiration_ttl(ttl)

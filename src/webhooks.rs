@@ -8,8 +8,8 @@ use crate::http;
 use crate::link_object::InboundMsg;
 use crate::service;
 use crate::store::{self, ReceiptMsg};
-use otp_core::link::find_code;
-use otp_core::meta::{self, MetaEvent};
+use otp_core::rules::link::find_code;
+use otp_core::wire::meta::{self, MetaEvent};
 use otp_core::Recipient;
 use serde_json::Value;
 use worker::{Env, Method, Request, Response, Result};
@@ -120,8 +120,10 @@ pub async fn handle(
                 ),
                 None => url.to_string(),
             };
-            let signature = req.headers().get(otp_core::twilio::SIGNATURE_HEADER)?;
-            if !otp_core::twilio::verify(
+            let signature = req
+                .headers()
+                .get(otp_core::wire::twilio::SIGNATURE_HEADER)?;
+            if !otp_core::wire::twilio::verify(
                 token.as_bytes(),
                 &signed_url,
                 &params,

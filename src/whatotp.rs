@@ -16,13 +16,13 @@ use crate::http::{self, json_object, BodyError};
 use crate::idempotency_object::{claim, Begin};
 use crate::service::{self, ConfigProblem};
 use crate::store::{self, Recipients, StartMsg};
-use otp_core::challenge::{Attempt, Refusal, SendOptions, Status};
 use otp_core::config::InstanceConfig;
 use otp_core::ids::uuid_v4;
+use otp_core::rules::challenge::{Attempt, Refusal, SendOptions, Status};
+use otp_core::rules::template::render;
 use otp_core::secret::token_hash_hex;
-use otp_core::template::render;
 use otp_core::time::iso8601;
-use otp_core::whatotp::{self as core, KeyMode};
+use otp_core::wire::whatotp::{self as core, KeyMode};
 use otp_core::{Alphabet, CodeSpec, Recipient};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -458,7 +458,7 @@ fn idempotency_header(req: &Request) -> Option<String> {
 fn idempotency_key(header: Option<String>) -> std::result::Result<Option<String>, ApiError> {
     match header {
         None => Ok(None),
-        Some(key) if otp_core::idempotency::valid_key(&key) => Ok(Some(key)),
+        Some(key) if otp_core::rules::idempotency::valid_key(&key) => Ok(Some(key)),
         Some(_) => Err(invalid(
             "Idempotency-Key",
             "`Idempotency-Key` must be 1 to 255 printable ASCII characters without outer spaces"
@@ -507,7 +507,7 @@ where
     let Some(key) = key else {
         return work().await?.respond(false);
     };
-    let fingerprint = otp_core::idempotency::fingerprint("POST", path, raw);
+    let fingerprint = otp_core::rules::idempotency::fingerprint("POST", path, raw);
     // Scoped to the instance and the API key, so two clients never share a key.
     let scope = format!(
         "{}:{}",
@@ -799,7 +799,7 @@ async fn queue_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otp_core::challenge::{Kind, Stage};
+    use otp_core::rules::challenge::{Kind, Stage};
     use serde_json::json;
 
     fn message(body: Value) -> core::SendMessage {

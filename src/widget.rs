@@ -11,11 +11,11 @@ use crate::link_object::LinkView;
 use crate::service::{self, ConfigProblem};
 use crate::store::{self, Recipients, StartMsg};
 use crate::whatotp::{check_code, ApiError};
-use otp_core::challenge::SendOptions;
 use otp_core::config::{InstanceConfig, TurnstileConfig, WidgetConfig};
-use otp_core::link_state::{Callbacks, LinkChallenge, LinkMessages, LinkStatus};
+use otp_core::rules::challenge::SendOptions;
+use otp_core::rules::link_state::{Callbacks, LinkChallenge, LinkMessages, LinkStatus};
 use otp_core::time::iso8601;
-use otp_core::widget::{self as core, Mode, Session};
+use otp_core::web::widget::{self as core, Mode, Session};
 use otp_core::{Alphabet, CodeSpec, Recipient, Secret};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -51,8 +51,8 @@ impl From<ApiError> for Failure {
     }
 }
 
-impl From<otp_core::whatotp::ApiError> for Failure {
-    fn from(e: otp_core::whatotp::ApiError) -> Self {
+impl From<otp_core::wire::whatotp::ApiError> for Failure {
+    fn from(e: otp_core::wire::whatotp::ApiError) -> Self {
         Self::Shared(ApiError::Invalid(e))
     }
 }
@@ -481,8 +481,8 @@ async fn start_link(
     key: &Secret,
 ) -> std::result::Result<Response, Failure> {
     use crate::hypersender::{DEFAULT_EXPIRED, DEFAULT_FAILED, DEFAULT_PROMPT, DEFAULT_SUCCESS};
-    use otp_core::link::{prefilled_text, wa_me_link};
-    use otp_core::template::render;
+    use otp_core::rules::link::{prefilled_text, wa_me_link};
+    use otp_core::rules::template::render;
 
     let business_number = inst.business_number.as_deref().ok_or(Failure::NoLinkMode)?;
     // The login link the user gets back is signed with the login key.

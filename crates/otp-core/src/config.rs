@@ -3,8 +3,8 @@
 //! Parsing is strict (`deny_unknown_fields`): a typo in a deploy's config is an error at the
 //! first request, not a silently ignored limit. `docs/configuration.md` describes every field.
 
-use crate::challenge::Policy;
 use crate::ids::is_uuid;
+use crate::rules::challenge::Policy;
 use serde::Deserialize;
 use std::fmt;
 
@@ -264,7 +264,7 @@ pub struct Messages {
     /// The code message for every locale; `{code}`, `{name}` and `{minutes}` are filled in.
     pub code: Option<String>,
     /// The code message per locale (`en`, `pt-BR`, ...), tried before `code`.
-    pub code_by_locale: crate::messages::Texts,
+    pub code_by_locale: crate::rules::messages::Texts,
 }
 
 impl Messages {
@@ -274,7 +274,7 @@ impl Messages {
         self.code_by_locale
             .pick(locale)
             .or(self.code.as_deref())
-            .unwrap_or_else(|| crate::messages::builtin_code_text(locale))
+            .unwrap_or_else(|| crate::rules::messages::builtin_code_text(locale))
     }
 }
 
@@ -461,7 +461,7 @@ impl ServiceConfig {
                 }
             }
             for entry in &inst.abuse.allowed_countries {
-                if !crate::country::is_valid_entry(entry) {
+                if !crate::rules::country::is_valid_entry(entry) {
                     return Err(ConfigError(format!(
                         "instance {}: allowed_countries entry {entry:?} is not a country calling code",
                         inst.id
@@ -522,14 +522,14 @@ impl ServiceConfig {
 
 fn check_widget(id: &str, w: &WidgetConfig) -> Result<(), ConfigError> {
     let fail = |what: String| Err(ConfigError(format!("instance {id}: widget.{what}")));
-    if !crate::widget::is_publishable_key(&w.publishable_key) {
+    if !crate::web::widget::is_publishable_key(&w.publishable_key) {
         return fail(
             "publishable_key must be pk_live_ or pk_test_ and 16-64 letters or digits".into(),
         );
     }
     for origin in &w.allowed_origins {
         let plain = origin.replacen("://*.", "://", 1);
-        if crate::widget::normalize_origin(&plain).is_none() {
+        if crate::web::widget::normalize_origin(&plain).is_none() {
             return fail(format!(
                 "allowed_origins entry {origin:?} must be an origin such as https://shop.example"
             ));

@@ -187,7 +187,7 @@ pub fn with_webotp_line(text: &str, domain: Option<&str>, code: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::render;
+    use crate::rules::template::render;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

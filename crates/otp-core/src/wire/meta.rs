@@ -523,7 +523,7 @@ mod tests {
 // Sending through the Cloud API (`POST /<version>/<phone_number_id>/messages`) and reading its
 // answers: `messages[0].id` on success, `error.code` and `error.message` on failure.
 
-use crate::twilio::Delivery;
+use crate::wire::twilio::Delivery;
 
 /// An authentication-template send: the code as the body's one parameter and as the
 /// copy-code button's (`sub_type: "url"`, `index: "0"`), as Meta documents.
@@ -618,13 +618,18 @@ const TEMPORARY_ERRORS: &[i64] = &[
 /// True when a failed send should not be retried on this channel (fall back instead):
 /// known permanent codes and other 4xx; false for known temporary codes, 408, 429 and 5xx.
 pub fn error_is_permanent(http_status: u16, code: i64) -> bool {
-    crate::provider::error_is_permanent(http_status, Some(code), PERMANENT_ERRORS, TEMPORARY_ERRORS)
+    crate::wire::provider::error_is_permanent(
+        http_status,
+        Some(code),
+        PERMANENT_ERRORS,
+        TEMPORARY_ERRORS,
+    )
 }
 
 /// The `(code, message)` of a Graph API error body (`{"error": {"code": 131030, …}}`).
 pub fn send_error(raw_body: &[u8]) -> Option<(i64, String)> {
     let body: Value = serde_json::from_slice(raw_body).ok()?;
-    crate::provider::code_and_message(body.get("error")?)
+    crate::wire::provider::code_and_message(body.get("error")?)
 }
 
 /// The message id (`wamid.…`) of a successful send, the key of its status webhooks.

@@ -9,7 +9,7 @@
 //! Code challenge: `pending` -> `sent` (delivered) -> `validated` | `expired` | `failed`;
 //! a newer challenge for the same recipient moves an open one to `superseded`.
 
-use crate::code::CodeSpec;
+use crate::rules::code::CodeSpec;
 use serde::{Deserialize, Serialize};
 
 /// Limits for one instance; [`Policy::default`] holds the documented defaults.
@@ -231,17 +231,17 @@ impl Challenge {
         pepper: &crate::Secret,
         instance: &str,
         recipient: &crate::Recipient,
-    ) -> crate::code::Code {
+    ) -> crate::rules::code::Code {
         if let Some(fixed) = &self.options.fixed_code {
-            return crate::code::Code::fixed(fixed);
+            return crate::rules::code::Code::fixed(fixed);
         }
         let code_id = self.code_id();
-        let ctx = crate::code::CodeContext {
+        let ctx = crate::rules::code::CodeContext {
             instance,
             recipient,
             challenge_id: &code_id,
         };
-        crate::code::derive(pepper, ctx, self.spec)
+        crate::rules::code::derive(pepper, ctx, self.spec)
     }
 
     /// Wrong codes still allowed.
@@ -642,7 +642,7 @@ impl RecipientState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::code::{Alphabet, CodeSpec};
+    use crate::rules::code::{Alphabet, CodeSpec};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

@@ -242,7 +242,7 @@ pub fn form_encode(params: &[(String, String)]) -> String {
         .finish()
 }
 
-pub use crate::provider::Delivery;
+pub use crate::wire::provider::Delivery;
 
 /// The delivery state of a Twilio `MessageStatus` with its `ErrorCode`; `None` for statuses of
 /// inbound messages and unknown ones.
@@ -296,13 +296,13 @@ const TEMPORARY_ERRORS: &[i64] = &[
 /// True when a failed send should not be retried on this channel (fall back instead):
 /// known permanent codes and other 4xx; false for known temporary codes, 408, 429 and 5xx.
 pub fn error_is_permanent(http_status: u16, code: Option<i64>) -> bool {
-    crate::provider::error_is_permanent(http_status, code, PERMANENT_ERRORS, TEMPORARY_ERRORS)
+    crate::wire::provider::error_is_permanent(http_status, code, PERMANENT_ERRORS, TEMPORARY_ERRORS)
 }
 
 /// The `(code, message)` of a Messages API error body (`{"code": 21211, "message": …}`).
 pub fn send_error(raw_body: &[u8]) -> Option<(i64, String)> {
     let body: serde_json::Value = serde_json::from_slice(raw_body).ok()?;
-    crate::provider::code_and_message(&body)
+    crate::wire::provider::code_and_message(&body)
 }
 
 /// The message SID (`SM…`) of a successful Messages API answer.

@@ -5,8 +5,8 @@
 //! `boolean` accepts `true`, `false`, `0`, `1`, `"0"`, `"1"`; an optional field that is `null`
 //! takes its default.
 
-use crate::code::{Alphabet, CodeSpec};
-use crate::recipient::Recipient;
+use crate::rules::code::{Alphabet, CodeSpec};
+use crate::rules::recipient::Recipient;
 use serde_json::{Map, Value};
 
 /// Validation failures in field order: `(field, message)`.
@@ -231,7 +231,7 @@ pub fn parse_request_code(
     let locale = match f.optional_string("locale", 35) {
         None => None,
         Some(raw) => {
-            let parsed = crate::messages::parse_locale(raw);
+            let parsed = crate::rules::messages::parse_locale(raw);
             if parsed.is_none() {
                 f.errors.push(
                     "locale",

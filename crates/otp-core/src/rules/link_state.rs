@@ -3,11 +3,11 @@
 //! `pending` -> the right chat sends the unaltered prefilled message -> `claimed` (the reply
 //! with the one-time login URL goes out) -> the login URL is confirmed -> `verified`; or
 //! `failed` (too many wrong senders or altered messages) or `expired`. Like
-//! [`crate::challenge`], every transition is a method taking `now`, called by the link's
+//! [`crate::rules::challenge`], every transition is a method taking `now`, called by the link's
 //! Durable Object with no `await` between load and save.
 
-use crate::link::is_unaltered;
-use crate::recipient::Recipient;
+use crate::rules::link::is_unaltered;
+use crate::rules::recipient::Recipient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -350,7 +350,7 @@ impl LinkChallenge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::prefilled_text;
+    use crate::rules::link::prefilled_text;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

@@ -1,7 +1,7 @@
 //! What every delivery provider's answers reduce to: where a message stands, and whether a
 //! failed send is worth retrying on the same channel or should fall back to the next one.
 //!
-//! Each provider module ([`crate::twilio`], [`crate::meta`]) maps its own statuses and error
+//! Each provider module ([`crate::wire::twilio`], [`crate::wire::meta`]) maps its own statuses and error
 //! codes onto these; only codes a provider documents are listed there, and an unlisted code is
 //! judged by its HTTP status alone (4xx permanent, except 408 and 429; 5xx temporary).
 

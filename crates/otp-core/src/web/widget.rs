@@ -3,15 +3,15 @@
 //!
 //! A session id names the instance, what the challenge belongs to (the recipient of a code, the
 //! code of a link challenge) and the challenge's uuid under a MAC, in the login link's layout
-//! ([`crate::login`]) but under a key of its own, so the Worker routes a verify or a poll
+//! ([`crate::web::login`]) but under a key of its own, so the Worker routes a verify or a poll
 //! straight to the owning Durable Object without a KV read and nobody can point a session at
 //! someone else's challenge. The poll secret of a link challenge is derived from its uuid with
 //! that key: only the page that started the challenge received it, so only that page can
 //! collect the verification token.
 
-use crate::login::{login_token, parse_login_token};
 use crate::mac::hmac_sha256;
-use crate::whatotp::{get, phone_number, required_str, ApiError};
+use crate::web::login::{login_token, parse_login_token};
+use crate::wire::whatotp::{get, phone_number, required_str, ApiError};
 use crate::{Recipient, Secret};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -130,7 +130,7 @@ pub fn parse_start(body: &Map<String, Value>) -> Result<Start, ApiError> {
     };
     let locale = match optional_str(body, "locale", 35)? {
         None => None,
-        Some(raw) => Some(crate::messages::parse_locale(raw).ok_or_else(|| {
+        Some(raw) => Some(crate::rules::messages::parse_locale(raw).ok_or_else(|| {
             ApiError::invalid("locale", "must be a language tag such as `en` or `pt-BR`")
         })?),
     };
@@ -148,7 +148,7 @@ pub fn parse_verify(body: &Map<String, Value>) -> Result<Verify, ApiError> {
     Ok(Verify {
         publishable_key: publishable_key(body)?,
         session: required_str(body, "session", FIELD_MAX)?.to_owned(),
-        code: required_str(body, "code", crate::whatotp::CODE_INPUT_MAX)?.to_owned(),
+        code: required_str(body, "code", crate::wire::whatotp::CODE_INPUT_MAX)?.to_owned(),
     })
 }
 
