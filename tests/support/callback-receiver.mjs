@@ -1,15 +1,14 @@
 // Fake site webhook endpoint for the product's signed callbacks (Standard Webhooks).
 //
-// Listens on 127.0.0.1 (random port), accepts POST on any path and records every request,
+// Listens on 127.0.0.1 (random port, through fake-server.mjs), accepts POST on any path and records every request,
 // whatever its method: `{method, path, headers, rawBody, json, receivedAt, verified,
 // verifyError}`. Each body is verified with the `standardwebhooks` package exactly as a site
 // would (`new Webhook(secret).verify(rawBody, headers)`: `webhook-id`, `webhook-timestamp`
 // within 5 minutes, `webhook-signature` `v1,<base64 HMAC-SHA256(id.timestamp.body)>`); the
 // result is recorded, never thrown. Answers 204, or what the knobs say: `failNext` (an error
 // status) and `redirectNext` (302 with Location). Non-POST requests get 405.
-import http from 'node:http';
-import { EventEmitter } from 'node:events';
 import { Webhook } from 'standardwebhooks';
+import { startFakeServer } from './fake-server.mjs';
 
 /**
  * @param {{secret: string}} options `secret` as given to the product (`whsec_<base64>` or
@@ -18,33 +17,25 @@ import { Webhook } from 'standardwebhooks';
 export async function startCallbackReceiver({ secret } = {}) {
   if (!secret) throw new Error('startCallbackReceiver needs a secret');
   const webhook = new Webhook(secret);
-  const events = new EventEmitter();
-  const requests = [];
   let plan = []; // queued answers: { status, location? }
 
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const rawBody = Buffer.concat(chunks).toString('utf8');
-      const url = new URL(req.url, 'http://127.0.0.1');
+  const server = await startFakeServer({
+    name: 'callback receiver',
+    handle(req, res, entry) {
       let json = null;
       try {
-        json = rawBody === '' ? null : JSON.parse(rawBody);
+        json = entry.rawBody === '' ? null : JSON.parse(entry.rawBody);
       } catch { /* recorded as null */ }
       let verified = false;
       let verifyError = null;
       try {
-        webhook.verify(rawBody, flatHeaders(req.headers));
+        webhook.verify(entry.rawBody, flatHeaders(entry.headers));
         verified = true;
       } catch (err) {
         verifyError = err?.message ?? String(err);
       }
-      requests.push({
-        method: req.method, path: url.pathname + url.search, headers: req.headers,
-        rawBody, json, receivedAt: new Date(), verified, verifyError,
-      });
-      events.emit('change');
+      // A site's log shows the path with its query string.
+      Object.assign(entry, { path: entry.path + entry.query, json, verified, verifyError });
 
       if (req.method !== 'POST') {
         res.writeHead(405, { allow: 'POST' });
@@ -61,16 +52,13 @@ export async function startCallbackReceiver({ secret } = {}) {
       }
       res.writeHead(204);
       res.end();
-    });
+    },
   });
 
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     secret,
-    requests,
+    requests: server.requests,
     /** Answer the next `n` requests with `status`. */
     failNext(n = 1, status = 500) {
       for (let i = 0; i < n; i++) plan.push({ status });
@@ -80,36 +68,14 @@ export async function startCallbackReceiver({ secret } = {}) {
       for (let i = 0; i < n; i++) plan.push({ status: 302, location });
     },
     reset() {
-      requests.length = 0;
+      server.reset();
       plan = [];
     },
     /** Resolves with all recorded requests once at least `n` have arrived. */
     waitFor(n = 1, timeoutMs = 10000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (requests.length >= n) {
-            cleanup();
-            resolve(requests.slice());
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`callback receiver: waited ${timeoutMs} ms for ${n} request(s), have ${requests.length}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          events.off('change', check);
-        };
-        events.on('change', check);
-        check();
-      });
+      return server.waitForRequests(n, undefined, timeoutMs);
     },
-    close() {
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
-    },
+    close: server.close,
   };
 }
 

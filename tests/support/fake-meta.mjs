@@ -23,9 +23,8 @@
 //
 // Also exports builders for what Meta posts to the product: `inboundTextPayload`,
 // `statusPayload`, and `metaSignature` for the `X-Hub-Signature-256` header.
-import http from 'node:http';
-import { EventEmitter } from 'node:events';
 import { createHmac, randomBytes } from 'node:crypto';
+import { startFakeServer } from './fake-server.mjs';
 
 const GRAPH_DOCS = 'https://developers.facebook.com/docs/graph-api';
 const DIGITS = /^[0-9]{8,15}$/;
@@ -197,23 +196,10 @@ function validateTemplate(template, templates, fail) {
  */
 export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21.0', templates } = {}) {
   if (!accessToken || !phoneNumberId) throw new Error('startFakeMeta needs accessToken and phoneNumberId');
-  const events = new EventEmitter();
   const messages = [];
   const rejected = [];
-  const requests = [];
   let failures = []; // queued { status, code, message }
   const failingRecipients = new Map();
-  let delayMs = 0;
-
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const done = () => handle(req, res, raw);
-      if (delayMs > 0) setTimeout(done, delayMs); else done();
-    });
-  });
 
   function send(res, status, body, headers = {}) {
     const text = JSON.stringify(body);
@@ -226,14 +212,10 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
     res.end(text);
   }
 
-  function handle(req, res, raw) {
-    const receivedAt = new Date();
-    const url = new URL(req.url, 'http://127.0.0.1');
-    const entry = { method: req.method, path: url.pathname, headers: req.headers, rawBody: raw, receivedAt };
-    requests.push(entry);
+  function handle(req, res, entry) {
+    const { rawBody: raw, receivedAt } = entry;
     const reject = (status, body, reason, headers) => {
       rejected.push({ ...entry, status, reason, response: body });
-      events.emit('change');
       send(res, status, body, headers);
     };
 
@@ -251,10 +233,10 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
         { 'www-authenticate': `OAuth "Facebook Platform" "invalid_token" "${msg}"` });
     }
 
-    const parts = url.pathname.split('/').filter(Boolean);
+    const parts = entry.path.split('/').filter(Boolean);
     if (parts.length !== 3 || parts[0] !== version || parts[2] !== 'messages') {
-      return reject(400, graphError({ message: `Unknown path components: ${url.pathname}`, code: 2500 }),
-        `unknown path ${url.pathname} (expected /${version}/${phoneNumberId}/messages)`);
+      return reject(400, graphError({ message: `Unknown path components: ${entry.path}`, code: 2500 }),
+        `unknown path ${entry.path} (expected /${version}/${phoneNumberId}/messages)`);
     }
     if (parts[1] !== phoneNumberId || req.method !== 'POST') {
       const verb = req.method.toLowerCase();
@@ -298,25 +280,23 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
       code: type === 'template' ? templateCode(body.template) : undefined,
       body, receivedAt,
     });
-    events.emit('change');
     const sent = { id };
     if (type === 'template') sent.message_status = 'accepted';
     send(res, 200, { messaging_product: 'whatsapp', contacts: [{ input: body.to, wa_id: body.to }], messages: [sent] });
   }
 
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
+  const server = await startFakeServer({ name: 'fake Meta', handle });
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     /** The base the product should use in place of `https://graph.facebook.com`. */
-    sendUrl: `http://127.0.0.1:${port}/${version}/${phoneNumberId}/messages`,
+    sendUrl: `${server.url}/${version}/${phoneNumberId}/messages`,
     version,
     phoneNumberId,
     accessToken,
     messages,
     rejected,
-    requests,
+    requests: server.requests,
     /** The next `count` valid sends fail with this Graph error. */
     failNext(count = 1, { status = 500, code = 131000, message = 'Something went wrong' } = {}) {
       for (let i = 0; i < count; i++) failures.push({ status, code, message });
@@ -330,30 +310,22 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
       failingRecipients.clear();
     },
     /** Answer every request `ms` later (for timeout tests); 0 turns it off. */
-    setDelay(ms) {
-      delayMs = ms;
-    },
+    setDelay: server.setDelay,
     /** Forgets recorded messages, requests and knobs. */
     reset() {
       messages.length = 0;
       rejected.length = 0;
-      requests.length = 0;
+      server.reset();
       this.clearFailures();
-      delayMs = 0;
     },
     /** Resolves with the accepted messages (to `to`, if given) once at least `n` exist. */
     waitForMessages(n = 1, { to, timeoutMs = 5000 } = {}) {
       const want = to === undefined ? null : String(to).replace(/^\+/, '');
       const match = () => messages.filter((m) => want === null || m.to === want);
-      return waitUntil(events, () => (match().length >= n ? match() : null), timeoutMs,
-        () => `fake Meta: waited ${timeoutMs} ms for ${n} message(s)${want ? ` to ${want}` : ''}, have ${match().length} (rejected: ${rejected.map((r) => r.reason).join('; ') || 'none'})`);
+      return server.waitUntil(() => (match().length >= n ? match() : null), timeoutMs,
+        () => `${n} message(s)${want ? ` to ${want}` : ''}, have ${match().length} (rejected: ${rejected.map((r) => r.reason).join('; ') || 'none'})`);
     },
-    close() {
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
-    },
+    close: server.close,
   };
 }
 
@@ -361,29 +333,6 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
 function templateCode(template) {
   const body = template?.components?.find?.((c) => c && c.type === 'body');
   return body?.parameters?.[0]?.text;
-}
-
-function waitUntil(events, check, timeoutMs, describe) {
-  return new Promise((resolve, reject) => {
-    const first = check();
-    if (first) return resolve(first);
-    const onChange = () => {
-      const got = check();
-      if (got) {
-        cleanup();
-        resolve(got);
-      }
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(describe()));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      events.off('change', onChange);
-    };
-    events.on('change', onChange);
-  });
 }
 
 /**

@@ -8,26 +8,25 @@
 //     (`invalid-input-response`), and not used before (`timeout-or-duplicate`: tokens are
 //     single use, and live 300 s);
 //   - `remoteip`, when sent, is recorded.
-// `issue()` hands out a token, as the Turnstile widget would in the page. Every request is
-// recorded in `requests`.
-import http from 'node:http';
+// `issue()` hands out a token, as the Turnstile widget would in the page. Every siteverify call
+// it could read is recorded in `requests` (the server under it, fake-server.mjs, sees all).
 import { randomBytes } from 'node:crypto';
+import { startFakeServer } from './fake-server.mjs';
 
 const TOKEN_TTL_MS = 300_000;
 
 export async function startFakeTurnstile({ secret }) {
   const issued = new Map();
   const requests = [];
-  const server = http.createServer((req, res) => {
-    let raw = '';
-    req.setEncoding('utf8');
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
+  const server = await startFakeServer({
+    name: 'fake Turnstile',
+    handle(req, res, entry) {
+      const raw = entry.rawBody;
       const answer = (status, body) => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
-      if (req.method !== 'POST' || req.url !== '/turnstile/v0/siteverify') return answer(405, { success: false, 'error-codes': ['bad-request'] });
+      if (req.method !== 'POST' || entry.path + entry.query !== '/turnstile/v0/siteverify') return answer(405, { success: false, 'error-codes': ['bad-request'] });
       const type = req.headers['content-type'] ?? '';
       let fields;
       if (type.startsWith('application/x-www-form-urlencoded')) fields = Object.fromEntries(new URLSearchParams(raw));
@@ -59,12 +58,11 @@ export async function startFakeTurnstile({ secret }) {
         cdata: '',
         metadata: { interactive: false },
       });
-    });
+    },
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
   return {
-    url: `http://127.0.0.1:${port}/turnstile/v0/siteverify`,
+    url: `${server.url}/turnstile/v0/siteverify`,
+    /** The siteverify calls it could read, `{contentType, fields}`, oldest first. */
     requests,
     /** A fresh token, as the Turnstile widget hands the page. */
     issue() {
@@ -72,6 +70,6 @@ export async function startFakeTurnstile({ secret }) {
       issued.set(token, Date.now());
       return token;
     },
-    close: () => new Promise((resolve) => server.close(resolve)),
+    close: server.close,
   };
 }

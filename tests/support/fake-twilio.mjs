@@ -17,9 +17,8 @@
 //
 // Also exports `twilioSignature` (X-Twilio-Signature), and the form bodies Twilio posts to the
 // product: `inboundWhatsappForm` (incoming WhatsApp message) and `statusCallbackForm`.
-import http from 'node:http';
-import { EventEmitter } from 'node:events';
 import { createHmac, randomBytes } from 'node:crypto';
+import { startFakeServer } from './fake-server.mjs';
 
 const API_VERSION = '2010-04-01';
 const E164 = /^\+[1-9][0-9]{6,14}$/;
@@ -97,24 +96,11 @@ function validateSend(form, senders) {
  */
 export async function startFakeTwilio({ accountSid, authToken, senders } = {}) {
   if (!accountSid || !authToken) throw new Error('startFakeTwilio needs accountSid and authToken');
-  const events = new EventEmitter();
   const messages = [];
   const rejected = [];
-  const requests = [];
   let failures = [];
   const failingRecipients = new Map();
-  let delayMs = 0;
   const expectedAuth = `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`;
-
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      const done = () => handle(req, res, raw);
-      if (delayMs > 0) setTimeout(done, delayMs); else done();
-    });
-  });
 
   function send(res, status, body, headers = {}) {
     const text = JSON.stringify(body);
@@ -127,14 +113,10 @@ export async function startFakeTwilio({ accountSid, authToken, senders } = {}) {
     res.end(text);
   }
 
-  function handle(req, res, raw) {
-    const receivedAt = new Date();
-    const url = new URL(req.url, 'http://127.0.0.1');
-    const entry = { method: req.method, path: url.pathname, headers: req.headers, rawBody: raw, receivedAt };
-    requests.push(entry);
+  function handle(req, res, entry) {
+    const { rawBody: raw, receivedAt } = entry;
     const reject = (status, body, reason, headers) => {
       rejected.push({ ...entry, status, reason, response: body });
-      events.emit('change');
       send(res, status, body, headers);
     };
 
@@ -143,12 +125,12 @@ export async function startFakeTwilio({ accountSid, authToken, senders } = {}) {
         req.headers.authorization ? 'wrong Basic credentials' : 'missing Basic auth',
         { 'www-authenticate': 'Basic realm="Twilio API"' });
     }
-    const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(url.pathname);
+    const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(entry.path);
     if (!m || req.method !== 'POST') {
       const status = m ? 405 : 404;
       const body = m ? twilioError(405, 20004, 'Method not allowed')
-        : twilioError(404, 20404, `The requested resource ${url.pathname} was not found`);
-      return reject(status, body, m ? `method ${req.method}` : `unknown path ${url.pathname}`);
+        : twilioError(404, 20404, `The requested resource ${entry.path} was not found`);
+      return reject(status, body, m ? `method ${req.method}` : `unknown path ${entry.path}`);
     }
     if (m[1] !== accountSid) {
       return reject(401, twilioError(401, 20003, 'Authenticate'), `path AccountSid ${m[1]} is not ${accountSid}`,
@@ -205,22 +187,20 @@ export async function startFakeTwilio({ accountSid, authToken, senders } = {}) {
       statusCallback: form.get('StatusCallback'),
       params: Object.fromEntries(form), resource, receivedAt,
     });
-    events.emit('change');
     send(res, 201, resource);
   }
 
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
+  const server = await startFakeServer({ name: 'fake Twilio', handle });
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     /** The send URL the product should call in place of `https://api.twilio.com/...`. */
-    sendUrl: `http://127.0.0.1:${port}/${API_VERSION}/Accounts/${accountSid}/Messages.json`,
+    sendUrl: `${server.url}/${API_VERSION}/Accounts/${accountSid}/Messages.json`,
     accountSid,
     authToken,
     messages,
     rejected,
-    requests,
+    requests: server.requests,
     /** The next `count` valid sends fail with this Twilio error. */
     failNext(count = 1, { status = 500, code = 20500, message = 'Internal Server Error' } = {}) {
       for (let i = 0; i < count; i++) failures.push({ status, code, message });
@@ -234,15 +214,12 @@ export async function startFakeTwilio({ accountSid, authToken, senders } = {}) {
       failingRecipients.clear();
     },
     /** Answer every request `ms` later (for timeout tests); 0 turns it off. */
-    setDelay(ms) {
-      delayMs = ms;
-    },
+    setDelay: server.setDelay,
     reset() {
       messages.length = 0;
       rejected.length = 0;
-      requests.length = 0;
+      server.reset();
       this.clearFailures();
-      delayMs = 0;
     },
     /**
      * Resolves with the accepted messages (to `to`, if given; `+1555...` also matches
@@ -250,32 +227,10 @@ export async function startFakeTwilio({ accountSid, authToken, senders } = {}) {
      */
     waitForMessages(n = 1, { to, timeoutMs = 5000 } = {}) {
       const match = () => messages.filter((msg) => to === undefined || msg.to === to || address(msg.to).number === to);
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const got = match();
-          if (got.length >= n) {
-            cleanup();
-            resolve(got);
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`fake Twilio: waited ${timeoutMs} ms for ${n} message(s)${to ? ` to ${to}` : ''}, have ${match().length} (rejected: ${rejected.map((r) => r.reason).join('; ') || 'none'})`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          events.off('change', check);
-        };
-        events.on('change', check);
-        check();
-      });
+      return server.waitUntil(() => (match().length >= n ? match() : null), timeoutMs,
+        () => `${n} message(s)${to ? ` to ${to}` : ''}, have ${match().length} (rejected: ${rejected.map((r) => r.reason).join('; ') || 'none'})`);
     },
-    close() {
-      return new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
-    },
+    close: server.close,
   };
 }
 
