@@ -11,6 +11,7 @@ import http from 'node:http';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { startWorker, newRecipient, DEMO, DEMO_PK, ROOT } from '../support/worker.mjs';
+import { waitFor } from '../support/wait.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** The flags a closed network needs (no background calls home), as root, headless. */
@@ -179,14 +180,10 @@ describe('the edge middleware in front of a site', () => {
 
   /** The code the dev outbox holds for `phone` (service routes live under /_otp here). */
   async function codeFor(phone) {
-    const deadline = Date.now() + 5000;
-    for (;;) {
+    return waitFor(async () => {
       const msgs = await (await site.fetch(`/_otp/dev/outbox?to=${phone}`)).json();
-      const m = msgs[0]?.text.match(/\b(\d{6})\b/);
-      if (m) return m[1];
-      if (Date.now() > deadline) throw new Error(`no code for ${phone}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+      return msgs[0]?.text.match(/\b(\d{6})\b/)?.[1];
+    }, { timeout: 5000, interval: 50, what: `a code for ${phone} in the dev outbox` });
   }
 
   /** Verifies `phone` on the verification page `page` shows; returns once back on the site. */

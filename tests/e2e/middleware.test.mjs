@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { startWorker, newRecipient, DEMO, DEMO_PK, OTHER, ROOT } from '../support/worker.mjs';
+import { waitFor } from '../support/wait.mjs';
 
 const PREFIX = '/_otp';
 const COOKIE = 'edge_otp';
@@ -333,11 +334,10 @@ describe('session', () => {
     };
     const s = await post('start', { phone: `+${to}` });
     assert.equal(s.status, 200, JSON.stringify(s.body));
-    let msgs = [];
-    for (let i = 0; i < 200 && msgs.length === 0; i++) {
-      msgs = await (await w.fetch(`${PREFIX}/dev/outbox?to=${to}`)).json();
-      if (msgs.length === 0) await new Promise((r) => setTimeout(r, 25));
-    }
+    const msgs = await waitFor(async () => {
+      const m = await (await w.fetch(`${PREFIX}/dev/outbox?to=${to}`)).json();
+      return m.length > 0 && m;
+    }, { what: `the code for ${to} in ${PREFIX}/dev/outbox` });
     const code = msgs[0].text.match(/\b(\d{6})\b/)[1];
     const v = await post('verify', { session: s.body.session, code });
     assert.equal(v.status, 200, JSON.stringify(v.body));
