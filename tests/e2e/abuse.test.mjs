@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startWorker } from '../support/worker.mjs';
 import { startFakeMeta } from '../support/fake-meta.mjs';
+import { SEND_WINDOW_MS, assertNothingFor, waitFor } from '../support/wait.mjs';
 
 const PHONE_ID = '109876543210222';
 const ACCESS_TOKEN = `EAAG${randomBytes(12).toString('hex')}`;
@@ -18,7 +19,6 @@ const ids = {
   testoff: '77777777-7777-4777-8777-000000000005',
 };
 const TEST_NUMBER = '+15550009876';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rand = (n) => String(Math.floor(Math.random() * 10 ** n)).padStart(n, '0');
 
 let meta;
@@ -55,8 +55,9 @@ test('numbers outside the allowed countries are refused and nothing is sent', as
   assert.match(res.body.message, /country this service sends to/);
   assert.equal((await w.hs('request-code', { chatId: eg }, { instance: ids.countries })).status, 200);
   await meta.waitForMessages(1, { to: eg });
-  await sleep(200);
-  assert.equal(sentTo(us), 0);
+  // A send for the refused number would have reached the fake by now (the later request's
+  // send did); watch one more send window (200 ms) to be sure.
+  await assertNothingFor(SEND_WINDOW_MS, () => sentTo(us), `nothing is sent to the refused +${us}`);
 });
 
 test("the hourly budget stops sends within a shard's worth of its limit", async () => {
@@ -76,7 +77,13 @@ test("the hourly budget stops sends within a shard's worth of its limit", async 
     const wait = Number(r.res.headers.get('retry-after'));
     assert.ok(wait >= 1 && wait <= 3600, `Retry-After ${wait}`);
   }
-  await sleep(300);
+  // Every accepted send arrives; then, one send window (200 ms) after the last answer, no
+  // refused send nor a second copy of an accepted one has.
+  await waitFor(() => ok.every((r) => sentTo(r.to) >= 1), { what: 'a send for every accepted request' });
+  await assertNothingFor(SEND_WINDOW_MS, () => [
+    ...refused.filter((r) => sentTo(r.to) > 0).map((r) => `refused ${r.to}`),
+    ...ok.filter((r) => sentTo(r.to) > 1).map((r) => `twice ${r.to}`),
+  ], 'a refused send reaches no provider, an accepted one arrives once');
   for (const r of refused) assert.equal(sentTo(r.to), 0, 'a refused send reaches no provider');
   for (const r of ok) assert.equal(sentTo(r.to), 1);
 });
@@ -93,16 +100,19 @@ test('at most 2 codes per number range per 10 minutes', async () => {
   assert.equal(third.status, 429);
   assert.match(third.body.message, /numbers like this one/);
   assert.equal((await w.hs('request-code', { chatId: other }, { instance: ids.range })).status, 200);
-  await sleep(200);
-  assert.equal(sentTo(c), 0);
+  // The later request's send arrives; a send for the refused number would have too. One more
+  // send window (200 ms) to be sure.
+  await meta.waitForMessages(1, { to: other });
+  await assertNothingFor(SEND_WINDOW_MS, () => sentTo(c), `nothing is sent to the refused ${c}`);
 });
 
 test('a test number gets its fixed code and no delivery, and is validated like any code', async () => {
   const res = await w.hs('request-code', { chatId: TEST_NUMBER }, { instance: ids.testnum });
   assert.equal(res.status, 200);
   assert.equal(res.body.data.code, '246810');
-  await sleep(300);
-  assert.equal(sentTo('15550009876'), 0, 'never reaches a provider');
+  // A delivery, had one been stored, would reach the fake within one send window (200 ms) of
+  // this answer.
+  await assertNothingFor(SEND_WINDOW_MS, () => sentTo('15550009876'), 'a test number never reaches a provider');
   const status = await w.fetch(`/api/otp/v2/${ids.testnum}/otps/${res.body.data.uuid}`, {
     headers: { Authorization: `Bearer ${w.secrets.tokens[ids.testnum]}` },
   });

@@ -10,6 +10,7 @@ import { startWorker, newRecipient } from '../support/worker.mjs';
 import { startFakeMeta, statusPayload, metaSignature } from '../support/fake-meta.mjs';
 import { startFakeTwilio, twilioSignature, statusCallbackForm } from '../support/fake-twilio.mjs';
 import { startCallbackReceiver } from '../support/callback-receiver.mjs';
+import { waitFor } from '../support/wait.mjs';
 
 const PHONE_ID = '109876543210111';
 const ACCESS_TOKEN = `EAAG${randomBytes(12).toString('hex')}`;
@@ -24,7 +25,6 @@ const ids = {
   twwa: '66666666-6666-4666-8666-000000000004',
   byo: '66666666-6666-4666-8666-000000000005',
 };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let meta;
 let twilio;
@@ -67,16 +67,6 @@ async function status(instance, uuid) {
   return (await res.json()).data;
 }
 
-async function waitFor(fn, what, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(30);
-  }
-}
-
 describe('a code reaches each channel', () => {
   test('WhatsApp Cloud API, text', async () => {
     const r = newRecipient();
@@ -84,7 +74,7 @@ describe('a code reaches each channel', () => {
     const [m] = await meta.waitForMessages(1, { to: r });
     assert.equal(m.type, 'text');
     assert.equal(m.text, `${d.code} is your Acme verification code. It expires in 30 minutes.`);
-    const s = await waitFor(async () => { const x = await status(ids.wa, d.uuid); return x.status === 'sent' && x; }, 'sent');
+    const s = await waitFor(async () => { const x = await status(ids.wa, d.uuid); return x.status === 'sent' && x; }, { what: 'the status sent' });
     assert.equal(s.channel, 'whatsapp');
   });
 
@@ -152,7 +142,7 @@ describe('fallback and receipts', () => {
     assert.match(fresh, /^\d{6}$/);
     assert.notEqual(fresh, d.code, 'the next channel carries a fresh code');
     assert.equal(meta.messages.filter((m) => m.to === r).length, 0);
-    const s = await waitFor(async () => { const x = await status(ids.wa, d.uuid); return x.channel === 'twilio_sms' && x.status === 'sent' && x; }, 'fallback');
+    const s = await waitFor(async () => { const x = await status(ids.wa, d.uuid); return x.channel === 'twilio_sms' && x.status === 'sent' && x; }, { what: 'the fallback to Twilio SMS, sent' });
     assert.equal(s.uuid, d.uuid, 'the same challenge');
     const old = await w.hs('validate-code', { chatId: r, code: d.code }, { instance: ids.wa });
     assert.equal(old.status, 422, 'the old code is void');
@@ -172,7 +162,7 @@ describe('fallback and receipts', () => {
         body: raw,
       });
     };
-    await waitFor(async () => (await status(ids.wa, d.uuid)).status === 'sent', 'sent');
+    await waitFor(async () => (await status(ids.wa, d.uuid)).status === 'sent', { what: 'the status sent' });
     const forged = await post(statusPayload({ phoneNumberId: PHONE_ID, id: m.id, status: 'failed', recipientId: r, errors: [{ code: 131026, title: 'Message undeliverable' }] }), 'wrong-secret');
     assert.equal(forged.status, 401);
     assert.equal((await status(ids.wa, d.uuid)).channel, 'whatsapp');
@@ -181,14 +171,14 @@ describe('fallback and receipts', () => {
     assert.equal((await post(statusPayload({ phoneNumberId: PHONE_ID, id: m.id, status: 'failed', recipientId: r, errors: [{ code: 131026, title: 'Message undeliverable' }] }))).status, 200);
     const [sms] = await twilio.waitForMessages(1, { to: `+${r}` });
     assert.ok(sms.body.includes('@acme.example #'));
-    await waitFor(async () => (await status(ids.wa, d.uuid)).channel === 'twilio_sms', 'fallback after a failed receipt');
+    await waitFor(async () => (await status(ids.wa, d.uuid)).channel === 'twilio_sms', { what: 'fallback after a failed receipt' });
   });
 
   test('Twilio status callbacks move the status, and are signature-checked', async () => {
     const r = newRecipient();
     const d = await requestCode(ids.sms, { chatId: r });
     const [m] = await twilio.waitForMessages(1, { to: `+${r}` });
-    await waitFor(async () => (await status(ids.sms, d.uuid)).status === 'sent', 'sent');
+    await waitFor(async () => (await status(ids.sms, d.uuid)).status === 'sent', { what: 'the status sent' });
     const url = `${w.url}/webhooks/twilio/${ids.sms}`;
     const form = statusCallbackForm({ messageSid: m.sid, status: 'delivered', to: `+${r}`, accountSid: ACCOUNT, from: SMS_FROM });
     const post = (sig) => w.fetch(`/webhooks/twilio/${ids.sms}`, {

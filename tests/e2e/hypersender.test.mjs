@@ -4,10 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEMO, OTHER, QUICK, newRecipient, startWorker } from '../support/worker.mjs';
+import { letTimePass } from '../support/wait.mjs';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let w;
 before(async () => {
@@ -261,7 +261,7 @@ describe('single use and limits', () => {
 
     // After the lockout, a resend gives a new code, but failures keep counting: the next
     // five wrong codes lock for twice as long.
-    await sleep(2100);
+    await letTimePass(2100, "QUICK's first lockout, 2 s (lockout_base)");
     const second = (await w.hs('request-code', { chatId: r }, opts)).body.data;
     const wrong2 = second.code === '000000' ? '111111' : '000000';
     let res;
@@ -269,7 +269,7 @@ describe('single use and limits', () => {
     assert.equal(res.headers.get('retry-after'), '4');
 
     // A success clears the count.
-    await sleep(4100);
+    await letTimePass(4100, 'the second lockout, twice the first: 4 s');
     const third = (await w.hs('request-code', { chatId: r }, opts)).body.data;
     assert.equal((await w.hs('validate-code', { chatId: r, code: third.code }, opts)).status, 200);
   });

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startWorker, newRecipient, DEMO } from '../support/worker.mjs';
 import { startFakeMeta } from '../support/fake-meta.mjs';
+import { SEND_WINDOW_MS, assertNothingFor, waitFor } from '../support/wait.mjs';
 
 const WA = '88888888-8888-4888-8888-000000000001';
 const PHONE_ID = '109876543210333';
 const ACCESS_TOKEN = `EAAG${randomBytes(12).toString('hex')}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let meta;
 let w;
@@ -40,7 +40,8 @@ test('a repeated Idempotency-Key with the same body sends once and answers the s
   assert.equal(again.status, 200);
   assert.deepEqual(again.body, first.body, 'the same response, its code derived again');
   assert.equal(again.headers.get('idempotent-replayed'), 'true');
-  await sleep(300);
+  // A second send for the replay would reach the fake within one send window (200 ms) of it.
+  await assertNothingFor(SEND_WINDOW_MS, () => meta.messages.filter((x) => x.to === r).slice(1), 'a replay sends nothing');
   assert.equal(meta.messages.filter((x) => x.to === r).length, 1, 'sent once');
   const other = await keyed(key, { chatId: r, length: 8 }, { instance: WA });
   assert.equal(other.status, 422);
@@ -85,10 +86,14 @@ test('a sk_test_ credential on request-code never reaches a provider', async () 
     const r = newRecipient();
     const res = await sandbox.hs('request-code', { chatId: r }, { instance: WA });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    await sleep(500);
-    assert.equal(meta.messages.filter((x) => x.to === r).length, 0);
-    const s = await sandbox.fetch(`/api/otp/v2/${WA}/otps/${res.body.data.uuid}`, { headers: { Authorization: `Bearer ${testKey}` } });
-    const data = (await s.json()).data;
+    // The code is delivered, to the outbox; a provider send would have come with it, or within
+    // one send window (200 ms) of it.
+    const data = await waitFor(async () => {
+      const s = await sandbox.fetch(`/api/otp/v2/${WA}/otps/${res.body.data.uuid}`, { headers: { Authorization: `Bearer ${testKey}` } });
+      const d = (await s.json()).data;
+      return d.status !== 'pending' && d;
+    }, { what: 'the sandboxed code to leave pending' });
+    await assertNothingFor(SEND_WINDOW_MS, () => meta.messages.filter((x) => x.to === r), 'a sk_test_ credential never reaches a provider');
     assert.equal(data.channel, 'outbox');
     assert.equal(data.status, 'sent');
   } finally {

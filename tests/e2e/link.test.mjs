@@ -14,12 +14,12 @@ import { startWorker, newRecipient, DEMO } from '../support/worker.mjs';
 import { startFakeMeta, inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { startCallbackReceiver } from '../support/callback-receiver.mjs';
 import { startFakeTwilio, twilioSignature, inboundWhatsappForm } from '../support/fake-twilio.mjs';
+import { SEND_WINDOW_MS, assertNothingFor, waitFor } from '../support/wait.mjs';
 
 const WA = '44444444-4444-4444-8444-444444444444';
 const PHONE_ID = '109876543210987';
 const BUSINESS = '15550009999';
 const ACCESS_TOKEN = `EAAG${randomBytes(12).toString('hex')}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let meta;
 let receiver;
@@ -196,13 +196,18 @@ describe('the link loop', () => {
     const results = await Promise.all(Array.from({ length: 50 }, () => inbound(r, prefilled(d), { id })));
     assert.ok(results.every((x) => x.status === 200));
     const [reply] = await meta.waitForMessages(1, { to: r });
-    await sleep(500);
+    // All 50 were answered before the first reply arrived; a second reply would be another job
+    // of the link's object, due at once, so it would arrive within one send window (200 ms).
+    await assertNothingFor(SEND_WINDOW_MS, () => meta.messages.filter((m) => m.to === r).slice(1), 'one reply to 50 copies of a message');
     assert.equal(meta.messages.filter((m) => m.to === r).length, 1, 'one reply');
     const login = loginPath(reply.text);
     const posts = await Promise.all(Array.from({ length: 10 }, () => w.fetch(login, { method: 'POST', redirect: 'manual' })));
     assert.equal(posts.filter((p) => p.status === 303).length, 1, 'one verification');
     await receiver.waitFor(before + 1);
-    await sleep(500);
+    // A second callback would be another job of the link's object, due at once (the answers to
+    // all 10 POSTs are in), so it would arrive within one send window (200 ms). A retry after a
+    // success is watched for in 'a callback receiver that fails three times'.
+    await assertNothingFor(SEND_WINDOW_MS, () => receiver.requests.slice(before + 1), 'one callback for 10 confirmations');
     assert.equal(receiver.requests.length - before, 1, 'one callback');
   });
 
@@ -233,8 +238,9 @@ describe('the link loop', () => {
     const d = await generate();
     assert.equal((await inbound(r, prefilled(d), { sign: false })).status, 401);
     assert.equal((await inbound(r, prefilled(d), { secret: 'not-the-app-secret' })).status, 401);
-    await sleep(300);
-    assert.equal(meta.messages.filter((m) => m.to === r).length, 0);
+    // A reply, had a refused message claimed the link, would reach the fake within one send
+    // window (200 ms) of the answer.
+    await assertNothingFor(SEND_WINDOW_MS, () => meta.messages.filter((m) => m.to === r), 'an unsigned or badly signed message gets no reply');
     assert.equal((await status(d.uuid)).status, 'pending');
   });
 
@@ -262,7 +268,9 @@ describe('the link loop', () => {
     const [reply] = await meta.waitForMessages(1, { to: r });
     assert.equal((await w.fetch(loginPath(reply.text), { method: 'POST', redirect: 'manual' })).status, 303);
     const got = (await receiver.waitFor(before + 4, 20_000)).slice(before);
-    await sleep(3000);
+    // At CALLBACK_RETRY_SCALE 0.001 the attempts are 1, 1 and 2 s apart (then 7, 18, 36 s):
+    // watching 3 s from the fourth, successful one shows any attempt on that early schedule.
+    await assertNothingFor(3000, () => receiver.requests.slice(before + 4), 'nothing more after the callback was delivered', { since: got[3].receivedAt.getTime() });
     const all = receiver.requests.slice(before);
     assert.equal(all.length, 4, 'three failures and one success, then nothing more');
     assert.equal(new Set(all.map((x) => x.headers['webhook-id'])).size, 1);
@@ -375,14 +383,14 @@ describe('metrics', () => {
       await fresh.fetch(login); // opened counts once per link
       assert.equal((await fresh.fetch(login, { method: 'POST', redirect: 'manual' })).status, 303);
       const expected = { links_generated: 2, links_opened: 1, links_claimed: 1, links_verified: 1, failed_attempts: 1 };
+      // The counters are written where each thing happens, some from objects' jobs: wait for them.
       let data;
-      for (let i = 0; i < 50; i++) {
+      await waitFor(async () => {
         const res = await fresh.fetch(`/api/otp/v2/${WA}/metrics`, { headers: { Authorization: `Bearer ${fresh.secrets.tokens[WA]}` } });
         assert.equal(res.status, 200);
         data = (await res.json()).data;
-        if (Object.entries(expected).every(([k, v]) => data[k] === v)) break;
-        await sleep(100);
-      }
+        return Object.entries(expected).every(([k, v]) => data[k] === v);
+      }, { timeout: 5000, interval: 100, what: () => `the metrics ${JSON.stringify(expected)}, have ${JSON.stringify(data)}` });
       for (const [k, v] of Object.entries(expected)) assert.equal(data[k], v, k);
       assert.equal(data.links_expired, 0);
       assert.ok(data.average_seconds_to_verification >= 0 && data.average_seconds_to_verification < 60);

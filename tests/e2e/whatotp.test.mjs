@@ -11,11 +11,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { DEMO, OTHER, QUICK, instanceSecretsFor, newRecipient, startWorker } from '../support/worker.mjs';
 import { startFakeMeta } from '../support/fake-meta.mjs';
+import { SEND_WINDOW_MS, assertNothingFor, awayFromMinuteBoundary, letTimePass } from '../support/wait.mjs';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const SESSION = /^otp_[0-9a-f]{32}$/;
 const hex = (n) => randomBytes(n).toString('hex');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const randomIp = () => `10.${1 + Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 250)}`;
 const secondsOf = (iso) => Date.parse(iso) / 1000;
 
@@ -312,7 +312,7 @@ describe('code flow', () => {
     res = await send({ to: `+${to}`, channel: 'whatsapp' }, { key });
     assertError(res, 429, 'recipient_locked');
     assert.ok(Number(res.headers.get('retry-after')) <= 2);
-    await sleep(2100);
+    await letTimePass(2100, "QUICK's first lockout, 2 s");
     const again = await sendAndRead(to, { key });
     assert.equal((await verify({ session_id: again.session, code: again.code }, { key })).status, 200);
   });
@@ -384,7 +384,8 @@ describe('Idempotency-Key', () => {
     assert.equal(again.headers.get('idempotent-replayed'), 'true');
     assert.doesNotMatch(JSON.stringify(again.body), /"code"/, 'no code in a stored response');
     await w.nextMessage(to);
-    await sleep(300);
+    // A second message for the replay would reach the outbox within one send window (200 ms).
+    await assertNothingFor(SEND_WINDOW_MS, async () => (await w.outbox(to)).slice(1), 'a replay sends nothing');
     assert.equal((await w.outbox(to)).length, 1, 'one message');
   });
 
@@ -397,7 +398,8 @@ describe('Idempotency-Key', () => {
     assert.equal(new Set(ok.map((r) => r.body.session_id)).size, 1, 'one session');
     for (const r of results.filter((x) => x.status !== 200)) assertError(r, 409, 'idempotency_in_progress', 'Idempotency-Key');
     await w.nextMessage(to);
-    await sleep(300);
+    // All ten are answered: a second message would reach the outbox within one send window (200 ms).
+    await assertNothingFor(SEND_WINDOW_MS, async () => (await w.outbox(to)).slice(1), 'ten requests with one key send once');
     assert.equal((await w.outbox(to)).length, 1);
   });
 
@@ -433,16 +435,11 @@ describe('Idempotency-Key', () => {
     assert.equal(again.body.id, first.body.id);
     assert.equal(again.headers.get('idempotent-replayed'), 'true');
     await w.nextMessage(to);
-    await sleep(300);
+    // A second message for the replay would reach the outbox within one send window (200 ms).
+    await assertNothingFor(SEND_WINDOW_MS, async () => (await w.outbox(to)).slice(1), 'a replayed messages/send queues nothing');
     assert.equal((await w.outbox(to)).length, 1);
   });
 });
-
-/** Waits for the next clock minute when fewer than 8 s remain: the local limiter's window resets on the minute. */
-async function awayFromMinuteBoundary() {
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < 8_000) await sleep(left + 250);
-}
 
 describe('rate limit', () => {
   test('120 requests a minute per API key and client IP; the 121st is a 429 that sends nothing', async () => {
@@ -467,7 +464,9 @@ describe('rate limit', () => {
     assert.equal((await verify({}, { ip: randomIp() })).status, 400);
     assert.equal((await verify({}, { ip, key: KEYS[QUICK] })).status, 400);
     await w.nextMessage(to);
-    await sleep(500);
+    // The refused requests were answered before the accepted one's message arrived; a message
+    // of theirs would reach the outbox within one send window (200 ms).
+    await assertNothingFor(SEND_WINDOW_MS, () => w.outbox(refused), 'refused requests send nothing');
     assert.deepEqual(await w.outbox(refused), [], 'refused requests send nothing');
   });
 });
@@ -516,7 +515,8 @@ describe('test keys against a real channel', () => {
     assert.match(res.body.session_id, SESSION);
     const res2 = await message({ phone_number: to, template_id: 'text', variables: { text: 'test note' } }, { harness: real, key: waKeys[WA_TEST] });
     assert.equal(res2.status, 202);
-    await sleep(1000);
-    assert.equal(meta.requests.filter((r) => r.rawBody.includes(to)).length, 0, 'the fake saw nothing for this number');
+    // Both are answered; a send of either would reach the fake within one send window (200 ms).
+    // (The dev outbox, where they go, cannot be read beside a real channel.)
+    await assertNothingFor(SEND_WINDOW_MS, () => meta.requests.filter((r) => r.rawBody.includes(to)), 'the fake saw nothing for this number');
   });
 });

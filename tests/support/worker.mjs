@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { waitFor } from './wait.mjs';
 
 process.env.WRANGLER_SEND_METRICS = 'false';
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false';
@@ -66,7 +67,8 @@ export function instanceSecretsFor() {
  * `flavour` ('dev', the default, or 'release': the deploy build, top-level config),
  * `extraInstances` (instance tables added to the test ones, with tokens and credentials made
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
- * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE).
+ * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
+ * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
@@ -169,13 +171,32 @@ export class Harness {
 
   /** Waits until the outbox holds a message for `to` newer than `after` messages; returns it. */
   async nextMessage(to, after = 0, timeoutMs = 5000) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const msgs = await this.outbox(to);
-      if (msgs.length > after) return msgs[0];
-      if (Date.now() > deadline) throw new Error(`no message for ${to} within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 25));
+    const msgs = await waitFor(async () => {
+      const m = await this.outbox(to);
+      return m.length > after && m;
+    }, { timeout: timeoutMs, what: `message ${after + 1} for ${to} in the dev outbox` });
+    return msgs[0];
+  }
+
+  /**
+   * Moves the Worker's clock `seconds` ahead (a dev build started with `vars: {DEV_CLOCK:
+   * 'manual'}`): every clock reading in the Worker and its Durable Objects is that much later,
+   * and the objects' alarms wake at least every second, so what fell due runs. Returns the
+   * total offset in seconds.
+   */
+  async advanceClock(seconds) {
+    const res = await this.fetch('/dev/clock', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ advance_seconds: seconds }),
+    });
+    const text = await res.text();
+    if (res.status !== 200) {
+      throw new Error(`POST /dev/clock answered ${res.status} (${text.slice(0, 200)}): start the dev build with vars: {DEV_CLOCK: 'manual'}`);
     }
+    const { offset_seconds: offset } = JSON.parse(text);
+    if (typeof offset !== 'number') throw new Error(`POST /dev/clock: no offset_seconds in ${text}`);
+    return offset;
   }
 
   async stop() {
