@@ -192,7 +192,7 @@ export class Harness {
     });
     const text = await res.text();
     if (res.status !== 200) {
-      throw new Error(`POST /dev/clock answered ${res.status} (${text.slice(0, 200)}): start the dev build with vars: {DEV_CLOCK: 'manual'}`);
+      throw new Error(`POST /dev/clock answered ${res.status} (${text.slice(0, 200)}): this Worker has no dev clock (a dev build started with vars: {DEV_CLOCK: 'manual'} has one)`);
     }
     const { offset_seconds: offset } = JSON.parse(text);
     if (typeof offset !== 'number') throw new Error(`POST /dev/clock: no offset_seconds in ${text}`);
