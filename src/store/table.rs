@@ -1,4 +1,4 @@
-//! Storage helpers shared by the Durable Objects: a small key -> JSON table in the object's
+//! The small key -> JSON table every Durable Object keeps in its
 //! SQLite database, read and written synchronously (no `await`, so a load-decide-save
 //! sequence is atomic within the object).
 
