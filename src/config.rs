@@ -61,6 +61,42 @@ fn parse_instances(env: &Env) -> Result<ServiceConfig, ConfigProblem> {
     parsed.map_err(|e| ConfigProblem(e.0))
 }
 
+/// One configured instance, shared with this isolate's parsed `INSTANCES` (never copied).
+#[derive(Clone)]
+pub struct Instance {
+    config: Rc<ServiceConfig>,
+    index: usize,
+}
+
+impl std::ops::Deref for Instance {
+    type Target = InstanceConfig;
+
+    fn deref(&self) -> &InstanceConfig {
+        &self.config.instances[self.index]
+    }
+}
+
+/// The instance with this id (any case), if configured.
+pub fn instance(env: &Env, id: &str) -> Result<Option<Instance>, ConfigProblem> {
+    let config = instances(env)?;
+    Ok(config
+        .instances
+        .iter()
+        .position(|i| i.id.eq_ignore_ascii_case(id))
+        .map(|index| Instance { config, index }))
+}
+
+/// The instances of this deploy, each as a shared handle.
+pub fn each_instance(env: &Env) -> Result<Vec<Instance>, ConfigProblem> {
+    let config = instances(env)?;
+    Ok((0..config.instances.len())
+        .map(|index| Instance {
+            config: config.clone(),
+            index,
+        })
+        .collect())
+}
+
 /// The pepper codes (and every derived key) come from.
 pub fn pepper(env: &Env) -> Result<Secret, ConfigProblem> {
     PEPPER_CACHE.with(|cache| {

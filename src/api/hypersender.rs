@@ -67,7 +67,7 @@ pub async fn handle(
 
 /// The caller: its instance, and what its token says.
 struct Authorized {
-    inst: InstanceConfig,
+    inst: config::Instance,
     /// A `sk_test_` credential: codes go to the outbox, test numbers apply.
     test_key: bool,
     /// SHA-256 of the token: scopes idempotency keys to one credential.
@@ -80,11 +80,7 @@ fn authorize(req: &Request, env: &Env, instance: &str) -> std::result::Result<Au
     if token.is_empty() {
         return Err(Outcome::Unauthenticated);
     }
-    let config = config::instances(env)?;
-    let inst = config
-        .instance(instance)
-        .cloned()
-        .ok_or(Outcome::UnknownInstance)?;
+    let inst = config::instance(env, instance)?.ok_or(Outcome::UnknownInstance)?;
     if !config::token_is_valid(env, &inst.id, &token)? {
         return Err(Outcome::Unauthenticated);
     }

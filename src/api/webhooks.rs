@@ -30,11 +30,11 @@ pub async fn handle(
     provider: &str,
     instance: &str,
 ) -> Result<Response> {
-    let config = match config::instances(env) {
-        Ok(c) => c,
+    let inst = match config::instance(env, instance) {
+        Ok(i) => i,
         Err(p) => return plain(503, &p.0),
     };
-    let Some(inst) = config.instance(instance).cloned() else {
+    let Some(inst) = inst else {
         return plain(404, "unknown instance");
     };
     let secrets = match config::instance_secrets(env, &inst.id) {

@@ -17,7 +17,7 @@ use crate::store::budget::{self, Allowed};
 use crate::store::recipient::{Recipients, StartMsg};
 use crate::store::records::{self, RecordKind};
 use crate::{clock, config};
-use otp_core::config::InstanceConfig;
+use config::Instance;
 use otp_core::rules::challenge::SendOptions;
 use otp_core::rules::template::render;
 use otp_core::secret::token_hash_hex;
@@ -97,7 +97,7 @@ where
 
 /// The instance and mode of the API key a request presented.
 struct Caller {
-    inst: InstanceConfig,
+    inst: Instance,
     mode: KeyMode,
     key_hash: String,
 }
@@ -157,17 +157,16 @@ async fn authorize(req: &Request, env: &Env) -> std::result::Result<Caller, Outc
 /// The instance whose `API_TOKENS` entry holds the key's hash. Every instance is checked (no
 /// early exit), each in constant time; a key listed under two instances is a configuration
 /// error, never a guess.
-fn instance_of_key(env: &Env, key: &str) -> std::result::Result<Option<InstanceConfig>, Outcome> {
-    let config = config::instances(env)?;
-    let mut found: Vec<&InstanceConfig> = Vec::new();
-    for inst in &config.instances {
+fn instance_of_key(env: &Env, key: &str) -> std::result::Result<Option<Instance>, Outcome> {
+    let mut found: Vec<Instance> = Vec::new();
+    for inst in config::each_instance(env)? {
         if config::token_is_valid(env, &inst.id, key)? {
             found.push(inst);
         }
     }
     match found.as_slice() {
         [] => Ok(None),
-        [one] => Ok(Some((*one).clone())),
+        [one] => Ok(Some(one.clone())),
         _ => Err(Outcome::Config(config::ConfigProblem(
             "an API key is listed under several instances in API_TOKENS".into(),
         ))),

@@ -5,6 +5,7 @@
 //! instance's `[abuse]` table sets it. Budgets are spent before the challenge is created, so a
 //! send refused later by the recipient's own limits still counts (documented).
 
+use super::table::Schema;
 use super::{call, pick_shard, stub, Op, BUDGETS};
 use otp_core::config::InstanceConfig;
 use otp_core::rules::budget::{self, Window};
@@ -115,11 +116,15 @@ async fn take(env: &Env, name: &str, items: &[Take]) -> Result<Option<i64>> {
 #[durable_object]
 pub struct BudgetObject {
     state: State,
+    schema: Schema,
 }
 
 impl DurableObject for BudgetObject {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -128,9 +133,9 @@ impl DurableObject for BudgetObject {
             value: f64,
         }
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
-            None,
         )?;
         let items: Vec<Take> = req.json().await?;
         let now = crate::clock::now();

@@ -151,11 +151,15 @@ impl Claim {
 #[durable_object]
 pub struct IdempotencyObject {
     state: State,
+    schema: table::Schema,
 }
 
 impl DurableObject for IdempotencyObject {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: table::Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -163,7 +167,7 @@ impl DurableObject for IdempotencyObject {
         // let two concurrent requests both see the key as new.
         let body = req.text().await?;
         let sql = self.state.storage().sql();
-        sql.exec(table::SCHEMA, None)?;
+        self.schema.ensure(&sql, table::SCHEMA)?;
         let now = crate::clock::now();
         let entry: Option<Entry> =
             table::read(&sql, KEY)?.filter(|e: &Entry| now - e.started_at < TTL_SECS);
@@ -233,7 +237,7 @@ impl DurableObject for IdempotencyObject {
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
         let sql = storage.sql();
-        sql.exec(table::SCHEMA, None)?;
+        self.schema.ensure(&sql, table::SCHEMA)?;
         let entry: Option<Entry> = table::read(&sql, KEY)?;
         let now = crate::clock::now();
         match entry {

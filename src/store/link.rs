@@ -17,7 +17,6 @@ use otp_core::rules::template::render;
 use otp_core::web::login::login_token;
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
 };
@@ -94,7 +93,7 @@ pub struct CallbackLog {
 pub struct LinkObject {
     state: State,
     env: Env,
-    schema_ready: Cell<bool>,
+    schema: table::Schema,
 }
 
 impl DurableObject for LinkObject {
@@ -102,7 +101,7 @@ impl DurableObject for LinkObject {
         Self {
             state,
             env,
-            schema_ready: Cell::new(false),
+            schema: table::Schema::default(),
         }
     }
 
@@ -196,12 +195,8 @@ impl LinkObject {
     }
 
     fn ensure_schema(&self) -> Result<()> {
-        if !self.schema_ready.get() {
-            let schema = [table::SCHEMA, JOBS_SCHEMA].join(";\n");
-            self.sql().exec(&schema, None)?;
-            self.schema_ready.set(true);
-        }
-        Ok(())
+        let schema = [table::SCHEMA, JOBS_SCHEMA].join(";\n");
+        self.schema.ensure(&self.sql(), &schema)
     }
 
     fn load(&self) -> Result<Option<LinkChallenge>> {

@@ -4,6 +4,7 @@
 //! random per increment, and summed on read, so no single object is touched by every
 //! request. Counts are exact; they are kept per UTC day.
 
+use super::table::Schema;
 use super::{call, pick_shard, stub, unknown_op, Op, METRICS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -79,18 +80,22 @@ pub async fn read(env: &Env, instance: &str) -> Result<Summary> {
 #[durable_object]
 pub struct MetricsObject {
     state: State,
+    schema: Schema,
 }
 
 impl DurableObject for MetricsObject {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS counters (day TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (day, name))",
-            None,
         )?;
         match Op::of(&req) {
             Some(Op::Add) => {

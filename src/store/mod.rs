@@ -114,9 +114,15 @@ pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
 
 /// Sends one internal JSON request to a Durable Object and decodes its JSON answer.
 pub async fn call<Q: Serialize, A: DeserializeOwned>(stub: &Stub, op: Op, msg: &Q) -> Result<A> {
+    let answer = call_raw(stub, op, serde_json::to_string(msg)?).await?;
+    Ok(serde_json::from_str(&answer)?)
+}
+
+/// [`call`] without the types: one copy of the request code for every message type.
+async fn call_raw(stub: &Stub, op: Op, body: String) -> Result<String> {
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&serde_json::to_string(msg)?)));
+        .with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init(&format!("https://object/{}", op.as_str()), &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
@@ -127,7 +133,7 @@ pub async fn call<Q: Serialize, A: DeserializeOwned>(stub: &Stub, op: Op, msg: &
             resp.text().await.unwrap_or_default()
         )));
     }
-    resp.json().await
+    resp.text().await
 }
 
 /// An object's answer to an operation it does not know.

@@ -9,7 +9,7 @@ use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, RECIPIENTS};
 use crate::channels::{self, DeliveryError, Outbound, OUTBOX_SCHEMA};
 use crate::{clock, config};
-use otp_core::config::{ChannelKind, InstanceConfig};
+use otp_core::config::ChannelKind;
 use otp_core::rules::challenge::{
     Attempt, Challenge, NewChallenge, RecipientState, Refusal, SendOptions,
 };
@@ -18,7 +18,6 @@ use otp_core::rules::template::render;
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
     State, Storage,
@@ -327,7 +326,7 @@ struct Meta {
 pub struct RecipientObject {
     state: State,
     env: Env,
-    schema_ready: Cell<bool>,
+    schema: table::Schema,
 }
 
 impl DurableObject for RecipientObject {
@@ -335,7 +334,7 @@ impl DurableObject for RecipientObject {
         Self {
             state,
             env,
-            schema_ready: Cell::new(false),
+            schema: table::Schema::default(),
         }
     }
 
@@ -393,18 +392,14 @@ impl RecipientObject {
         self.courier().load()
     }
 
-    fn instance(&self, id: &str) -> Result<InstanceConfig> {
+    fn instance(&self, id: &str) -> Result<config::Instance> {
         self.courier().instance(id)
     }
 
     fn ensure_schema(&self) -> Result<()> {
-        if !self.schema_ready.get() {
-            // One call: SQLite runs the statements in order.
-            let schema = [table::SCHEMA, JOBS_SCHEMA, MESSAGES_SCHEMA, OUTBOX_SCHEMA].join(";\n");
-            self.sql().exec(&schema, None)?;
-            self.schema_ready.set(true);
-        }
-        Ok(())
+        // One call: SQLite runs the statements in order.
+        let schema = [table::SCHEMA, JOBS_SCHEMA, MESSAGES_SCHEMA, OUTBOX_SCHEMA].join(";\n");
+        self.schema.ensure(&self.sql(), &schema)
     }
 
     async fn start(&self, msg: StartMsg) -> Result<Response> {
@@ -591,11 +586,9 @@ impl Courier {
         Ok(self.read("state")?.unwrap_or_default())
     }
 
-    fn instance(&self, id: &str) -> Result<InstanceConfig> {
-        let config = config::instances(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
-        config
-            .instance(id)
-            .cloned()
+    fn instance(&self, id: &str) -> Result<config::Instance> {
+        config::instance(&self.env, id)
+            .map_err(|p| worker::Error::RustError(p.0))?
             .ok_or_else(|| worker::Error::RustError(format!("unknown instance {id}")))
     }
 

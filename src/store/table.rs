@@ -32,3 +32,18 @@ pub fn write<T: Serialize>(sql: &SqlStorage, key: &str, value: &T) -> Result<()>
     )?;
     Ok(())
 }
+
+/// An object's tables, created once per object instance (not on every request).
+#[derive(Default)]
+pub struct Schema(std::cell::Cell<bool>);
+
+impl Schema {
+    /// Runs `ddl` (`CREATE TABLE IF NOT EXISTS …` statements) the first time only.
+    pub fn ensure(&self, sql: &SqlStorage, ddl: &str) -> Result<()> {
+        if !self.0.get() {
+            sql.exec(ddl, None)?;
+            self.0.set(true);
+        }
+        Ok(())
+    }
+}
