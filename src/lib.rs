@@ -1,81 +1,64 @@
-//! edge-otp's Worker: the entry point and the router. Each API surface is a module whose
-//! handlers parse, call the store once and map the result; the rules live in `otp-core`, and
-//! the single-use decisions in the recipient's Durable Object.
+//! edge-otp's Worker: the entry point, the mount decision (plain service or edge middleware)
+//! and the router. The parts, each in its folder, with arrows one way (api -> store ->
+//! channels -> otp-core; config and clock are read by all):
+//!
+//! - `api/`: who asks. One module per API surface, and the one outcome type they render.
+//! - `store/`: who decides and remembers. The Durable Objects, KV records, typed object calls,
+//!   and the one job runner.
+//! - `channels/`: who delivers. Providers, the choice of channel, site callbacks.
+//! - `config`, `clock`: the deploy's settings and secrets; the time.
+//!
+//! Nothing below this module calls back into it.
 
-mod callbacks;
-mod channel;
-#[cfg(feature = "dev")]
-mod dev;
-mod guard;
-mod http;
-mod hypersender;
-mod idempotency_object;
-mod link_object;
-mod login;
-mod metrics;
-mod middleware;
-mod object_store;
-mod recipient_object;
-mod scheduler;
-mod service;
+mod api;
+mod channels;
+mod clock;
+mod config;
 mod store;
-mod webhooks;
-mod whatotp;
-mod widget;
 
-pub use guard::BudgetObject;
-pub use idempotency_object::IdempotencyObject;
-pub use link_object::LinkObject;
-pub use metrics::MetricsObject;
-pub use recipient_object::RecipientObject;
+pub use store::budget::BudgetObject;
+pub use store::idempotency::IdempotencyObject;
+pub use store::link::LinkObject;
+pub use store::metrics::MetricsObject;
+pub use store::recipient::RecipientObject;
 
+use api::middleware::{self, Routed};
+use api::{hypersender, login, outcome, webhooks, whatotp, widget};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // With `MIDDLEWARE` set the Worker fronts a site: the service moves under its prefix (or
-    // hostname) and every other path belongs to the site (src/middleware.rs).
-    match middleware::config(&env) {
-        Ok(Some(config)) => middleware::handle(req, &env, &config).await,
+    // hostname) and every other path belongs to the site (api/middleware.rs).
+    match config::middleware(&env) {
+        Ok(Some(cfg)) => match middleware::handle(req, &env, &cfg).await? {
+            Routed::Service(req, path) => service_route(req, &env, &path).await,
+            Routed::Answer(resp) => Ok(resp),
+        },
         Ok(None) => {
             let path = req.path();
-            service_route(req, &env, &middleware::segments(&path)).await
+            service_route(req, &env, &path).await
         }
         Err(problem) => middleware::misconfigured(&problem),
     }
 }
 
-/// The service's own routes, by path segments (the mount prefix already stripped).
-pub(crate) async fn service_route(req: Request, env: &Env, segments: &[&str]) -> Result<Response> {
-    let method = req.method();
-    match (method, segments) {
+/// The service's own routes, by path (the mount prefix already stripped).
+async fn service_route(req: Request, env: &Env, path: &str) -> Result<Response> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (req.method(), segments.as_slice()) {
         (_, ["api", "otp", "v2", instance, rest @ ..]) => {
-            let instance = instance.to_string();
-            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            hypersender::handle(req, env, &instance, &rest).await
+            hypersender::handle(req, env, instance, rest).await
         }
-        (_, ["v1", rest @ ..]) => {
-            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            whatotp::handle(req, env, &rest).await
-        }
-        (_, ["widget", "v1", rest @ ..]) => {
-            let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            widget::handle(req, env, &rest).await
-        }
+        (_, ["v1", rest @ ..]) => whatotp::handle(req, env, rest).await,
+        (_, ["widget", "v1", rest @ ..]) => widget::handle(req, env, rest).await,
         (_, ["webhooks", provider @ ("whatsapp" | "twilio"), instance]) => {
-            let (provider, instance) = (provider.to_string(), instance.to_string());
-            webhooks::handle(req, env, &provider, &instance).await
+            webhooks::handle(req, env, provider, instance).await
         }
-        (_, ["login", token]) => {
-            let token = token.to_string();
-            login::handle(req, env, &token).await
-        }
+        (_, ["login", token]) => login::handle(req, env, token).await,
         (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
         #[cfg(feature = "dev")]
-        (Method::Get, ["dev", rest @ ..]) => {
-            let rest = rest.join("/");
-            dev::handle(req, env, &rest).await
-        }
-        _ => http::not_found(),
+        (_, ["dev", rest @ ..]) => api::dev::handle(req, env, rest).await,
+        _ => outcome::not_found(),
     }
 }

@@ -6,7 +6,7 @@
 
 pub mod config;
 pub mod ids;
-mod mac;
+pub mod mac;
 pub mod rules;
 pub mod secret;
 pub mod time;

@@ -51,6 +51,13 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Equality of two byte strings in constant time for their length (the one compare every
+/// code, MAC, token hash and poll secret check goes through).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 /// Decodes hex of either case; `None` for an odd length or a non-hex character.
 pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {

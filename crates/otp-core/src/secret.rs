@@ -2,7 +2,6 @@
 
 use sha2::{Digest, Sha256};
 use std::fmt;
-use subtle::ConstantTimeEq;
 
 /// Secret bytes whose `Debug` prints `***`, so a secret cannot leak through a log line.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,6 +23,13 @@ impl Secret {
     /// The secret's bytes, for keying a MAC.
     pub fn expose(&self) -> &[u8] {
         &self.0
+    }
+
+    /// A key for one purpose, derived from this one: HMAC-SHA256(self, `label`). Every key the
+    /// service derives (login links, widget sessions, cookies) comes from here, each under its
+    /// own label, so no two purposes share a key.
+    pub fn derive(&self, label: &[u8]) -> Secret {
+        Secret(crate::mac::hmac_sha256(&self.0, &[label]).to_vec())
     }
 }
 
@@ -58,7 +64,7 @@ pub fn token_matches(token: &str, hashes_hex: &[String]) -> bool {
     let presented = token_hash_hex(token);
     hashes_hex.iter().fold(false, |found, h| {
         let h = h.trim().to_ascii_lowercase();
-        found | (h.len() == presented.len() && bool::from(h.as_bytes().ct_eq(presented.as_bytes())))
+        found | crate::mac::ct_eq(h.as_bytes(), presented.as_bytes())
     })
 }
 

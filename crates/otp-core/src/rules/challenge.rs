@@ -468,8 +468,10 @@ impl RecipientState {
         Ok(self.challenges.last().expect("just pushed"))
     }
 
-    /// Like [`RecipientState::attempt`], but only when challenge `expected` is still the
-    /// latest: a caller holding a session id never spends an attempt of a newer code.
+    /// Like [`RecipientState::attempt`], but for challenge `expected` (a session the caller
+    /// holds): one that is no longer open is answered from its own state, and one that a newer
+    /// code replaced is `Superseded`, so a session never spends an attempt of a newer code.
+    /// Decided here, in one call, so the object needs no read before the attempt.
     pub fn attempt_for(
         &mut self,
         now: i64,
@@ -477,6 +479,22 @@ impl RecipientState {
         expected: &str,
         is_right: impl FnOnce(&Challenge) -> bool,
     ) -> Attempt {
+        let Some(session) = self.get(expected) else {
+            return Attempt::NoActive;
+        };
+        let challenge = session.clone();
+        match challenge.status(now) {
+            Status::Pending | Status::Sent => {}
+            Status::Validated => return Attempt::AlreadyUsed { challenge },
+            Status::Expired => return Attempt::Expired { challenge },
+            Status::Superseded => return Attempt::Superseded,
+            Status::Failed => {
+                return Attempt::Exhausted {
+                    challenge,
+                    retry_after: 1,
+                }
+            }
+        }
         if self.challenges.last().is_some_and(|c| c.id != expected) {
             return Attempt::Superseded;
         }

@@ -5,11 +5,9 @@
 //! id), mapped without bias onto the requested alphabet by rejection sampling.
 
 use crate::{Recipient, Secret};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::fmt;
-use subtle::ConstantTimeEq;
 
 const DIGITS: &str = "0123456789";
 const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
@@ -121,7 +119,7 @@ impl Code {
     pub fn matches_input(&self, spec: CodeSpec, input: &str) -> bool {
         let typed = spec.normalize_input(input);
         // The length is public (it is in the spec), so an early return on it leaks nothing.
-        typed.len() == self.0.len() && bool::from(typed.as_bytes().ct_eq(self.0.as_bytes()))
+        crate::mac::ct_eq(typed.as_bytes(), self.0.as_bytes())
     }
 }
 
@@ -179,8 +177,7 @@ pub fn derive(pepper: &Secret, ctx: CodeContext<'_>, spec: CodeSpec) -> Code {
 }
 
 fn derive_block(pepper: &Secret, ctx: CodeContext<'_>, spec: CodeSpec, counter: u32) -> [u8; 32] {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(pepper.expose()).expect("HMAC accepts keys of any length");
+    let mut mac = crate::mac::sha256_mac(pepper.expose());
     mac.update(b"edge-otp/code/v1");
     for field in [
         ctx.instance.as_bytes(),

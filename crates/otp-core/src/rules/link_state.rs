@@ -61,6 +61,34 @@ pub struct LinkMessages {
     pub expired: String,
 }
 
+/// Default texts of a link challenge, when the request gives none.
+pub const DEFAULT_PROMPT: &str = "Give me link to login at {name}";
+pub const DEFAULT_SUCCESS: &str = "Here is your login link for {name}: {link}";
+pub const DEFAULT_FAILED: &str = "Login to {name} failed. Please try again.";
+pub const DEFAULT_EXPIRED: &str = "This {name} login link has expired. Please request a new one.";
+
+impl LinkMessages {
+    /// The texts a request asked for, each missing one by its default; `{name}` of the prompt
+    /// filled in with `name` (the prompt is final).
+    pub fn or_defaults(
+        name: &str,
+        prompt: Option<&str>,
+        success: Option<&str>,
+        failed: Option<&str>,
+        expired: Option<&str>,
+    ) -> Self {
+        Self {
+            prompt: crate::rules::template::render(
+                prompt.unwrap_or(DEFAULT_PROMPT),
+                &[("name", name)],
+            ),
+            success: success.unwrap_or(DEFAULT_SUCCESS).into(),
+            failed: failed.unwrap_or(DEFAULT_FAILED).into(),
+            expired: expired.unwrap_or(DEFAULT_EXPIRED).into(),
+        }
+    }
+}
+
 /// Where the site wants to hear about the outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Callbacks {
@@ -157,6 +185,13 @@ pub enum Confirm {
 }
 
 impl LinkChallenge {
+    /// The number that claimed the link, if any.
+    pub fn claimer(&self) -> Option<Recipient> {
+        self.claimed_by
+            .as_deref()
+            .and_then(|d| Recipient::parse(d).ok())
+    }
+
     /// A new, pending challenge: nothing claimed, no failures yet.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

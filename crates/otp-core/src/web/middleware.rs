@@ -11,7 +11,7 @@
 //! a same-origin path, never an open redirect.
 
 use crate::config::ConfigError;
-use crate::mac::{hmac_sha256, sha256_mac};
+use crate::mac::sha256_mac;
 use crate::Secret;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -401,9 +401,7 @@ const MAC_LABEL: &[u8] = b"edge-otp/middleware-cookie/v1";
 
 /// The key that signs cookies, derived from the `COOKIE_KEY` secret for this one purpose.
 pub fn cookie_key(secret: &Secret) -> Secret {
-    let derived = hmac_sha256(secret.expose(), &[KEY_LABEL]);
-    // 32 bytes is `Secret::MIN_LEN`: never refused.
-    Secret::new(derived.to_vec()).unwrap_or_else(|_| secret.clone())
+    secret.derive(KEY_LABEL)
 }
 
 fn cookie_mac(key: &Secret, instance: &str, body: &str) -> hmac::Hmac<sha2::Sha256> {

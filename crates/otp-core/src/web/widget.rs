@@ -16,7 +16,6 @@ use crate::{Recipient, Secret};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 
 /// Longest publishable key, session id, poll secret or Turnstile token read, in characters.
 const FIELD_MAX: usize = 2048;
@@ -239,7 +238,7 @@ pub fn poll_secret(key: &Secret, id: &str) -> String {
 /// Whether `presented` is the poll secret of challenge `id` (constant time).
 pub fn poll_secret_matches(key: &Secret, id: &str, presented: &str) -> bool {
     let expected = poll_secret(key, id);
-    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+    crate::mac::ct_eq(expected.as_bytes(), presented.as_bytes())
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use subtle::ConstantTimeEq;
 
 /// The request header carrying the body's signature.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -46,8 +45,11 @@ pub fn handshake(
 ) -> Option<String> {
     let token = verify_token?;
     // Comparing digests hides the expected token's length as well as its bytes.
-    let same = Sha256::digest(token.as_bytes()).ct_eq(&Sha256::digest(expected_token.as_bytes()));
-    if mode == Some("subscribe") && !expected_token.is_empty() && bool::from(same) {
+    let same = crate::mac::ct_eq(
+        &Sha256::digest(token.as_bytes()),
+        &Sha256::digest(expected_token.as_bytes()),
+    );
+    if mode == Some("subscribe") && !expected_token.is_empty() && same {
         challenge.map(str::to_owned)
     } else {
         None

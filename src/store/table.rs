@@ -1,4 +1,4 @@
-//! Storage helpers shared by the Durable Objects: a small key -> JSON table in the object's
+//! The small key -> JSON table every Durable Object keeps in its
 //! SQLite database, read and written synchronously (no `await`, so a load-decide-save
 //! sequence is atomic within the object).
 
@@ -31,4 +31,19 @@ pub fn write<T: Serialize>(sql: &SqlStorage, key: &str, value: &T) -> Result<()>
         vec![key.into(), serde_json::to_string(value)?.into()],
     )?;
     Ok(())
+}
+
+/// An object's tables, created once per object instance (not on every request).
+#[derive(Default)]
+pub struct Schema(std::cell::Cell<bool>);
+
+impl Schema {
+    /// Runs `ddl` (`CREATE TABLE IF NOT EXISTS …` statements) the first time only.
+    pub fn ensure(&self, sql: &SqlStorage, ddl: &str) -> Result<()> {
+        if !self.0.get() {
+            sql.exec(ddl, None)?;
+            self.0.set(true);
+        }
+        Ok(())
+    }
 }

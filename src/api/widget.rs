@@ -6,11 +6,15 @@
 //! Durable Objects as the server APIs, links on the same link objects; a success hands the page
 //! the same HS256 verification token as the login link. Contract: docs/widget.md.
 
-use crate::http::{self, json_object, BodyError};
-use crate::link_object::LinkView;
-use crate::service::{self, ConfigProblem};
-use crate::store::{self, Recipients, StartMsg};
-use crate::whatotp::{check_code, ApiError};
+use super::outcome::{self, internal, session_attempt, Outcome};
+use super::request::{self, json, json_object};
+use super::tokens;
+use crate::channels::turnstile;
+use crate::store::link;
+use crate::store::recipient::{Recipients, StartMsg};
+use crate::store::Op;
+use crate::{clock, config};
+use config::ConfigProblem;
 use otp_core::config::{InstanceConfig, TurnstileConfig, WidgetConfig};
 use otp_core::rules::challenge::SendOptions;
 use otp_core::rules::link_state::{Callbacks, LinkChallenge, LinkMessages, LinkStatus};
@@ -29,139 +33,7 @@ const POLL_INTERVAL: i64 = 2;
 /// How long a browser may cache a preflight, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
-/// Why a widget request failed: the failures it shares with the WhatOTP API, and its own.
-enum Failure {
-    Shared(ApiError),
-    /// Unknown publishable key, or an origin not on its allowlist: one answer for both.
-    Forbidden,
-    TurnstileFailed,
-    RateLimited,
-    /// The methods the route takes.
-    MethodNotAllowed(&'static str),
-    /// A session id that does not open, is for another instance or mode, or a wrong poll
-    /// secret: one answer for all.
-    SessionNotFound,
-    /// The instance has no WhatsApp business number, so no link mode.
-    NoLinkMode,
-}
-
-impl From<ApiError> for Failure {
-    fn from(e: ApiError) -> Self {
-        Self::Shared(e)
-    }
-}
-
-impl From<otp_core::wire::whatotp::ApiError> for Failure {
-    fn from(e: otp_core::wire::whatotp::ApiError) -> Self {
-        Self::Shared(ApiError::Invalid(e))
-    }
-}
-
-impl From<ConfigProblem> for Failure {
-    fn from(p: ConfigProblem) -> Self {
-        Self::Shared(ApiError::from(p))
-    }
-}
-
-fn internal(e: worker::Error) -> Failure {
-    worker::console_error!("internal error: {e}");
-    Failure::from(ConfigProblem(format!("storage is unavailable ({e})")))
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempts_left: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after: Option<i64>,
-}
-
-impl Failure {
-    fn respond(self) -> Result<Response> {
-        let own =
-            |status: u16, code: &'static str, message: &str, field| crate::whatotp::ErrorParts {
-                status,
-                code,
-                message: message.into(),
-                field,
-                headers: vec![],
-                attempts: None,
-                retry_after: None,
-            };
-        let mut p = match self {
-            Self::Shared(e) => e.parts(),
-            Self::Forbidden => own(
-                403,
-                "forbidden",
-                "this publishable key is unknown or not allowed on this origin",
-                None,
-            ),
-            Self::TurnstileFailed => own(
-                403,
-                "turnstile_failed",
-                "the human check failed: complete it and try again",
-                Some("turnstile_token"),
-            ),
-            Self::RateLimited => {
-                let mut p = own(
-                    429,
-                    "rate_limited",
-                    "too many requests from this address: at most 20 a minute",
-                    None,
-                );
-                p.headers.push(("retry-after", "60".into()));
-                p.retry_after = Some(60);
-                p
-            }
-            Self::MethodNotAllowed(methods) => {
-                let mut p = own(
-                    405,
-                    "method_not_allowed",
-                    &format!("this endpoint takes {methods}"),
-                    None,
-                );
-                p.headers.push(("allow", format!("{methods}, OPTIONS")));
-                p
-            }
-            Self::SessionNotFound => own(
-                404,
-                "session_not_found",
-                "no session has this id: start again",
-                Some("session"),
-            ),
-            Self::NoLinkMode => own(
-                400,
-                "invalid_request",
-                "`mode` link needs a WhatsApp business number on this instance: use `code`",
-                Some("mode"),
-            ),
-        };
-        // The shared failures name the WhatOTP fields; the widget's are `session` and `phone`.
-        p.field = match p.field {
-            Some("session_id") => Some("session"),
-            Some("to") => Some("phone"),
-            f => f,
-        };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: p.code,
-                message: &p.message,
-                field: p.field,
-                attempts_left: p.attempts,
-                retry_after: p.retry_after,
-            },
-        };
-        http::json(p.status, &body, &p.headers)
-    }
-}
+type Answer = std::result::Result<Response, Outcome>;
 
 /// A request's `Origin`, and whether CORS lets it read the answer.
 struct Cors {
@@ -205,11 +77,10 @@ fn own_origin(req: &Request) -> String {
 }
 
 /// Routes `/widget/v1/...`.
-pub async fn handle(mut req: Request, env: &Env, rest: &[String]) -> Result<Response> {
-    let route: Vec<&str> = rest.iter().map(String::as_str).collect();
+pub async fn handle(mut req: Request, env: &Env, route: &[&str]) -> Result<Response> {
     let origin = req.headers().get("origin").ok().flatten();
     let own = own_origin(&req);
-    let config = service::instances(env).ok();
+    let config = config::instances(env).ok();
     // Before the key is known, CORS follows every instance's allowlist (a preflight carries
     // no body); once it is known, only that instance's.
     let any_allows = |origin: Option<&str>| {
@@ -224,24 +95,21 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[String]) -> Result<Resp
         allowed: any_allows(origin.as_deref()),
         origin,
     };
-    let known = matches!(route.as_slice(), ["config" | "start" | "verify" | "poll"]);
+    let known = matches!(route, ["config" | "start" | "verify" | "poll"]);
     if !known {
-        return http::not_found();
+        return outcome::not_found();
     }
     let method = req.method();
-    let result = match (method, route.as_slice()) {
+    let result = match (method, route) {
         (Method::Options, _) => return preflight(&cors),
         (Method::Get, ["config"]) => widget_config(&req, config, &mut cors, &own),
         (Method::Post, ["start"]) => start(&mut req, env, config, &mut cors, &own).await,
         (Method::Post, ["verify"]) => verify(&mut req, env, config, &mut cors, &own).await,
         (Method::Post, ["poll"]) => poll(&mut req, env, config, &mut cors, &own).await,
-        (_, ["config"]) => Err(Failure::MethodNotAllowed("GET")),
-        _ => Err(Failure::MethodNotAllowed("POST")),
+        (_, ["config"]) => Err(Outcome::MethodNotAllowed("GET")),
+        _ => Err(Outcome::MethodNotAllowed("POST")),
     };
-    let mut resp = match result {
-        Ok(resp) => resp,
-        Err(e) => e.respond()?,
-    };
+    let mut resp = result.or_else(outcome::widget)?;
     cors.apply(&mut resp)?;
     Ok(resp)
 }
@@ -260,6 +128,7 @@ fn preflight(cors: &Cors) -> Result<Response> {
 }
 
 type Config = Option<Rc<otp_core::config::ServiceConfig>>;
+type Found<'c> = (&'c InstanceConfig, &'c WidgetConfig);
 
 /// The instance of a publishable key, if the request's origin may use it; CORS then follows
 /// that instance's allowlist.
@@ -268,22 +137,22 @@ fn instance_for<'c>(
     key: &str,
     cors: &mut Cors,
     own: &str,
-) -> std::result::Result<(&'c InstanceConfig, &'c WidgetConfig), Failure> {
+) -> std::result::Result<Found<'c>, Outcome> {
     let config = config
         .as_ref()
-        .ok_or_else(|| Failure::from(ConfigProblem("INSTANCES is missing or not valid".into())))?;
+        .ok_or_else(|| Outcome::from(ConfigProblem("INSTANCES is missing or not valid".into())))?;
     let found = config
         .by_publishable_key(key)
         .and_then(|inst| inst.widget.as_ref().map(|w| (inst, w)));
     cors.allowed = found.is_some_and(|(_, w)| origin_ok(w, cors.origin.as_deref(), own));
     if !cors.allowed {
-        return Err(Failure::Forbidden);
+        return Err(Outcome::Forbidden);
     }
-    found.ok_or(Failure::Forbidden)
+    found.ok_or(Outcome::Forbidden)
 }
 
-fn ok<T: Serialize>(body: &T) -> std::result::Result<Response, Failure> {
-    http::json(200, body, &[("cache-control", "no-store".into())]).map_err(internal)
+fn ok<T: Serialize>(body: &T) -> Answer {
+    json(200, body, &[]).map_err(internal)
 }
 
 #[derive(Serialize)]
@@ -304,18 +173,9 @@ fn alphabet_name(a: Alphabet) -> &'static str {
     }
 }
 
-fn widget_config(
-    req: &Request,
-    config: Config,
-    cors: &mut Cors,
-    own: &str,
-) -> std::result::Result<Response, Failure> {
+fn widget_config(req: &Request, config: Config, cors: &mut Cors, own: &str) -> Answer {
     let url = req.url().map_err(internal)?;
-    let key = url
-        .query_pairs()
-        .find(|(k, _)| k == "key")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let key = request::query(&url, "key").unwrap_or_default();
     let (inst, w) = instance_for(&config, &key, cors, own)?;
     let mut modes = vec!["code"];
     if inst.business_number.is_some() {
@@ -332,14 +192,6 @@ fn widget_config(
     })
 }
 
-async fn body(req: &mut Request) -> std::result::Result<Map<String, Value>, Failure> {
-    match json_object(req).await {
-        Ok(Ok(map)) => Ok(map),
-        Ok(Err(BodyError::TooLarge)) => Err(ApiError::TooLarge.into()),
-        Ok(Err(BodyError::NotAnObject)) | Err(_) => Err(ApiError::Malformed.into()),
-    }
-}
-
 /// What every POST route does first: count the request toward its route's per-IP limit (when
 /// the route has one), read the body, and find the instance of its publishable key, read
 /// before the other fields so that a page on a foreign origin learns nothing but `forbidden`.
@@ -350,16 +202,19 @@ async fn prologue<'c>(
     config: &'c Config,
     cors: &mut Cors,
     own: &str,
-) -> std::result::Result<(Map<String, Value>, &'c InstanceConfig, &'c WidgetConfig), Failure> {
+) -> std::result::Result<(Map<String, Value>, Found<'c>), Outcome> {
     if let Some(route) = limited_route {
-        let key = format!("{route}|{}", http::client_ip(req));
-        if !http::rate_limit_allows(env, RATE_LIMITER, key).await? {
-            return Err(Failure::RateLimited);
+        let key = format!("{route}|{}", request::client_ip(req));
+        if !request::rate_limit_allows(env, RATE_LIMITER, key).await? {
+            return Err(Outcome::RateLimited {
+                message: "too many requests from this address: at most 20 a minute",
+                period: 60,
+            });
         }
     }
-    let body = body(req).await?;
-    let (inst, w) = instance_for(config, key_of(&body), cors, own)?;
-    Ok((body, inst, w))
+    let (body, _) = json_object(req).await?;
+    let found = instance_for(config, key_of(&body), cors, own)?;
+    Ok((body, found))
 }
 
 /// The publishable key of a body.
@@ -393,18 +248,12 @@ struct StartLinkData {
     poll_interval: i64,
 }
 
-async fn start(
-    req: &mut Request,
-    env: &Env,
-    config: Config,
-    cors: &mut Cors,
-    own: &str,
-) -> std::result::Result<Response, Failure> {
-    let (body, inst, w) = prologue(req, env, Some("start"), &config, cors, own).await?;
+async fn start(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own: &str) -> Answer {
+    let (body, (inst, w)) = prologue(req, env, Some("start"), &config, cors, own).await?;
     let input = core::parse_start(&body)?;
-    let key = service::widget_key(env)?;
+    let key = config::widget_key(env)?;
     if let Some(t) = &w.turnstile {
-        let ip = http::client_ip(req);
+        let ip = request::client_ip(req);
         turnstile(env, inst, t, input.turnstile_token.as_deref(), &ip).await?;
     }
     let test = core::is_test_key(&input.publishable_key);
@@ -412,7 +261,7 @@ async fn start(
         (Mode::Code, Some(phone)) => {
             start_code(env, inst, w, &key, phone, input.locale, test).await
         }
-        (Mode::Code, None) => Err(ApiError::Malformed.into()),
+        (Mode::Code, None) => Err(Outcome::Malformed),
         (Mode::Link, _) => start_link(env, inst, w, &key).await,
     }
 }
@@ -425,33 +274,29 @@ async fn start_code(
     phone: &Recipient,
     locale: Option<String>,
     test: bool,
-) -> std::result::Result<Response, Failure> {
-    service::pepper(env)?;
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| internal(worker::Error::RustError(e.to_string())))?;
-    let id = otp_core::ids::uuid_v4(bytes);
-    let msg = StartMsg {
-        instance: inst.id.clone(),
-        recipient: phone.digits().into(),
-        id: id.clone(),
-        spec: CodeSpec {
+) -> Answer {
+    config::pepper(env)?;
+    let mut msg = StartMsg::code(
+        &inst.id,
+        phone,
+        CodeSpec {
             length: w.code_length,
             alphabet: w.alphabet,
         },
-        name: None,
-        ttl: w.code_ttl.min(inst.max_expires.unwrap_or(w.code_ttl)),
-        options: SendOptions {
+        w.code_ttl.min(inst.max_expires.unwrap_or(w.code_ttl)),
+        SendOptions {
             locale,
             test,
             ..SendOptions::default()
         },
-        cooldown: Some(w.resend_cooldown),
-    };
+    )
+    .map_err(internal)?;
+    msg.cooldown = Some(w.resend_cooldown);
+    let id = msg.id.clone();
     let challenge = Recipients::new(env)
         .start_guarded(inst, phone, msg)
         .await
-        .map_err(internal)?
-        .map_err(ApiError::from)?;
+        .map_err(internal)??;
     let session = core::seal_session(
         key,
         &Session {
@@ -474,23 +319,17 @@ async fn start_code(
     })
 }
 
-async fn start_link(
-    env: &Env,
-    inst: &InstanceConfig,
-    w: &WidgetConfig,
-    key: &Secret,
-) -> std::result::Result<Response, Failure> {
-    use crate::hypersender::{DEFAULT_EXPIRED, DEFAULT_FAILED, DEFAULT_PROMPT, DEFAULT_SUCCESS};
+async fn start_link(env: &Env, inst: &InstanceConfig, w: &WidgetConfig, key: &Secret) -> Answer {
     use otp_core::rules::link::{prefilled_text, wa_me_link};
-    use otp_core::rules::template::render;
 
-    let business_number = inst.business_number.as_deref().ok_or(Failure::NoLinkMode)?;
+    let business_number = inst.business_number.as_deref().ok_or(Outcome::NoLinkMode)?;
     // The login link the user gets back is signed with the login key.
-    service::login_key(env)?;
-    let now = http::now();
+    config::login_key(env)?;
+    let now = clock::now();
     let expires = (now, now + w.link_ttl);
-    let prompt = render(DEFAULT_PROMPT, &[("name", &inst.name)]);
-    let (id, code) = crate::link_object::create(env, &inst.id, None, expires, |id, code| {
+    let messages = LinkMessages::or_defaults(&inst.name, None, None, None, None);
+    let prompt = messages.prompt.clone();
+    let (id, code) = link::create(env, &inst.id, None, expires, |id, code| {
         let mut c = LinkChallenge::new(
             id,
             inst.id.clone(),
@@ -498,12 +337,7 @@ async fn start_link(
             inst.name.clone(),
             expires,
             None,
-            LinkMessages {
-                prompt: prompt.clone(),
-                success: DEFAULT_SUCCESS.into(),
-                failed: DEFAULT_FAILED.into(),
-                expired: DEFAULT_EXPIRED.into(),
-            },
+            messages.clone(),
             Callbacks::default(),
             inst.link.max_failures,
         );
@@ -532,49 +366,28 @@ async fn start_link(
     })
 }
 
-#[derive(serde::Deserialize)]
-struct SiteverifyAnswer {
-    success: bool,
-}
-
-/// Checks a Turnstile token at the instance's siteverify URL. Anything but a clear success
-/// refuses the start: a check that cannot run fails closed.
+/// Checks a Turnstile token with the instance's secret: anything but a clear success
+/// refuses the start.
 async fn turnstile(
     env: &Env,
     inst: &InstanceConfig,
     t: &TurnstileConfig,
     token: Option<&str>,
     ip: &str,
-) -> std::result::Result<(), Failure> {
-    let secret = service::instance_secrets(env, &inst.id)?
+) -> std::result::Result<(), Outcome> {
+    let secret = config::instance_secrets(env, &inst.id)?
         .turnstile_secret
         .ok_or_else(|| {
-            Failure::from(ConfigProblem(format!(
+            Outcome::from(ConfigProblem(format!(
                 "widget.turnstile needs INSTANCE_SECRETS.{}.turnstile_secret",
                 inst.id
             )))
         })?;
-    let token = token.ok_or(Failure::TurnstileFailed)?;
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair("secret", &secret)
-        .append_pair("response", token);
-    if ip != "local" {
-        form.append_pair("remoteip", ip);
-    }
-    let headers = [("content-type", "application/x-www-form-urlencoded")];
-    match crate::channel::post(&t.siteverify_url, &headers, form.finish()).await {
-        Ok((200, body)) => match serde_json::from_slice::<SiteverifyAnswer>(&body) {
-            Ok(answer) if answer.success => Ok(()),
-            _ => Err(Failure::TurnstileFailed),
-        },
-        Ok((status, _)) => {
-            worker::console_error!("turnstile siteverify answered {status}");
-            Err(Failure::TurnstileFailed)
-        }
-        Err(e) => {
-            worker::console_error!("turnstile siteverify: {e:?}");
-            Err(Failure::TurnstileFailed)
-        }
+    let token = token.ok_or(Outcome::TurnstileFailed)?;
+    if turnstile::passed(&t.siteverify_url, &secret, token, ip).await {
+        Ok(())
+    } else {
+        Err(Outcome::TurnstileFailed)
     }
 }
 
@@ -584,11 +397,11 @@ fn open(
     sealed: &str,
     inst: &InstanceConfig,
     mode: Mode,
-) -> std::result::Result<(Secret, Session), Failure> {
-    let key = service::widget_key(env)?;
+) -> std::result::Result<(Secret, Session), Outcome> {
+    let key = config::widget_key(env)?;
     let session = core::open_session(&key, sealed)
         .filter(|s| s.mode == mode && s.instance.eq_ignore_ascii_case(&inst.id))
-        .ok_or(Failure::SessionNotFound)?;
+        .ok_or(Outcome::SessionNotFound)?;
     Ok((key, session))
 }
 
@@ -600,16 +413,6 @@ struct VerifiedData {
     expires_in: i64,
 }
 
-/// The key that signs `inst`'s tokens, or the configuration problem that names it.
-fn token_key(env: &Env, inst: &InstanceConfig) -> std::result::Result<Secret, Failure> {
-    crate::login::token_key(env, inst).ok_or_else(|| {
-        Failure::from(ConfigProblem(format!(
-            "verification tokens need INSTANCE_SECRETS.{}.token_keys.{}",
-            inst.id, inst.token_kid
-        )))
-    })
-}
-
 fn token_for(
     req: &Request,
     env: &Env,
@@ -617,14 +420,14 @@ fn token_for(
     inst: &InstanceConfig,
     phone: String,
     id: &str,
-) -> std::result::Result<VerifiedData, Failure> {
+) -> std::result::Result<VerifiedData, Outcome> {
     let url = req.url().map_err(internal)?;
-    let token = crate::login::sign_token(env, key, inst, &url, phone.clone(), id);
+    let token = tokens::sign(env, key, inst, &url, phone.clone(), id);
     Ok(VerifiedData {
         status: "verified",
         phone,
         token,
-        expires_in: crate::login::TOKEN_TTL,
+        expires_in: tokens::TOKEN_TTL,
     })
 }
 
@@ -634,15 +437,19 @@ async fn verify(
     config: Config,
     cors: &mut Cors,
     own: &str,
-) -> std::result::Result<Response, Failure> {
-    let (body, inst, _) = prologue(req, env, Some("verify"), &config, cors, own).await?;
+) -> Answer {
+    let (body, (inst, _)) = prologue(req, env, Some("verify"), &config, cors, own).await?;
     let input = core::parse_verify(&body)?;
-    service::pepper(env)?;
+    config::pepper(env)?;
     let (_, session) = open(env, &input.session, inst, Mode::Code)?;
-    let recipient = Recipient::parse(&session.target).map_err(|_| Failure::SessionNotFound)?;
+    let recipient = Recipient::parse(&session.target).map_err(|_| Outcome::SessionNotFound)?;
     // The signing key is found before the code is spent: a right code always gets its token.
-    let signer = token_key(env, inst)?;
-    check_code(env, &inst.id, &recipient, &session.id, &input.code).await?;
+    let signer = config::token_key(env, inst)?;
+    let attempt = Recipients::new(env)
+        .attempt(&inst.id, &recipient, &input.code, Some(&session.id))
+        .await
+        .map_err(internal)?;
+    session_attempt(&session.id, attempt)?;
     ok(&token_for(
         req,
         env,
@@ -665,23 +472,16 @@ struct PollData {
     expires_in: Option<i64>,
 }
 
-async fn poll(
-    req: &mut Request,
-    env: &Env,
-    config: Config,
-    cors: &mut Cors,
-    own: &str,
-) -> std::result::Result<Response, Failure> {
+async fn poll(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own: &str) -> Answer {
     // Not counted: the widget polls every 2-10 s, and a poll needs the signed session and
     // its secret before it costs one Durable Object read.
-    let (body, inst, _) = prologue(req, env, None, &config, cors, own).await?;
+    let (body, (inst, _)) = prologue(req, env, None, &config, cors, own).await?;
     let input = core::parse_poll(&body)?;
     let (key, session) = open(env, &input.session, inst, Mode::Link)?;
     if !core::poll_secret_matches(&key, &session.id, &input.poll_secret) {
-        return Err(Failure::SessionNotFound);
+        return Err(Outcome::SessionNotFound);
     }
-    let stub = store::link_stub(env, &inst.id, &session.target).map_err(internal)?;
-    let view: LinkView = store::call_object(&stub, "get", &serde_json::json!({}))
+    let view = link::view(env, &inst.id, &session.target, Op::Get)
         .await
         .map_err(internal)?;
     // A challenge its object no longer holds has ended long ago.
@@ -691,11 +491,11 @@ async fn poll(
             ..PollData::default()
         });
     };
-    let status = c.status(http::now());
-    match (status, c.claimed_by.as_deref()) {
-        (LinkStatus::Verified, Some(digits)) => {
-            let signer = token_key(env, inst)?;
-            let d = token_for(req, env, &signer, inst, format!("+{digits}"), &c.id)?;
+    let status = c.status(clock::now());
+    match (status, c.claimer()) {
+        (LinkStatus::Verified, Some(phone)) => {
+            let signer = config::token_key(env, inst)?;
+            let d = token_for(req, env, &signer, inst, phone.e164(), &c.id)?;
             ok(&PollData {
                 status: d.status,
                 phone: Some(d.phone),

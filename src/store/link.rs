@@ -5,18 +5,18 @@
 //! callbacks, which are persisted before anything else happens and retried until delivered
 //! or given up.
 
-use crate::callbacks;
-use crate::object_store;
-use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
-use crate::service;
-use crate::store::{self, Recipients};
+use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
+use super::recipient::Recipients;
+use super::records::{self, ChallengeRecord, RecordKind};
+use super::{call, stub, table, unknown_op, Op, LINKS};
+use crate::channels::callbacks;
+use crate::{clock, config};
 use otp_core::rules::link_state::{Confirm, Inbound, LinkChallenge};
+use otp_core::rules::schedule::Retry;
 use otp_core::rules::template::render;
 use otp_core::web::login::login_token;
-use otp_core::wire::webhook::retry_delays;
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
 };
@@ -93,7 +93,7 @@ pub struct CallbackLog {
 pub struct LinkObject {
     state: State,
     env: Env,
-    schema_ready: Cell<bool>,
+    schema: table::Schema,
 }
 
 impl DurableObject for LinkObject {
@@ -101,92 +101,92 @@ impl DurableObject for LinkObject {
         Self {
             state,
             env,
-            schema_ready: Cell::new(false),
+            schema: table::Schema::default(),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.ensure_schema()?;
-        let path = req.path();
+        let op = Op::of(&req);
         let body = req.text().await?;
-        match path.as_str() {
-            "/create" => self.create(serde_json::from_str(&body)?).await,
-            "/inbound" => self.inbound(serde_json::from_str(&body)?).await,
-            "/confirm" => self.confirm(serde_json::from_str(&body)?).await,
-            "/get" | "/open" => {
+        match op {
+            Some(Op::Create) => self.create(serde_json::from_str(&body)?).await,
+            Some(Op::Inbound) => self.inbound(serde_json::from_str(&body)?).await,
+            Some(Op::Confirm) => self.confirm(serde_json::from_str(&body)?).await,
+            Some(op @ (Op::Get | Op::Open)) => {
                 let view = LinkView {
                     challenge: self.load()?,
-                    callbacks: object_store::read(&self.sql(), "callbacks")?.unwrap_or_default(),
+                    callbacks: table::read(&self.sql(), "callbacks")?.unwrap_or_default(),
                 };
-                if let (Some(c), "/open") = (&view.challenge, path.as_str()) {
+                if let (Some(c), Op::Open) = (&view.challenge, op) {
                     // The login page was shown: counted once per challenge (click-through).
                     let sql = self.sql();
-                    if object_store::read::<bool>(&sql, "opened")?.is_none() {
-                        object_store::write(&sql, "opened", &true)?;
+                    if table::read::<bool>(&sql, "opened")?.is_none() {
+                        table::write(&sql, "opened", &true)?;
                         self.count(&c.instance, &[("links_opened", 1)]);
                     }
                 }
                 Response::from_json(&view)
             }
-            _ => Response::error("unknown operation", 404),
+            _ => unknown_op(),
         }
     }
 
     /// Runs due jobs; a job's failure is rescheduled on its own schedule, never a panic.
     async fn alarm(&self) -> Result<Response> {
         self.ensure_schema()?;
-        let now_ms = crate::http::now() * 1000;
-        let due = Jobs::new(&self.sql()).due(now_ms)?;
-        for job in due {
-            let (outcome, delays) = match job.kind.as_str() {
-                "expire" => (self.expire().await, vec![0, 2, 4, 8, 16]),
-                "reply" => (self.reply(&job).await, exponential(REPLY_ATTEMPTS)),
-                "callback" => (
-                    self.callback(&job).await,
-                    retry_delays(service::callback_retry_scale(&self.env)),
-                ),
-                other => (
-                    Err(Failure::Permanent(format!("unknown job {other}"))),
-                    vec![],
-                ),
-            };
-            let sql = self.sql();
-            let jobs = Jobs::new(&sql);
-            match outcome {
-                Ok(()) => jobs.finish(job.id)?,
-                Err(Failure::Retry(why)) => match delays.get(job.attempts as usize + 1) {
-                    Some(delay) => jobs.retry_at(job.id, now_ms + delay * 1000, &why)?,
-                    None => {
-                        self.give_up(&job, &why)?;
-                        jobs.finish(job.id)?;
-                    }
-                },
-                Err(Failure::Permanent(why)) => {
-                    self.give_up(&job, &why)?;
-                    jobs.finish(job.id)?;
-                }
-            }
-        }
-        Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        jobs.run_due(self, clock::now_ms()).await?;
+        jobs.arm(&self.state.storage(), &self.env).await?;
         Response::ok("")
     }
 }
 
-/// Why a job did not finish.
-enum Failure {
-    Retry(String),
-    Permanent(String),
+/// Attempts at handing a reply to the recipient's object, or at expiring, before giving up.
+const EXPIRE_ATTEMPTS: u32 = 5;
+
+fn retry(e: impl std::fmt::Display) -> Outcome {
+    Outcome::Retry(e.to_string())
 }
 
-fn retry(e: impl std::fmt::Display) -> Failure {
-    Failure::Retry(e.to_string())
-}
+impl Runner for LinkObject {
+    async fn run(&self, job: &Job) -> Outcome {
+        let ran = match job.kind {
+            JobKind::Expire => self.expire().await,
+            JobKind::Reply => self.reply(job).await,
+            JobKind::Callback => self.callback(job).await,
+            other => Err(Outcome::GiveUp(format!(
+                "{} is not a link job",
+                other.as_str()
+            ))),
+        };
+        ran.err().unwrap_or(Outcome::Done)
+    }
 
-/// 0, 2, 4, 8, ... seconds: `n` attempts.
-fn exponential(n: u32) -> Vec<i64> {
-    (0..n)
-        .map(|i| if i == 0 { 0 } else { 1i64 << i.min(12) })
-        .collect()
+    fn retry(&self, kind: JobKind) -> Retry {
+        match kind {
+            JobKind::Callback => Retry::Webhook {
+                scale: config::callback_retry_scale(&self.env),
+            },
+            JobKind::Expire => Retry::Doubling {
+                attempts: EXPIRE_ATTEMPTS,
+            },
+            _ => Retry::Doubling {
+                attempts: REPLY_ATTEMPTS,
+            },
+        }
+    }
+
+    fn gave_up(&self, job: &Job, why: &str) -> Result<()> {
+        console_error!("link job {} given up: {why}", job.kind.as_str());
+        if job.kind == JobKind::Callback {
+            if let Ok(cb) = serde_json::from_str::<CallbackJob>(&job.target) {
+                self.log_callback(&cb.webhook_id, &format!("given_up: {why}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl LinkObject {
@@ -195,41 +195,42 @@ impl LinkObject {
     }
 
     fn ensure_schema(&self) -> Result<()> {
-        if !self.schema_ready.get() {
-            let schema = [object_store::SCHEMA, JOBS_SCHEMA].join(";\n");
-            self.sql().exec(&schema, None)?;
-            self.schema_ready.set(true);
-        }
-        Ok(())
+        let schema = [table::SCHEMA, JOBS_SCHEMA].join(";\n");
+        self.schema.ensure(&self.sql(), &schema)
     }
 
     fn load(&self) -> Result<Option<LinkChallenge>> {
-        object_store::read(&self.sql(), "link")
+        table::read(&self.sql(), "link")
     }
 
     fn save(&self, c: &LinkChallenge) -> Result<()> {
-        object_store::write(&self.sql(), "link", c)
+        table::write(&self.sql(), "link", c)
     }
 
     async fn create(&self, msg: CreateMsg) -> Result<Response> {
-        let now = crate::http::now();
+        let now = clock::now();
         if self.load()?.is_some_and(|old| old.is_open(now)) {
             // The code is taken by an open challenge: the caller draws another code.
             return Response::from_json(&serde_json::json!({ "created": false }));
         }
         let sql = self.sql();
-        sql.exec("DELETE FROM jobs; DELETE FROM kv WHERE k = 'opened'", None)?;
-        object_store::write(&sql, "callbacks", &CallbackLog::default())?;
+        Jobs::new(&sql).clear()?;
+        sql.exec("DELETE FROM kv WHERE k = 'opened'", None)?;
+        table::write(&sql, "callbacks", &CallbackLog::default())?;
         self.save(&msg.challenge)?;
         let jobs = Jobs::new(&sql);
-        jobs.enqueue("expire", &msg.challenge.id, msg.challenge.expires_at * 1000)?;
-        jobs.arm(&self.state.storage()).await?;
+        jobs.enqueue(
+            JobKind::Expire,
+            &msg.challenge.id,
+            msg.challenge.expires_at * 1000,
+        )?;
+        jobs.arm(&self.state.storage(), &self.env).await?;
         self.count(&msg.challenge.instance, &[("links_generated", 1)]);
         Response::from_json(&serde_json::json!({ "created": true }))
     }
 
     async fn inbound(&self, msg: InboundMsg) -> Result<Response> {
-        let now = crate::http::now();
+        let now = clock::now();
         let Some(mut c) = self.load()? else {
             return Response::from_json(&Inbound::Duplicate);
         };
@@ -246,7 +247,7 @@ impl LinkObject {
                 key,
                 origin: msg.origin.clone(),
             };
-            jobs.enqueue("reply", &serde_json::to_string(&job)?, now * 1000)
+            jobs.enqueue(JobKind::Reply, &serde_json::to_string(&job)?, now * 1000)
                 .map(drop)
         };
         match &outcome {
@@ -273,13 +274,13 @@ impl LinkObject {
             Inbound::Duplicate => {}
         }
         if outcome != Inbound::Duplicate {
-            jobs.arm(&self.state.storage()).await?;
+            jobs.arm(&self.state.storage(), &self.env).await?;
         }
         Response::from_json(&outcome)
     }
 
     async fn confirm(&self, msg: ConfirmMsg) -> Result<Response> {
-        let now = crate::http::now();
+        let now = clock::now();
         let Some(mut c) = self.load()?.filter(|c| c.id == msg.id) else {
             return Response::error("unknown challenge", 404);
         };
@@ -291,7 +292,7 @@ impl LinkObject {
         let expired_now = result == Confirm::Expired && was_open;
         if result == Confirm::Verified || expired_now {
             self.enqueue_callback(&jobs, &c, now)?;
-            jobs.arm(&self.state.storage()).await?;
+            jobs.arm(&self.state.storage(), &self.env).await?;
         }
         if result == Confirm::Verified {
             let seconds = c.verified_at.unwrap_or(now) - c.created_at;
@@ -325,21 +326,20 @@ impl LinkObject {
             webhook_id: format!("msg_{}_{kind}", c.id.replace('-', "")),
             body: c.callback_body(),
         };
-        let mut log: CallbackLog =
-            object_store::read(&self.sql(), "callbacks")?.unwrap_or_default();
+        let mut log: CallbackLog = table::read(&self.sql(), "callbacks")?.unwrap_or_default();
         let entry = if kind == "success" {
             &mut log.success
         } else {
             &mut log.failed
         };
         *entry = Some("pending".into());
-        object_store::write(&self.sql(), "callbacks", &log)?;
-        jobs.enqueue("callback", &serde_json::to_string(&job)?, now * 1000)
+        table::write(&self.sql(), "callbacks", &log)?;
+        jobs.enqueue(JobKind::Callback, &serde_json::to_string(&job)?, now * 1000)
             .map(drop)
     }
 
-    async fn expire(&self) -> std::result::Result<(), Failure> {
-        let now = crate::http::now();
+    async fn expire(&self) -> std::result::Result<(), Outcome> {
+        let now = clock::now();
         let Some(mut c) = self.load().map_err(retry)? else {
             return Ok(());
         };
@@ -360,7 +360,7 @@ impl LinkObject {
                 origin: String::new(),
             };
             jobs.enqueue(
-                "reply",
+                JobKind::Reply,
                 &serde_json::to_string(&job).map_err(retry)?,
                 now * 1000,
             )
@@ -369,20 +369,20 @@ impl LinkObject {
         Ok(())
     }
 
-    async fn reply(&self, job: &Job) -> std::result::Result<(), Failure> {
+    async fn reply(&self, job: &Job) -> std::result::Result<(), Outcome> {
         let r: ReplyJob =
-            serde_json::from_str(&job.target).map_err(|e| Failure::Permanent(e.to_string()))?;
+            serde_json::from_str(&job.target).map_err(|e| Outcome::GiveUp(e.to_string()))?;
         let c = self
             .load()
             .map_err(retry)?
-            .ok_or_else(|| Failure::Permanent("no challenge".into()))?;
+            .ok_or_else(|| Outcome::GiveUp("no challenge".into()))?;
         let template = match r.which.as_str() {
             "success" => &c.messages.success,
             "failed" => &c.messages.failed,
             _ => &c.messages.expired,
         };
         let link = if r.which == "success" {
-            let key = service::login_key(&self.env).map_err(|p| retry(p.0))?;
+            let key = config::login_key(&self.env).map_err(|p| retry(p.0))?;
             format!(
                 "{}/login/{}",
                 r.origin,
@@ -395,35 +395,35 @@ impl LinkObject {
             template,
             &[("link", &link), ("name", &c.name), ("code", &c.code)],
         );
-        let to = Recipient::parse(&r.to).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let to = Recipient::parse(&r.to).map_err(|e| Outcome::GiveUp(e.to_string()))?;
         Recipients::new(&self.env)
             .send(&c.instance, &to, &r.key, &text, false)
             .await
             .map_err(retry)
     }
 
-    async fn callback(&self, job: &Job) -> std::result::Result<(), Failure> {
+    async fn callback(&self, job: &Job) -> std::result::Result<(), Outcome> {
         let cb: CallbackJob =
-            serde_json::from_str(&job.target).map_err(|e| Failure::Permanent(e.to_string()))?;
+            serde_json::from_str(&job.target).map_err(|e| Outcome::GiveUp(e.to_string()))?;
         let c = self
             .load()
             .map_err(retry)?
-            .ok_or_else(|| Failure::Permanent("no challenge".into()))?;
-        let secrets = service::instance_secrets(&self.env, &c.instance).map_err(|p| retry(p.0))?;
+            .ok_or_else(|| Outcome::GiveUp("no challenge".into()))?;
+        let secrets = config::instance_secrets(&self.env, &c.instance).map_err(|p| retry(p.0))?;
         let secret = secrets
             .webhook_secret
             .as_deref()
-            .ok_or_else(|| Failure::Permanent("instance has no webhook_secret".into()))
+            .ok_or_else(|| Outcome::GiveUp("instance has no webhook_secret".into()))
             .and_then(|s| {
                 otp_core::wire::webhook::WebhookSecret::parse(s)
-                    .map_err(|e| Failure::Permanent(e.to_string()))
+                    .map_err(|e| Outcome::GiveUp(e.to_string()))
             })?;
-        let allow_loopback = service::allow_loopback_callbacks(&self.env);
+        let allow_loopback = config::allow_loopback_callbacks(&self.env);
         callbacks::deliver(&secret, &cb.url, &cb.webhook_id, &cb.body, allow_loopback)
             .await
             .map_err(|e| match e {
-                callbacks::CallbackError::Refused(why) => Failure::Permanent(why),
-                callbacks::CallbackError::Failed(why) => Failure::Retry(why),
+                callbacks::CallbackError::Refused(why) => Outcome::GiveUp(why),
+                callbacks::CallbackError::Failed(why) => Outcome::Retry(why),
             })?;
         self.log_callback(&cb.webhook_id, "delivered")
             .map_err(retry)
@@ -433,29 +433,19 @@ impl LinkObject {
     fn count(&self, instance: &str, counts: &[(&'static str, i64)]) {
         let (env, instance, counts) = (self.env.clone(), instance.to_owned(), counts.to_vec());
         self.state
-            .wait_until(async move { crate::metrics::add(&env, &instance, &counts).await });
+            .wait_until(async move { super::metrics::add(&env, &instance, &counts).await });
     }
 
     fn log_callback(&self, webhook_id: &str, what: &str) -> Result<()> {
         let sql = self.sql();
-        let mut log: CallbackLog = object_store::read(&sql, "callbacks")?.unwrap_or_default();
+        let mut log: CallbackLog = table::read(&sql, "callbacks")?.unwrap_or_default();
         let entry = if webhook_id.ends_with("_success") {
             &mut log.success
         } else {
             &mut log.failed
         };
         *entry = Some(what.into());
-        object_store::write(&sql, "callbacks", &log)
-    }
-
-    fn give_up(&self, job: &Job, why: &str) -> Result<()> {
-        console_error!("link job {} given up: {why}", job.kind);
-        if job.kind == "callback" {
-            if let Ok(cb) = serde_json::from_str::<CallbackJob>(&job.target) {
-                self.log_callback(&cb.webhook_id, &format!("given_up: {why}"))?;
-            }
-        }
-        Ok(())
+        table::write(&sql, "callbacks", &log)
     }
 }
 
@@ -480,24 +470,58 @@ pub async fn create(
         let id = otp_core::ids::uuid_v4(id_bytes.try_into().unwrap_or_default());
         let code = code.reveal().to_owned();
         let challenge = make(id.clone(), code.clone());
-        let stub = store::link_stub(env, instance, &code)?;
-        let created: serde_json::Value =
-            store::call_object(&stub, "create", &CreateMsg { challenge }).await?;
+        let created: serde_json::Value = call(
+            &link_stub(env, instance, &code)?,
+            Op::Create,
+            &CreateMsg { challenge },
+        )
+        .await?;
         if created["created"] != true {
             continue;
         }
-        let record = store::ChallengeRecord {
+        let record = ChallengeRecord {
             instance: instance.into(),
             recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
-            kind: "link".into(),
+            kind: RecordKind::Link,
             link_code: Some(code.clone()),
             created_at,
             expires_at,
         };
-        store::put_record(env, &id, &record, created_at).await?;
+        records::put(env, &id, &record, created_at).await?;
         return Ok((id, code));
     }
     Err(worker::Error::RustError(
         "no free link code after 4 draws".into(),
     ))
+}
+
+/// The object that owns the link challenge with this code.
+pub fn link_stub(env: &Env, instance: &str, code: &str) -> Result<worker::Stub> {
+    stub(
+        env,
+        LINKS,
+        &format!("{}:link:{code}", instance.to_ascii_lowercase()),
+    )
+}
+
+/// The link challenge with this code and its callbacks' fate (`Op::Open` also counts the
+/// login page as opened).
+pub async fn view(env: &Env, instance: &str, code: &str, op: Op) -> Result<LinkView> {
+    call(&link_stub(env, instance, code)?, op, &serde_json::json!({})).await
+}
+
+/// Confirms the login URL of challenge `id`: verified once, callbacks persisted.
+pub async fn confirm(env: &Env, instance: &str, code: &str, id: String) -> Result<ConfirmReply> {
+    call(
+        &link_stub(env, instance, code)?,
+        Op::Confirm,
+        &ConfirmMsg { id },
+    )
+    .await
+}
+
+/// Hands an inbound message that carried `code` to its link's object.
+pub async fn inbound(env: &Env, instance: &str, code: &str, msg: &InboundMsg) -> Result<()> {
+    let _: serde_json::Value = call(&link_stub(env, instance, code)?, Op::Inbound, msg).await?;
+    Ok(())
 }

@@ -1,27 +1,305 @@
 //! The Durable Object that owns one recipient of one instance: its challenges, its limits and
-//! its pending deliveries. It is the only place that decides whether a code is right, and it
-//! decides with no `await` between reading and writing its state, so "used once" and
-//! "attempts left" hold under any concurrency.
+//! its pending deliveries, and the typed calls the API surfaces make into it ([`Recipients`]).
+//! It is the only place that decides whether a code is right, and it decides with no `await`
+//! between reading and writing its state, so "used once" and "attempts left" hold under any
+//! concurrency.
 
-use crate::channel::{
-    Channel, DeliveryError, Outbound, Outbox, TwilioChannel, WebhookSender, WhatsappCloud,
-    OUTBOX_SCHEMA,
+use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
+use super::records::{self, ChallengeRecord, RecordKind};
+use super::{call, stub, table, unknown_op, Op, RECIPIENTS};
+use crate::channels::{self, DeliveryError, Outbound, OUTBOX_SCHEMA};
+use crate::{clock, config};
+use otp_core::config::ChannelKind;
+use otp_core::rules::challenge::{
+    Attempt, Challenge, NewChallenge, RecipientState, Refusal, SendOptions,
 };
-use crate::object_store;
-use crate::scheduler::{Job, Jobs, SCHEMA as JOBS_SCHEMA};
-use crate::service;
-use crate::store::{AttemptMsg, GetMsg, ReceiptMsg, SendMsg, StartMsg};
-use otp_core::config::{ChannelKind, InstanceConfig};
-use otp_core::rules::challenge::{Attempt, RecipientState};
-use otp_core::rules::schedule::retry_delay;
+use otp_core::rules::schedule::Retry;
 use otp_core::rules::template::render;
-use otp_core::Recipient;
+use otp_core::{CodeSpec, Recipient};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::cell::Cell;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
     State, Storage,
 };
+
+/// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
+/// of a number reaches the same object.
+pub fn object_name(instance: &str, recipient: &Recipient) -> String {
+    format!("{}:{}", instance.to_ascii_lowercase(), recipient.digits())
+}
+
+/// The request to start a challenge, as sent to the recipient's object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StartMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub id: String,
+    pub spec: CodeSpec,
+    pub name: Option<String>,
+    pub ttl: i64,
+    /// Locale, preferred channel, test mode, fixed code of a test number.
+    #[serde(default)]
+    pub options: SendOptions,
+    /// A resend cooldown in seconds that applies on top of the instance's (the widget's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<i64>,
+}
+
+impl StartMsg {
+    /// A code challenge for `recipient` with a fresh id: what every send surface starts.
+    pub fn code(
+        instance: &str,
+        recipient: &Recipient,
+        spec: CodeSpec,
+        ttl: i64,
+        options: SendOptions,
+    ) -> Result<Self> {
+        Ok(Self {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: super::new_id()?,
+            spec,
+            name: None,
+            ttl,
+            options,
+            cooldown: None,
+        })
+    }
+
+    /// The core's view of the new challenge.
+    pub fn new_challenge(&self) -> NewChallenge {
+        NewChallenge {
+            id: self.id.clone(),
+            kind: otp_core::rules::challenge::Kind::Code,
+            spec: self.spec,
+            name: self.name.clone(),
+            ttl: self.ttl,
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// An attempt at the recipient's latest code.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AttemptMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub code: String,
+    /// When set, the attempt counts only if this challenge is still the latest.
+    #[serde(default)]
+    pub expected: Option<String>,
+}
+
+/// A free-text message for a recipient (a link-flow reply), queued once per `key`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub key: String,
+    pub text: String,
+}
+
+/// A provider's delivery receipt (`sent`, `delivered`, `read`, `failed`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReceiptMsg {
+    pub provider_id: String,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+/// Key prefix of a message sent with a test credential.
+pub const TEST_MESSAGE: &str = "test:";
+
+/// A lookup of one challenge.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GetMsg {
+    pub instance: String,
+    pub recipient: String,
+    pub id: String,
+}
+
+/// A message the dev outbox holds, as a phone would show it.
+#[cfg(feature = "dev")]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub to: String,
+    pub text: String,
+    pub created_at: String,
+}
+
+/// Why a send was refused: by the instance's abuse checks, or by the recipient's limits.
+pub enum Refused {
+    Guard(super::budget::Refused),
+    Limit(Refusal),
+}
+
+/// Talks to the recipient Durable Objects.
+pub struct Recipients<'a> {
+    env: &'a Env,
+}
+
+impl<'a> Recipients<'a> {
+    pub fn new(env: &'a Env) -> Self {
+        Self { env }
+    }
+
+    /// The object that owns every challenge and limit of `recipient` in `instance`.
+    async fn call<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        op: Op,
+        msg: &Q,
+    ) -> Result<A> {
+        let stub = stub(self.env, RECIPIENTS, &object_name(instance, recipient))?;
+        call(&stub, op, msg).await
+    }
+
+    /// Starts a challenge unless a limit refuses it.
+    pub async fn start(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        msg: &StartMsg,
+    ) -> Result<std::result::Result<Challenge, Refusal>> {
+        self.call(instance, recipient, Op::Start, msg).await
+    }
+
+    /// Runs the abuse checks of [`super::budget`], then starts a code challenge and writes its
+    /// KV record: what every send surface does. A test number gets its fixed code here.
+    pub async fn start_guarded(
+        &self,
+        inst: &otp_core::config::InstanceConfig,
+        recipient: &Recipient,
+        mut msg: StartMsg,
+    ) -> Result<std::result::Result<Challenge, Refused>> {
+        use super::budget::{check, Allowed};
+        match check(self.env, inst, recipient, msg.options.test, clock::now()).await? {
+            Ok(Allowed::Send) => {}
+            Ok(Allowed::TestNumber(code)) => msg.options.fixed_code = Some(code),
+            Err(refused) => return Ok(Err(Refused::Guard(refused))),
+        }
+        Ok(self
+            .start_recorded(&inst.id, recipient, &msg)
+            .await?
+            .map_err(Refused::Limit))
+    }
+
+    /// Starts a code challenge and writes its KV record.
+    pub async fn start_recorded(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        msg: &StartMsg,
+    ) -> Result<std::result::Result<Challenge, Refusal>> {
+        // The record is written while the object decides: its uuid is random and only handed
+        // out on success, so the record of a refused challenge is unreachable and just expires.
+        let now = clock::now();
+        let record = ChallengeRecord {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            kind: RecordKind::Code,
+            link_code: None,
+            created_at: now,
+            expires_at: now + msg.ttl,
+        };
+        let (started, recorded) = futures_util::future::join(
+            self.start(instance, recipient, msg),
+            records::put(self.env, &msg.id, &record, now),
+        )
+        .await;
+        let challenge = match started? {
+            Ok(c) => c,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        recorded?;
+        Ok(Ok(challenge))
+    }
+
+    /// Checks a code against the recipient's latest challenge, or, with `expected`, against
+    /// that challenge (a session): decided in one call to the object.
+    pub async fn attempt(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        code: &str,
+        expected: Option<&str>,
+    ) -> Result<Attempt> {
+        let msg = AttemptMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            code: code.into(),
+            expected: expected.map(str::to_owned),
+        };
+        self.call(instance, recipient, Op::Attempt, &msg).await
+    }
+
+    /// Queues a free-text message for the recipient (once per `key`).
+    pub async fn send(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        key: &str,
+        text: &str,
+        test: bool,
+    ) -> Result<()> {
+        let msg = SendMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            // A test message is marked in its key: delivered to the outbox, never a provider.
+            key: if test {
+                format!("{TEST_MESSAGE}{key}")
+            } else {
+                key.into()
+            },
+            text: text.into(),
+        };
+        let _: serde_json::Value = self.call(instance, recipient, Op::Send, &msg).await?;
+        Ok(())
+    }
+
+    /// Applies a delivery receipt to the recipient's message `provider_id`.
+    pub async fn receipt(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        msg: &ReceiptMsg,
+    ) -> Result<()> {
+        let _: serde_json::Value = self.call(instance, recipient, Op::Receipt, msg).await?;
+        Ok(())
+    }
+
+    /// One challenge of the recipient, if still kept.
+    pub async fn get(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        id: &str,
+    ) -> Result<Option<Challenge>> {
+        let msg = GetMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: id.into(),
+        };
+        self.call(instance, recipient, Op::Get, &msg).await
+    }
+
+    /// What the dev outbox holds for the recipient, newest first.
+    #[cfg(feature = "dev")]
+    pub async fn outbox(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+    ) -> Result<Vec<OutboxMessage>> {
+        let msg = GetMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: String::new(),
+        };
+        self.call(instance, recipient, Op::Outbox, &msg).await
+    }
+}
 
 /// Free-text messages waiting for delivery (link-flow replies), keyed for deduplication.
 const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
@@ -48,7 +326,7 @@ struct Meta {
 pub struct RecipientObject {
     state: State,
     env: Env,
-    schema_ready: Cell<bool>,
+    schema: table::Schema,
 }
 
 impl DurableObject for RecipientObject {
@@ -56,26 +334,26 @@ impl DurableObject for RecipientObject {
         Self {
             state,
             env,
-            schema_ready: Cell::new(false),
+            schema: table::Schema::default(),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.ensure_schema()?;
-        let path = req.path();
+        let op = Op::of(&req);
         let body = req.text().await?;
-        match path.as_str() {
-            "/start" => self.start(serde_json::from_str(&body)?).await,
-            "/attempt" => self.attempt(serde_json::from_str(&body)?),
-            "/send" => self.queue_message(serde_json::from_str(&body)?).await,
-            "/receipt" => self.receipt(serde_json::from_str(&body)?).await,
-            "/get" => {
+        match op {
+            Some(Op::Start) => self.start(serde_json::from_str(&body)?).await,
+            Some(Op::Attempt) => self.attempt(serde_json::from_str(&body)?),
+            Some(Op::Send) => self.queue_message(serde_json::from_str(&body)?).await,
+            Some(Op::Receipt) => self.receipt(serde_json::from_str(&body)?).await,
+            Some(Op::Get) => {
                 let msg: GetMsg = serde_json::from_str(&body)?;
                 Response::from_json(&self.load()?.get(&msg.id))
             }
             #[cfg(feature = "dev")]
-            "/outbox" => self.outbox(serde_json::from_str(&body)?),
-            _ => Response::error("unknown operation", 404),
+            Some(Op::Outbox) => self.outbox(serde_json::from_str(&body)?),
+            _ => unknown_op(),
         }
     }
 
@@ -86,13 +364,10 @@ impl DurableObject for RecipientObject {
             console_error!("recipient object: schema: {e}");
             return Err(e);
         }
-        let now_ms = crate::http::now() * 1000;
-        let courier = self.courier();
-        let due = Jobs::new(&self.sql()).due(now_ms)?;
-        for job in due {
-            courier.run(&job, now_ms).await?;
-        }
-        Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
+        jobs.run_due(&self.courier(), clock::now_ms()).await?;
+        jobs.arm(&self.state.storage(), &self.env).await?;
         Response::ok("")
     }
 }
@@ -117,29 +392,19 @@ impl RecipientObject {
         self.courier().load()
     }
 
-    fn instance(&self, id: &str) -> Result<InstanceConfig> {
+    fn instance(&self, id: &str) -> Result<config::Instance> {
         self.courier().instance(id)
     }
 
     fn ensure_schema(&self) -> Result<()> {
-        if !self.schema_ready.get() {
-            // One call: SQLite runs the statements in order.
-            let schema = [
-                object_store::SCHEMA,
-                JOBS_SCHEMA,
-                MESSAGES_SCHEMA,
-                OUTBOX_SCHEMA,
-            ]
-            .join(";\n");
-            self.sql().exec(&schema, None)?;
-            self.schema_ready.set(true);
-        }
-        Ok(())
+        // One call: SQLite runs the statements in order.
+        let schema = [table::SCHEMA, JOBS_SCHEMA, MESSAGES_SCHEMA, OUTBOX_SCHEMA].join(";\n");
+        self.schema.ensure(&self.sql(), &schema)
     }
 
     async fn start(&self, msg: StartMsg) -> Result<Response> {
         let instance = self.instance(&msg.instance)?;
-        let now = crate::http::now();
+        let now = clock::now();
         let mut state = self.load()?;
         // An object that never had a challenge has no owner recorded yet.
         let first = state == RecipientState::default();
@@ -159,7 +424,8 @@ impl RecipientObject {
                     },
                 )?;
             }
-            self.queue_and_send_now("deliver", &msg.id, now).await?;
+            self.queue_and_send_now(JobKind::Deliver, &msg.id, now)
+                .await?;
         }
         Response::from_json(&result)
     }
@@ -178,7 +444,9 @@ impl RecipientObject {
                 .as_deref()
                 .unwrap_or("the provider reported a failure");
             if self.courier().fall_back_or_fail(&id, why)? {
-                Jobs::new(&self.sql()).arm(&self.state.storage()).await?;
+                Jobs::new(&self.sql())
+                    .arm(&self.state.storage(), &self.env)
+                    .await?;
             }
         }
         Response::from_json(&serde_json::json!({ "matched": true }))
@@ -187,14 +455,14 @@ impl RecipientObject {
     /// Persists a job, arms the alarm as a safety net one lease away, and delivers right
     /// after the response. A job is delivered at least once: by this immediate run, or by
     /// the alarm if the isolate went away first.
-    async fn queue_and_send_now(&self, kind: &str, target: &str, now: i64) -> Result<()> {
+    async fn queue_and_send_now(&self, kind: JobKind, target: &str, now: i64) -> Result<()> {
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         let id = jobs.enqueue(kind, target, now * 1000 + LEASE_MS)?;
-        jobs.arm(&self.state.storage()).await?;
+        jobs.arm(&self.state.storage(), &self.env).await?;
         let job = Job {
             id,
-            kind: kind.to_owned(),
+            kind,
             target: target.to_owned(),
             attempts: 0,
         };
@@ -204,10 +472,10 @@ impl RecipientObject {
 
     fn attempt(&self, msg: AttemptMsg) -> Result<Response> {
         let instance = self.instance(&msg.instance)?;
-        let pepper = service::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        let pepper = config::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
         let recipient = Recipient::parse(&msg.recipient)
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let now = crate::http::now();
+        let now = clock::now();
         let mut state = self.load()?;
         let is_right = |c: &otp_core::Challenge| {
             c.code(&pepper, &instance.id, &recipient)
@@ -226,9 +494,9 @@ impl RecipientObject {
     /// Queues a free-text message (a link-flow reply). The same `key` is queued once, so a
     /// retried request never sends twice.
     async fn queue_message(&self, msg: SendMsg) -> Result<Response> {
-        let now = crate::http::now();
+        let now = clock::now();
         let sql = self.sql();
-        if object_store::read::<Meta>(&sql, "meta")?.is_none() {
+        if table::read::<Meta>(&sql, "meta")?.is_none() {
             self.write(
                 "meta",
                 &Meta {
@@ -245,7 +513,8 @@ impl RecipientObject {
             .rows_written()
             > 0;
         if inserted {
-            self.queue_and_send_now("message", &msg.key, now).await?;
+            self.queue_and_send_now(JobKind::Message, &msg.key, now)
+                .await?;
         }
         Response::from_json(&serde_json::json!({ "queued": inserted }))
     }
@@ -260,7 +529,7 @@ impl RecipientObject {
             created_at: f64,
         }
         let instance = self.instance(&msg.instance)?;
-        let pepper = service::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
+        let pepper = config::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
         let recipient = Recipient::parse(&msg.recipient)
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
         let state = self.load()?;
@@ -271,7 +540,7 @@ impl RecipientObject {
                 vec![recipient.digits().into()],
             )?
             .to_array()?;
-        let messages: Vec<crate::store::OutboxMessage> = rows
+        let messages: Vec<OutboxMessage> = rows
             .into_iter()
             .map(|row| {
                 let code = state.get(&row.challenge_id).map(|c| {
@@ -279,7 +548,7 @@ impl RecipientObject {
                         .reveal()
                         .to_owned()
                 });
-                crate::store::OutboxMessage {
+                OutboxMessage {
                     to: recipient.e164(),
                     text: render(
                         &row.text_template,
@@ -291,24 +560,6 @@ impl RecipientObject {
             .collect();
         Response::from_json(&messages)
     }
-}
-
-/// The channel a challenge is delivered through: the one it fell back to, else the first of
-/// the chain matching the caller's preferred medium (`whatsapp`, `sms`), else the first.
-fn current_channel(c: &otp_core::Challenge, chain: &[ChannelKind]) -> ChannelKind {
-    let named = c
-        .channel
-        .as_deref()
-        .and_then(|n| chain.iter().find(|k| k.as_str() == n));
-    let preferred = c
-        .options
-        .channel
-        .as_deref()
-        .and_then(|m| chain.iter().find(|k| k.medium() == m));
-    *named
-        .or(preferred)
-        .or(chain.first())
-        .unwrap_or(&ChannelKind::Outbox)
 }
 
 /// The part of the object that delivers: owned handles to its storage and environment, so a
@@ -324,22 +575,20 @@ impl Courier {
     }
 
     fn read<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
-        object_store::read(&self.sql(), key)
+        table::read(&self.sql(), key)
     }
 
     fn write<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        object_store::write(&self.sql(), key, value)
+        table::write(&self.sql(), key, value)
     }
 
     fn load(&self) -> Result<RecipientState> {
         Ok(self.read("state")?.unwrap_or_default())
     }
 
-    fn instance(&self, id: &str) -> Result<InstanceConfig> {
-        let config = service::instances(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
-        config
-            .instance(id)
-            .cloned()
+    fn instance(&self, id: &str) -> Result<config::Instance> {
+        config::instance(&self.env, id)
+            .map_err(|p| worker::Error::RustError(p.0))?
             .ok_or_else(|| worker::Error::RustError(format!("unknown instance {id}")))
     }
 
@@ -379,13 +628,12 @@ impl Courier {
         };
         // Replies answer a WhatsApp message: through the instance's first channel; a test
         // credential's message only to the outbox.
-        let kind = if job.target.starts_with(crate::store::TEST_MESSAGE) {
+        let kind = if job.target.starts_with(TEST_MESSAGE) {
             ChannelKind::Outbox
         } else {
             instance.chain()[0]
         };
-        self.send_through(&instance, kind, &msg, crate::http::now())
-            .await?;
+        channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await?;
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a
         // late duplicate request is still recognised).
         sql.exec(
@@ -403,7 +651,7 @@ impl Courier {
             .read("meta")
             .map_err(internal)?
             .ok_or_else(|| DeliveryError::Permanent("object has no owner".into()))?;
-        let now = crate::http::now();
+        let now = clock::now();
         let state = self.load().map_err(internal)?;
         let Some(challenge) = state.get(&job.target).filter(|c| c.is_open(now)).cloned() else {
             return Ok(()); // superseded, expired or gone: a stale code is never sent
@@ -429,7 +677,7 @@ impl Courier {
         let kind = if challenge.options.test {
             ChannelKind::Outbox // a test key never reaches a provider
         } else {
-            current_channel(&challenge, &instance.chain())
+            channels::current_channel(&challenge, &instance.chain())
         };
         let minutes = ((challenge.expires_at - challenge.created_at + 59) / 60).to_string();
         let name = challenge.name.as_deref().unwrap_or(&instance.name);
@@ -438,7 +686,7 @@ impl Courier {
             instance.messages.code_text(locale),
             &[("name", name), ("minutes", &minutes)],
         );
-        let pepper = service::pepper(&self.env).map_err(|p| DeliveryError::Retryable(p.0))?;
+        let pepper = config::pepper(&self.env).map_err(|p| DeliveryError::Retryable(p.0))?;
         let code = challenge.code(&pepper, &instance.id, &recipient);
         let msg = Outbound {
             to: &recipient,
@@ -446,122 +694,27 @@ impl Courier {
             text_template: &text_template,
             code: Some(code.reveal()),
         };
-        let provider_id = self.send_through(&instance, kind, &msg, now).await?;
+        let provider_id =
+            channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
-        if state.mark_accepted(
-            &challenge.id,
-            crate::http::now(),
-            kind.as_str(),
-            provider_id,
-        ) {
+        if state.mark_accepted(&challenge.id, clock::now(), kind.as_str(), provider_id) {
             self.write("state", &state).map_err(internal)?;
         }
         Ok(())
-    }
-
-    /// Hands a message to one channel of the instance; the provider's message id on success.
-    async fn send_through(
-        &self,
-        instance: &InstanceConfig,
-        kind: ChannelKind,
-        msg: &Outbound<'_>,
-        now: i64,
-    ) -> std::result::Result<Option<String>, DeliveryError> {
-        let missing = |what: &str| {
-            DeliveryError::Permanent(format!("the {} channel needs {what}", kind.as_str()))
-        };
-        let secrets = || {
-            service::instance_secrets(&self.env, &instance.id)
-                .map_err(|p| DeliveryError::Retryable(p.0))
-        };
-        match kind {
-            ChannelKind::Outbox => {
-                let sql = self.sql();
-                Outbox { sql: &sql, now }.send(msg).await
-            }
-            ChannelKind::Whatsapp => {
-                let secrets = secrets()?;
-                let config = instance
-                    .whatsapp
-                    .as_ref()
-                    .ok_or_else(|| missing("[whatsapp]"))?;
-                let token = secrets
-                    .whatsapp_access_token
-                    .as_deref()
-                    .ok_or_else(|| missing("whatsapp_access_token"))?;
-                WhatsappCloud {
-                    config,
-                    access_token: token,
-                }
-                .send(msg)
-                .await
-            }
-            ChannelKind::TwilioSms | ChannelKind::TwilioWhatsapp => {
-                let secrets = secrets()?;
-                let config = instance
-                    .twilio
-                    .as_ref()
-                    .ok_or_else(|| missing("[twilio]"))?;
-                let token = secrets
-                    .twilio_auth_token
-                    .as_deref()
-                    .ok_or_else(|| missing("twilio_auth_token"))?;
-                let status_callback = service::var(&self.env, "PUBLIC_URL").map(|base| {
-                    format!(
-                        "{}/webhooks/twilio/{}",
-                        base.trim_end_matches('/'),
-                        instance.id
-                    )
-                });
-                TwilioChannel {
-                    config,
-                    auth_token: token,
-                    whatsapp: kind == ChannelKind::TwilioWhatsapp,
-                    web_otp_domain: instance.web_otp_domain.as_deref(),
-                    status_callback,
-                }
-                .send(msg)
-                .await
-            }
-            ChannelKind::Webhook => {
-                let secrets = secrets()?;
-                let config = instance
-                    .webhook
-                    .as_ref()
-                    .ok_or_else(|| missing("[webhook]"))?;
-                let secret = secrets
-                    .sender_secret
-                    .as_deref()
-                    .and_then(|s| otp_core::wire::webhook::WebhookSecret::parse(s).ok())
-                    .ok_or_else(|| missing("a valid sender_secret"))?;
-                let kind = if msg.code.is_some() {
-                    "code"
-                } else {
-                    "message"
-                };
-                WebhookSender {
-                    url: &config.url,
-                    secret: &secret,
-                    kind,
-                }
-                .send(msg)
-                .await
-            }
-        }
     }
 
     /// After a delivery failed for good on one channel: hands the challenge to the next
     /// channel of the chain (a fresh code; the previous one stops working), or, at the end of
     /// the chain, marks it undeliverable. True when it fell back (a new job is queued).
     fn fall_back_or_fail(&self, challenge_id: &str, why: &str) -> Result<bool> {
-        let now = crate::http::now();
+        let now = clock::now();
         let mut state = self.load()?;
         let meta: Option<Meta> = self.read("meta")?;
         let next = state.get(challenge_id).zip(meta).and_then(|(c, meta)| {
             let instance = self.instance(&meta.instance).ok()?;
             let chain = instance.chain();
-            let current = current_channel(c, &chain);
+            let current = channels::current_channel(c, &chain);
             let at = chain.iter().position(|k| *k == current)?;
             chain.get(at + 1).copied()
         });
@@ -573,7 +726,7 @@ impl Courier {
                         kind.as_str()
                     );
                     self.write("state", &state)?;
-                    Jobs::new(&self.sql()).enqueue("deliver", challenge_id, now * 1000)?;
+                    Jobs::new(&self.sql()).enqueue(JobKind::Deliver, challenge_id, now * 1000)?;
                     return Ok(true);
                 }
                 Ok(false)
@@ -588,54 +741,50 @@ impl Courier {
         }
     }
 
-    fn give_up(&self, job: &Job, why: &str) -> Result<()> {
-        if job.kind == "deliver" {
-            self.fall_back_or_fail(&job.target, why)?;
-        } else {
-            console_error!("{} job {} given up: {why}", job.kind, job.target);
-        }
-        Ok(())
-    }
-
-    /// Runs one job and records its outcome: done, rescheduled with backoff, or given up.
-    async fn run(&self, job: &Job, now_ms: i64) -> Result<()> {
-        let outcome = match job.kind.as_str() {
-            "deliver" => self.deliver(job).await,
-            "message" => self.deliver_message(job).await,
-            other => Err(DeliveryError::Permanent(format!(
-                "unknown job kind {other}"
-            ))),
-        };
-        let sql = self.sql();
-        let jobs = Jobs::new(&sql);
-        match outcome {
-            Ok(()) => jobs.finish(job.id),
-            Err(DeliveryError::Retryable(why)) => {
-                match retry_delay(job.attempts as u32 + 1, DELIVERY_ATTEMPTS) {
-                    Some(delay) => jobs.retry_at(job.id, now_ms + delay * 1000, &why),
-                    None => {
-                        self.give_up(job, &why)?;
-                        jobs.finish(job.id)
-                    }
-                }
-            }
-            Err(DeliveryError::Permanent(why)) => {
-                self.give_up(job, &why)?;
-                jobs.finish(job.id)
-            }
-        }
-    }
-
     /// Delivers a just-queued job right away, after the response; the alarm set when it
     /// was queued stays as the safety net should this isolate go away first.
     async fn run_now(self, job: Job) {
-        let now_ms = crate::http::now() * 1000;
+        let sql = self.sql();
+        let jobs = Jobs::new(&sql);
         let result = async {
-            self.run(&job, now_ms).await?;
-            Jobs::new(&self.sql()).arm(&self.storage).await
+            jobs.run(&self, &job, clock::now_ms()).await?;
+            jobs.arm(&self.storage, &self.env).await
         };
         if let Err(e) = result.await {
             console_error!("immediate delivery of job {}: {e}", job.id);
         }
+    }
+}
+
+impl Runner for Courier {
+    async fn run(&self, job: &Job) -> Outcome {
+        let delivered = match job.kind {
+            JobKind::Deliver => self.deliver(job).await,
+            JobKind::Message => self.deliver_message(job).await,
+            other => Err(DeliveryError::Permanent(format!(
+                "{} is not a recipient job",
+                other.as_str()
+            ))),
+        };
+        match delivered {
+            Ok(()) => Outcome::Done,
+            Err(DeliveryError::Retryable(why)) => Outcome::Retry(why),
+            Err(DeliveryError::Permanent(why)) => Outcome::GiveUp(why),
+        }
+    }
+
+    fn retry(&self, _kind: JobKind) -> Retry {
+        Retry::Doubling {
+            attempts: DELIVERY_ATTEMPTS,
+        }
+    }
+
+    fn gave_up(&self, job: &Job, why: &str) -> Result<()> {
+        if job.kind == JobKind::Deliver {
+            self.fall_back_or_fail(&job.target, why)?;
+        } else {
+            console_error!("{} job {} given up: {why}", job.kind.as_str(), job.target);
+        }
+        Ok(())
     }
 }

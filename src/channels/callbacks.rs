@@ -25,7 +25,7 @@ pub async fn deliver(
     allow_loopback: bool,
 ) -> Result<(), CallbackError> {
     check_callback_url(url, allow_loopback).map_err(|e| CallbackError::Refused(e.to_string()))?;
-    let timestamp = crate::http::now();
+    let timestamp = crate::clock::now();
     let signature = webhook::sign(secret, webhook_id, timestamp, body.as_bytes());
     let attempt = async {
         let headers = Headers::new();

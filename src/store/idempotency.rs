@@ -7,13 +7,11 @@
 //! requests with one key exactly one sends; the other is told the first is in progress. The
 //! rules (valid keys, fingerprints, same vs conflicting) are `otp_core::rules::idempotency`'s.
 
-use crate::object_store;
+use super::table;
+use super::{call, stub, unknown_op, Op, IDEMPOTENCY};
 use otp_core::rules::idempotency::{compare, Replay, TTL_SECS};
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
-
-/// Durable Object namespace binding of [`IdempotencyObject`].
-pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
 
 /// Seconds after which a request that began but never finished (its isolate went away) no
 /// longer holds its key: a retry then runs afresh.
@@ -114,10 +112,10 @@ pub async fn claim(
     fingerprint: String,
 ) -> Result<(Begin, Claim)> {
     let name = format!("{scope}:{}", otp_core::secret::token_hash_hex(key));
-    let stub = env.durable_object(IDEMPOTENCY)?.get_by_name(&name)?;
-    let begin: Begin = crate::store::call_object(
+    let stub = stub(env, IDEMPOTENCY, &name)?;
+    let begin: Begin = call(
         &stub,
-        "begin",
+        Op::Begin,
         &BeginMsg {
             fingerprint: fingerprint.clone(),
         },
@@ -134,9 +132,7 @@ impl Claim {
             status,
             body,
         };
-        if let Err(e) =
-            crate::store::call_object::<_, serde_json::Value>(&self.stub, "finish", &msg).await
-        {
+        if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Finish, &msg).await {
             worker::console_error!("idempotency finish: {e}");
         }
     }
@@ -146,9 +142,7 @@ impl Claim {
         let msg = AbortMsg {
             fingerprint: self.fingerprint,
         };
-        if let Err(e) =
-            crate::store::call_object::<_, serde_json::Value>(&self.stub, "abort", &msg).await
-        {
+        if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Abort, &msg).await {
             worker::console_error!("idempotency abort: {e}");
         }
     }
@@ -157,11 +151,15 @@ impl Claim {
 #[durable_object]
 pub struct IdempotencyObject {
     state: State,
+    schema: table::Schema,
 }
 
 impl DurableObject for IdempotencyObject {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: table::Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -169,12 +167,12 @@ impl DurableObject for IdempotencyObject {
         // let two concurrent requests both see the key as new.
         let body = req.text().await?;
         let sql = self.state.storage().sql();
-        sql.exec(object_store::SCHEMA, None)?;
-        let now = crate::http::now();
+        self.schema.ensure(&sql, table::SCHEMA)?;
+        let now = crate::clock::now();
         let entry: Option<Entry> =
-            object_store::read(&sql, KEY)?.filter(|e: &Entry| now - e.started_at < TTL_SECS);
-        match req.path().as_str() {
-            "/begin" => {
+            table::read(&sql, KEY)?.filter(|e: &Entry| now - e.started_at < TTL_SECS);
+        match Op::of(&req) {
+            Some(Op::Begin) => {
                 let msg: BeginMsg = serde_json::from_str(&body)?;
                 let decided = match &entry {
                     None => None,
@@ -195,7 +193,7 @@ impl DurableObject for IdempotencyObject {
                 if let Some(decided) = decided {
                     return Response::from_json(&decided);
                 }
-                object_store::write(
+                table::write(
                     &sql,
                     KEY,
                     &Entry {
@@ -211,7 +209,7 @@ impl DurableObject for IdempotencyObject {
                     .await?;
                 Response::from_json(&Begin::Fresh)
             }
-            "/finish" => {
+            Some(Op::Finish) => {
                 let msg: FinishMsg = serde_json::from_str(&body)?;
                 if let Some(mut e) = entry.filter(|e| e.fingerprint == msg.fingerprint) {
                     if e.response.is_none() {
@@ -219,19 +217,19 @@ impl DurableObject for IdempotencyObject {
                             status: msg.status,
                             body: msg.body,
                         });
-                        object_store::write(&sql, KEY, &e)?;
+                        table::write(&sql, KEY, &e)?;
                     }
                 }
                 Response::from_json(&serde_json::json!({"ok": true}))
             }
-            "/abort" => {
+            Some(Op::Abort) => {
                 let msg: AbortMsg = serde_json::from_str(&body)?;
                 if entry.is_some_and(|e| e.fingerprint == msg.fingerprint && e.response.is_none()) {
                     sql.exec("DELETE FROM kv WHERE k = ?", vec![KEY.into()])?;
                 }
                 Response::from_json(&serde_json::json!({"ok": true}))
             }
-            _ => Response::error("unknown operation", 404),
+            _ => unknown_op(),
         }
     }
 
@@ -239,9 +237,9 @@ impl DurableObject for IdempotencyObject {
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
         let sql = storage.sql();
-        sql.exec(object_store::SCHEMA, None)?;
-        let entry: Option<Entry> = object_store::read(&sql, KEY)?;
-        let now = crate::http::now();
+        self.schema.ensure(&sql, table::SCHEMA)?;
+        let entry: Option<Entry> = table::read(&sql, KEY)?;
+        let now = crate::clock::now();
         match entry {
             Some(e) if now - e.started_at < TTL_SECS => {
                 let left = (e.started_at + TTL_SECS - now).max(1) as u64;

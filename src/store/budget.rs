@@ -5,15 +5,14 @@
 //! instance's `[abuse]` table sets it. Budgets are spent before the challenge is created, so a
 //! send refused later by the recipient's own limits still counts (documented).
 
-use crate::store::call_object;
+use super::table::Schema;
+use super::{call, pick_shard, stub, Op, BUDGETS};
 use otp_core::config::InstanceConfig;
 use otp_core::rules::budget::{self, Window};
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-/// Durable Object namespace binding of [`BudgetObject`].
-pub const BUDGETS: &str = "BUDGETS";
 /// Shards of an instance's budget counters.
 pub const SHARDS: u8 = 4;
 /// The number-range cap's window, in seconds.
@@ -69,9 +68,7 @@ pub async fn check(
         }
     }
     if !items.is_empty() {
-        let mut b = [0u8; 4];
-        let _ = getrandom::fill(&mut b);
-        let shard = budget::pick_shard(u32::from_le_bytes(b), SHARDS);
+        let shard = pick_shard(SHARDS);
         let name = format!("{}:budget:{shard}", inst.id.to_ascii_lowercase());
         if let Some(retry_after) = take(env, &name, &items).await? {
             return Ok(Err(Refused::Budget { retry_after }));
@@ -111,8 +108,7 @@ struct TakeReply {
 /// Takes one unit from every counter of `items` in object `name`, all or none; `Some(wait)`
 /// when one is spent.
 async fn take(env: &Env, name: &str, items: &[Take]) -> Result<Option<i64>> {
-    let stub = env.durable_object(BUDGETS)?.get_by_name(name)?;
-    let reply: TakeReply = call_object(&stub, "take", &items).await?;
+    let reply: TakeReply = call(&stub(env, BUDGETS, name)?, Op::Take, &items).await?;
     Ok(reply.retry_after)
 }
 
@@ -120,11 +116,15 @@ async fn take(env: &Env, name: &str, items: &[Take]) -> Result<Option<i64>> {
 #[durable_object]
 pub struct BudgetObject {
     state: State,
+    schema: Schema,
 }
 
 impl DurableObject for BudgetObject {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -133,12 +133,12 @@ impl DurableObject for BudgetObject {
             value: f64,
         }
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
-            None,
         )?;
         let items: Vec<Take> = req.json().await?;
-        let now = crate::http::now();
+        let now = crate::clock::now();
         sql.exec(
             "DELETE FROM counters WHERE expires_at <= ?",
             vec![now.into()],

@@ -4,14 +4,13 @@
 //! missing signature is refused before anything is read or changed. Text messages carrying
 //! a link code are handed to that link's Durable Object, which deduplicates redeliveries.
 
-use crate::http;
-use crate::link_object::InboundMsg;
-use crate::service;
-use crate::store::{self, ReceiptMsg};
+use super::outcome;
+use crate::config;
+use crate::store::link::{self, InboundMsg};
+use crate::store::recipient::{ReceiptMsg, Recipients};
 use otp_core::rules::link::find_code;
 use otp_core::wire::meta::{self, MetaEvent};
 use otp_core::Recipient;
-use serde_json::Value;
 use worker::{Env, Method, Request, Response, Result};
 
 /// Largest webhook body accepted, in bytes (Meta batches at most a few KB of events).
@@ -31,27 +30,23 @@ pub async fn handle(
     provider: &str,
     instance: &str,
 ) -> Result<Response> {
-    let config = match service::instances(env) {
-        Ok(c) => c,
+    let inst = match config::instance(env, instance) {
+        Ok(i) => i,
         Err(p) => return plain(503, &p.0),
     };
-    let Some(inst) = config.instance(instance).cloned() else {
+    let Some(inst) = inst else {
         return plain(404, "unknown instance");
     };
-    let secrets = match service::instance_secrets(env, &inst.id) {
+    let secrets = match config::instance_secrets(env, &inst.id) {
         Ok(s) => s,
         Err(p) => return plain(503, &p.0),
     };
     let url = req.url()?;
     // Login links go where this service is mounted (under the middleware prefix, if any).
-    let origin = crate::middleware::service_base(env, &url);
+    let origin = config::service_base(env, &url);
     match (provider, req.method()) {
         ("whatsapp", Method::Get) => {
-            let q = |k: &str| {
-                url.query_pairs()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.into_owned())
-            };
+            let q = |k: &str| super::request::query(&url, k);
             let expected = secrets.whatsapp_verify_token.unwrap_or_default();
             match meta::handshake(
                 q("hub.mode").as_deref(),
@@ -112,7 +107,7 @@ pub async fn handle(
             }
             let params: Vec<(String, String)> =
                 url::form_urlencoded::parse(&raw).into_owned().collect();
-            let signed_url = match service::var(env, "PUBLIC_URL") {
+            let signed_url = match config::var(env, "PUBLIC_URL") {
                 Some(base) => format!(
                     "{}{}",
                     base.trim_end_matches('/'),
@@ -158,7 +153,7 @@ pub async fn handle(
             resp.headers_mut().set("content-type", "text/xml")?;
             Ok(resp)
         }
-        _ => http::not_found(),
+        _ => outcome::not_found(),
     }
 }
 
@@ -185,7 +180,7 @@ async fn on_status(
         status: normalized.into(),
         error,
     };
-    store::Recipients::new(env)
+    Recipients::new(env)
         .receipt(instance, &recipient, &msg)
         .await
 }
@@ -202,13 +197,11 @@ async fn on_text(
     let (Some(code), Ok(sender)) = (find_code(text), Recipient::parse(from)) else {
         return Ok(());
     };
-    let stub = store::link_stub(env, instance, code)?;
     let msg = InboundMsg {
         from: sender.digits().into(),
         msg_id: msg_id.into(),
         text: text.into(),
         origin: origin.into(),
     };
-    let _: Value = store::call_object(&stub, "inbound", &msg).await?;
-    Ok(())
+    link::inbound(env, instance, code, &msg).await
 }

@@ -9,67 +9,31 @@
 //! cookie. The rules (patterns, cookie, `next`, the page) live in `otp_core::web::middleware`;
 //! docs/middleware.md is the operator's guide.
 
-use crate::http;
-use crate::service::{self, ConfigProblem};
+use super::outcome::{html_response as page_response, page};
+use super::request::{self, json, MAX_BODY};
+use crate::clock;
+use crate::config::{self, ConfigProblem};
 use otp_core::web::middleware::{
-    self as core, cookie_key, cookie_values, is_phone_header, open_cookie, safe_next, seal_cookie,
+    self as core, cookie_values, is_phone_header, open_cookie, safe_next, seal_cookie,
     strip_cookie, Decision, MiddlewareConfig, Mount, Page, Requirement, Verified,
 };
 use otp_core::web::token;
 use otp_core::{Recipient, Secret};
 use serde_json::json;
-use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use worker::{
     Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
 };
 
-/// The var holding the middleware's configuration (a JSON object); absent or empty: off.
-pub const MIDDLEWARE_VAR: &str = "MIDDLEWARE";
-/// The secret the cookie key is derived from (at least 32 bytes).
-pub const COOKIE_KEY_SECRET: &str = "COOKIE_KEY";
 /// The static assets binding the widget's files are served from.
 const ASSETS_BINDING: &str = "ASSETS";
 
-thread_local! {
-    /// The parsed `MIDDLEWARE` of this isolate (it changes only with a deploy).
-    static CACHE: std::cell::RefCell<Option<Result<Option<Rc<MiddlewareConfig>>, ConfigProblem>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// This deploy's middleware, `None` when it only serves the API.
-pub fn config(env: &Env) -> std::result::Result<Option<Rc<MiddlewareConfig>>, ConfigProblem> {
-    CACHE.with(|cache| {
-        cache
-            .borrow_mut()
-            .get_or_insert_with(|| parse(env).map(|c| c.map(Rc::new)))
-            .clone()
-    })
-}
-
-fn parse(env: &Env) -> std::result::Result<Option<MiddlewareConfig>, ConfigProblem> {
-    let raw = js_sys::Reflect::get(env, &MIDDLEWARE_VAR.into()).unwrap_or(JsValue::UNDEFINED);
-    let json = if raw.is_undefined() || raw.is_null() {
-        return Ok(None);
-    } else if let Some(s) = raw.as_string() {
-        s
-    } else {
-        js_sys::JSON::stringify(&raw)
-            .ok()
-            .and_then(|s| s.as_string())
-            .ok_or_else(|| ConfigProblem(format!("var {MIDDLEWARE_VAR} is not valid JSON")))?
-    };
-    if json.trim().is_empty() {
-        return Ok(None);
-    }
-    MiddlewareConfig::from_json(&json)
-        .map(Some)
-        .map_err(|e| ConfigProblem(e.0))
-}
-
-/// A path's segments for the router (`/a/b/` -> `["a", "b"]`).
-pub fn segments(path: &str) -> Vec<&str> {
-    path.trim_matches('/').split('/').collect()
+/// Where a request goes when the middleware is on.
+pub enum Routed {
+    /// To the service's own routes, at this path (the mount prefix stripped).
+    Service(Request, String),
+    /// Answered here: the site, its verification page, the session endpoint.
+    Answer(Response),
 }
 
 /// A deploy whose `MIDDLEWARE` cannot be read serves nothing: failing open would expose the
@@ -89,50 +53,34 @@ fn error_json(
     if let Some(u) = verify_url {
         error["verify_url"] = json!(u);
     }
-    http::json(status, &json!({ "error": error }), &[])
+    json(status, &serde_json::json!({ "error": error }), &[])
 }
 
 /// Routes a request when the middleware is on.
-pub async fn handle(req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<Routed> {
     let url = req.url()?;
     let path = url.path().to_owned();
-    match cfg.mount(url.host_str().unwrap_or_default(), &path) {
-        Mount::Root => crate::service_route(req, env, &segments(&path)).await,
+    let answer = match cfg.mount(url.host_str().unwrap_or_default(), &path) {
+        Mount::Root => return Ok(Routed::Service(req, path)),
         Mount::Prefix(rest) => {
-            let segs = segments(rest);
+            let segs: Vec<&str> = rest.trim_matches('/').split('/').collect();
             match (req.method(), segs.as_slice()) {
                 (_, ["session"]) => session(req, env, cfg).await,
                 (Method::Get | Method::Head, ["verify"]) => {
-                    let next = url
-                        .query_pairs()
-                        .find(|(k, _)| k == "next")
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default();
+                    let next = request::query(&url, "next").unwrap_or_default();
                     verification_page(env, cfg, 200, &safe_next(&next), None)
                 }
-                (_, ["widget", "v1", ..]) => crate::service_route(req, env, &segs).await,
+                (_, ["widget", "v1", ..]) => return Ok(Routed::Service(req, rest.to_owned())),
                 (Method::Get | Method::Head, ["widget", file, ..]) if !file.is_empty() => {
                     asset(req, env, rest).await
                 }
-                _ if cfg.hostname.is_none() => crate::service_route(req, env, &segs).await,
-                _ => http::not_found(),
+                _ if cfg.hostname.is_none() => return Ok(Routed::Service(req, rest.to_owned())),
+                _ => super::outcome::not_found(),
             }
         }
         Mount::Site => site(req, env, cfg).await,
-    }
-}
-
-/// The service's public base for URLs it hands out (login links): its origin, plus the
-/// prefix when the request came in under it.
-pub fn service_base(env: &Env, url: &worker::Url) -> String {
-    let origin = service::public_origin(env, url);
-    match config(env) {
-        Ok(Some(cfg)) => match cfg.mount(url.host_str().unwrap_or_default(), url.path()) {
-            Mount::Prefix(_) => format!("{origin}{}", cfg.prefix),
-            _ => origin,
-        },
-        _ => origin,
-    }
+    };
+    answer.map(Routed::Answer)
 }
 
 /// `{prefix}/widget/<file>` from the static assets, the prefix stripped.
@@ -141,22 +89,11 @@ async fn asset(req: Request, env: &Env, rest: &str) -> Result<Response> {
     let mut target = url.clone();
     target.set_path(rest);
     let Ok(assets) = env.assets(ASSETS_BINDING) else {
-        return http::not_found();
+        return super::outcome::not_found();
     };
     let mut init = RequestInit::new();
     init.with_method(req.method());
     assets.fetch(target.to_string(), Some(init)).await
-}
-
-/// The key that signs cookies: derived from `COOKIE_KEY`.
-fn signing_key(env: &Env) -> std::result::Result<Secret, ConfigProblem> {
-    let raw = env
-        .secret(COOKIE_KEY_SECRET)
-        .map_err(|_| ConfigProblem(format!("secret {COOKIE_KEY_SECRET} is not set")))?
-        .to_string();
-    let secret = Secret::new(raw.into_bytes())
-        .map_err(|e| ConfigProblem(format!("secret {COOKIE_KEY_SECRET}: {e}")))?;
-    Ok(cookie_key(&secret))
 }
 
 /// The first cookie of the configured name that opens (several may arrive when a sibling
@@ -175,10 +112,10 @@ fn opened_cookie(
 
 /// A request for the site: the verification page, or on to the origin.
 async fn site(req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<Response> {
-    let now = http::now();
+    let now = clock::now();
     let url = req.url()?;
     let requirement = cfg.requirement(url.path());
-    let cookie = match signing_key(env) {
+    let cookie = match config::cookie_key(env) {
         Ok(key) => opened_cookie(&req, &key, cfg, now),
         Err(problem) if requirement != Requirement::Open => return misconfigured(&problem),
         Err(_) => None,
@@ -231,7 +168,7 @@ fn verification_page(
     next: &str,
     notice: Option<&str>,
 ) -> Result<Response> {
-    let instances = match service::instances(env) {
+    let instances = match config::instances(env) {
         Ok(i) => i,
         Err(p) => return misconfigured(&p),
     };
@@ -260,13 +197,8 @@ fn verification_page(
 }
 
 fn html_response(status: u16, html: String, csp: &str) -> Result<Response> {
-    let mut resp = Response::from_html(html)?.with_status(status);
-    let h = resp.headers_mut();
-    h.set("cache-control", "no-store")?;
-    h.set("referrer-policy", "same-origin")?;
-    h.set("x-frame-options", "DENY")?;
-    h.set("x-content-type-options", "nosniff")?;
-    h.set("content-security-policy", csp)?;
+    let mut resp = page_response(status, html, csp)?;
+    resp.headers_mut().set("referrer-policy", "same-origin")?;
     Ok(resp)
 }
 
@@ -276,18 +208,12 @@ fn message_page(status: u16, title: &str, text: &str, retry: Option<&str>) -> Re
     let link = retry
         .map(|u| format!("<p><a href=\"{}\">Verify again</a></p>", esc(u)))
         .unwrap_or_default();
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\">\
-<title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}</style>\
-</head><body><main><h1>{t}</h1><p>{m}</p>{link}</main></body></html>",
-        t = esc(title),
-        m = esc(text),
-    );
-    html_response(
+    page(
         status,
-        html,
+        title,
+        &format!("<p>{}</p>{link}", esc(text)),
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        "same-origin",
     )
 }
 
@@ -329,17 +255,9 @@ async fn session(mut req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<
             Some(&verify_url(cfg, "/")),
         );
     }
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > http::MAX_BODY) {
+    let Ok(body) = request::bytes(&mut req, MAX_BODY).await else {
         return message_page(413, "Request too large", "The form is too large.", None);
-    }
-    let body = req.bytes().await?;
-    if body.len() > http::MAX_BODY {
-        return message_page(413, "Request too large", "The form is too large.", None);
-    }
+    };
     let field = |name: &str| {
         url::form_urlencoded::parse(&body)
             .find(|(k, _)| k == name)
@@ -350,7 +268,7 @@ async fn session(mut req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<
     let retry = verify_url(cfg, &next);
     let refuse = |text: &str| message_page(401, "Verification failed", text, Some(&retry));
 
-    let (key, instance) = match (signing_key(env), service::instances(env)) {
+    let (key, instance) = match (config::cookie_key(env), config::instances(env)) {
         (Ok(k), Ok(i)) => (k, i),
         (Err(p), _) | (_, Err(p)) => return misconfigured(&p),
     };
@@ -360,16 +278,11 @@ async fn session(mut req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<
             cfg.instance
         )));
     };
-    let secrets = match service::instance_secrets(env, &inst.id) {
-        Ok(s) => s,
+    let keys = match config::token_keys(env, &inst.id) {
+        Ok(k) => k,
         Err(p) => return misconfigured(&p),
     };
-    let keys: Vec<(String, Secret)> = secrets
-        .token_keys
-        .iter()
-        .filter_map(|(kid, k)| Some((kid.clone(), Secret::new(k.as_bytes().to_vec()).ok()?)))
-        .collect();
-    let now = http::now();
+    let now = clock::now();
     let claims = match token::verify(&keys, &presented, &inst.id, now) {
         Ok(c) => c,
         Err(token::TokenError::Expired) => {

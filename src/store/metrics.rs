@@ -4,13 +4,12 @@
 //! random per increment, and summed on read, so no single object is touched by every
 //! request. Counts are exact; they are kept per UTC day.
 
-use crate::store::call_object;
+use super::table::Schema;
+use super::{call, pick_shard, stub, unknown_op, Op, METRICS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-/// Durable Object namespace binding of [`MetricsObject`].
-pub const METRICS: &str = "METRICS";
 /// Shards per instance.
 pub const SHARDS: u8 = 4;
 
@@ -32,23 +31,22 @@ pub struct Row {
 /// Adds `counts` to one random shard of `instance`'s counters. Errors are logged, never
 /// raised: a metric must not fail the request that produced it.
 pub async fn add(env: &Env, instance: &str, counts: &[(&str, i64)]) {
-    let mut b = [0u8; 1];
-    let shard = getrandom::fill(&mut b).map(|_| b[0] % SHARDS).unwrap_or(0);
-    let day = otp_core::time::iso8601(crate::http::now())[..10].to_owned();
+    let day = otp_core::time::iso8601(crate::clock::now())[..10].to_owned();
     let msg = AddMsg {
         day,
         counts: counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     };
     let result = async {
-        let stub = env.durable_object(METRICS)?.get_by_name(&format!(
-            "{}:metrics:{shard}",
-            instance.to_ascii_lowercase()
-        ))?;
-        call_object::<_, serde_json::Value>(&stub, "add", &msg).await
+        let stub = stub(env, METRICS, &shard_name(instance, pick_shard(SHARDS)))?;
+        call::<_, serde_json::Value>(&stub, Op::Add, &msg).await
     };
     if let Err(e) = result.await {
         worker::console_error!("metrics for {instance}: {e}");
     }
+}
+
+fn shard_name(instance: &str, shard: u8) -> String {
+    format!("{}:metrics:{shard}", instance.to_ascii_lowercase())
 }
 
 /// The summed counters of `instance`: totals and per day.
@@ -60,14 +58,10 @@ pub struct Summary {
 
 /// Reads and sums every shard of `instance`.
 pub async fn read(env: &Env, instance: &str) -> Result<Summary> {
-    let ns = env.durable_object(METRICS)?;
     let mut summary = Summary::default();
     for shard in 0..SHARDS {
-        let stub = ns.get_by_name(&format!(
-            "{}:metrics:{shard}",
-            instance.to_ascii_lowercase()
-        ))?;
-        let rows: Vec<Row> = call_object(&stub, "read", &serde_json::json!({})).await?;
+        let stub = stub(env, METRICS, &shard_name(instance, shard))?;
+        let rows: Vec<Row> = call(&stub, Op::Read, &serde_json::json!({})).await?;
         for row in rows {
             let v = row.value as i64;
             *summary.totals.entry(row.name.clone()).or_default() += v;
@@ -86,21 +80,25 @@ pub async fn read(env: &Env, instance: &str) -> Result<Summary> {
 #[durable_object]
 pub struct MetricsObject {
     state: State,
+    schema: Schema,
 }
 
 impl DurableObject for MetricsObject {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            schema: Schema::default(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        sql.exec(
+        self.schema.ensure(
+            &sql,
             "CREATE TABLE IF NOT EXISTS counters (day TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (day, name))",
-            None,
         )?;
-        match req.path().as_str() {
-            "/add" => {
+        match Op::of(&req) {
+            Some(Op::Add) => {
                 let msg: AddMsg = req.json().await?;
                 for (name, n) in msg.counts {
                     sql.exec(
@@ -110,13 +108,13 @@ impl DurableObject for MetricsObject {
                 }
                 Response::from_json(&serde_json::json!({"ok": true}))
             }
-            "/read" => {
+            Some(Op::Read) => {
                 let rows: Vec<Row> = sql
                     .exec("SELECT day, name, value FROM counters ORDER BY day", None)?
                     .to_array()?;
                 Response::from_json(&rows)
             }
-            _ => Response::error("unknown operation", 404),
+            _ => unknown_op(),
         }
     }
 }

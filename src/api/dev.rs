@@ -1,27 +1,28 @@
 //! Dev-only routes, compiled only with the `dev` cargo feature (never in the deploy build):
 //! `GET /dev/outbox?to=` shows what a phone would have received, `GET /dev/info` hands the
-//! demo page the demo instance's id and dev API token. They answer only requests addressed to
-//! a loopback host, and refuse to run when any instance has a real channel.
+//! demo page the demo instance's id and dev API token, and `POST /dev/clock` moves the clock
+//! forward when the Worker runs with `DEV_CLOCK = "manual"` (tests of expiry). They answer only
+//! requests addressed to a loopback host, and refuse to run when any instance has a real channel.
 
-use crate::http;
-use crate::service;
-use crate::store::{OutboxMessage, Recipients};
+use super::outcome;
+use super::request::{self, json};
+use crate::config;
+use crate::store::recipient::{OutboxMessage, Recipients};
 use otp_core::Recipient;
-use serde_json::json;
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Method, Request, Response, Result};
 
 /// The plain dev API token of the demo instance (its hash is in `API_TOKENS`).
 const DEV_TOKEN_VAR: &str = "DEV_API_TOKEN";
 
 fn refuse(status: u16, message: &str) -> Result<Response> {
-    http::json(status, &json!({"error": message}), &[])
+    json(status, &serde_json::json!({"error": message}), &[])
 }
 
-pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
-    if !http::is_loopback(&req) {
+pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
+    if !request::is_loopback(&req) {
         return refuse(403, "dev routes answer only on a loopback host");
     }
-    let config = match service::instances(env) {
+    let config = match config::instances(env) {
         Ok(c) => c,
         Err(p) => return refuse(503, &p.0),
     };
@@ -32,16 +33,16 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
         );
     }
     let outbox_instances: Vec<_> = config.instances.iter().collect();
-    match rest {
-        "info" => {
+    match (req.method(), rest) {
+        (Method::Get, ["info"]) => {
             let Some(demo) = outbox_instances.first() else {
                 return refuse(404, "no outbox instance is configured");
             };
             let token = env.var(DEV_TOKEN_VAR).map(|v| v.to_string()).ok();
-            let secrets = service::instance_secrets(env, &demo.id).unwrap_or_default();
-            http::json(
+            let secrets = config::instance_secrets(env, &demo.id).unwrap_or_default();
+            json(
                 200,
-                &json!({
+                &serde_json::json!({
                     "instance": demo.id,
                     "name": demo.name,
                     "api_token": token,
@@ -59,20 +60,16 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                 &[],
             )
         }
-        "outbox" => {
+        (Method::Get, ["outbox"]) => {
             let url = req.url()?;
-            let to = url
-                .query_pairs()
-                .find(|(k, _)| k == "to")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+            let to = request::query(&url, "to").unwrap_or_default();
             let Ok(recipient) = Recipient::parse(&to) else {
                 return refuse(
                     422,
                     "query parameter `to` must be a phone number or chat id",
                 );
             };
-            if let Err(p) = service::pepper(env) {
+            if let Err(p) = config::pepper(env) {
                 return refuse(503, &p.0);
             }
             let mut all: Vec<OutboxMessage> = Vec::new();
@@ -80,8 +77,27 @@ pub async fn handle(req: Request, env: &Env, rest: &str) -> Result<Response> {
                 all.extend(Recipients::new(env).outbox(&inst.id, &recipient).await?);
             }
             all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
-            http::json(200, &all, &[])
+            json(200, &all, &[])
         }
-        _ => http::not_found(),
+        (Method::Post, ["clock"]) if manual_clock(env) => {
+            #[derive(serde::Deserialize)]
+            struct Advance {
+                advance_seconds: i64,
+            }
+            let Ok(body) = req.json::<Advance>().await else {
+                return refuse(422, "body must be {\"advance_seconds\": N}");
+            };
+            if !(0..=86_400 * 30).contains(&body.advance_seconds) {
+                return refuse(422, "advance_seconds must be 0 to 30 days");
+            }
+            let total = crate::clock::advance(body.advance_seconds);
+            json(200, &serde_json::json!({ "offset_seconds": total }), &[])
+        }
+        _ => outcome::not_found(),
     }
+}
+
+/// Whether this Worker runs with a movable clock (`DEV_CLOCK = "manual"`).
+fn manual_clock(env: &Env) -> bool {
+    crate::clock::alarm_cap_ms(env).is_some()
 }

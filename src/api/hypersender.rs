@@ -1,0 +1,497 @@
+//! The Hypersender OTP API v2 surface: `POST /api/otp/v2/{instance}/request-code`,
+//! `validate-code` and `generate-link`, byte-compatible with the documented bodies, plus the
+//! extensions `GET /api/otp/v2/{instance}/otps/{uuid}` and `/metrics`. Failures are
+//! [`Outcome`]s written in the `{success, message, data}` envelope; statuses and messages are
+//! in docs/api.md.
+
+use super::outcome::{self, internal, Outcome};
+use super::request::{self, json, json_object, Kept};
+use crate::store::link::{self, CallbackLog};
+use crate::store::recipient::{Recipients, StartMsg};
+use crate::store::{metrics, records, Op};
+use crate::{clock, config};
+use otp_core::config::InstanceConfig;
+use otp_core::ids::is_uuid;
+use otp_core::rules::challenge::{Attempt, Challenge, SendOptions, Status};
+use otp_core::rules::link_state::{Callbacks, LinkChallenge, LinkMessages};
+use otp_core::time::iso8601;
+use otp_core::wire::hypersender::{parse_request_code, parse_validate_code};
+use otp_core::Recipient;
+use serde::Serialize;
+use worker::{Env, Method, Request, Response, Result};
+
+type Answer = std::result::Result<Response, Outcome>;
+
+/// The documented envelope.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    success: bool,
+    message: &'a str,
+    data: T,
+}
+
+fn ok<T: Serialize>(message: &str, data: T, headers: &[(&str, String)]) -> Answer {
+    json(
+        200,
+        &Envelope {
+            success: true,
+            message,
+            data,
+        },
+        headers,
+    )
+    .map_err(internal)
+}
+
+/// Routes `/api/otp/v2/{instance}/...`.
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    instance: &str,
+    rest: &[&str],
+) -> Result<Response> {
+    let result = match (req.method(), rest) {
+        (Method::Post, ["request-code"]) => request_code(&mut req, env, instance).await,
+        (Method::Post, ["validate-code"]) => validate_code(&mut req, env, instance).await,
+        (Method::Post, ["generate-link"]) => generate_link(&mut req, env, instance).await,
+        (Method::Get, ["otps", uuid]) => status(&req, env, instance, uuid).await,
+        (Method::Get, ["metrics"]) => metrics(&req, env, instance).await,
+        (_, ["request-code" | "validate-code" | "generate-link"]) => {
+            Err(Outcome::MethodNotAllowed("POST"))
+        }
+        (_, ["otps", _] | ["metrics"]) => Err(Outcome::MethodNotAllowed("GET")),
+        _ => Err(Outcome::NotFound),
+    };
+    result.or_else(outcome::hypersender)
+}
+
+/// The caller: its instance, and what its token says.
+struct Authorized {
+    inst: config::Instance,
+    /// A `sk_test_` credential: codes go to the outbox, test numbers apply.
+    test_key: bool,
+    /// SHA-256 of the token: scopes idempotency keys to one credential.
+    token_hash: String,
+}
+
+/// Checks the bearer token, then finds the instance.
+fn authorize(req: &Request, env: &Env, instance: &str) -> std::result::Result<Authorized, Outcome> {
+    let token = request::bearer(req);
+    if token.is_empty() {
+        return Err(Outcome::Unauthenticated);
+    }
+    let inst = config::instance(env, instance)?.ok_or(Outcome::UnknownInstance)?;
+    if !config::token_is_valid(env, &inst.id, &token)? {
+        return Err(Outcome::Unauthenticated);
+    }
+    Ok(Authorized {
+        inst,
+        test_key: token.starts_with("sk_test_"),
+        token_hash: otp_core::secret::token_hash_hex(&token),
+    })
+}
+
+#[derive(Clone, Serialize, serde::Deserialize)]
+struct RequestCodeData {
+    uuid: String,
+    chat_id: String,
+    code: String,
+    status: String,
+    otp_type: String,
+    expires_at: String,
+    created_at: String,
+}
+
+async fn request_code(req: &mut Request, env: &Env, instance: &str) -> Answer {
+    let auth = authorize(req, env, instance)?;
+    let inst = &auth.inst;
+    let pepper = config::pepper(env)?;
+    let key = request::idempotency_key(req)?;
+    let (body, raw) = json_object(req).await?;
+    let input =
+        parse_request_code(&body, inst.max_expires.unwrap_or(1800)).map_err(Outcome::Invalid)?;
+    let scope = format!("{}:{}", inst.id.to_ascii_lowercase(), auth.token_hash);
+    let path = req.path();
+    request::once(
+        env,
+        &scope,
+        key,
+        &path,
+        &raw,
+        || async {
+            let data = start_code(env, &auth, &pepper, input).await?;
+            // The kept response holds no code: a replay derives it again.
+            let kept = RequestCodeData {
+                code: String::new(),
+                ..data.clone()
+            };
+            let kept = serde_json::to_string(&kept).map_err(internal)?;
+            let resp = ok(
+                "OTP code generated and message queued successfully",
+                data,
+                &[],
+            )?;
+            Ok((
+                resp,
+                Kept {
+                    status: 200,
+                    body: kept,
+                },
+            ))
+        },
+        |kept| replay_request_code(env, inst, &pepper, kept.body),
+    )
+    .await
+}
+
+/// Answers a repeated request-code with the first response, its code derived again from the
+/// challenge as it is now (a fallback may have given it a fresh code). Nothing is sent.
+async fn replay_request_code(
+    env: &Env,
+    inst: &InstanceConfig,
+    pepper: &otp_core::Secret,
+    kept: String,
+) -> Answer {
+    let mut data: RequestCodeData = serde_json::from_str(&kept).map_err(internal)?;
+    let recipient = Recipient::parse(&data.chat_id).map_err(|_| Outcome::NotFound)?;
+    let challenge = Recipients::new(env)
+        .get(&inst.id, &recipient, &data.uuid)
+        .await
+        .map_err(internal)?
+        .ok_or(Outcome::NotFound)?;
+    data.code = challenge
+        .code(pepper, &inst.id, &recipient)
+        .reveal()
+        .to_owned();
+    ok(
+        "OTP code generated and message queued successfully",
+        data,
+        &[("idempotent-replayed", "true".into())],
+    )
+}
+
+/// Starts a code challenge after the abuse checks, records it in KV, and returns the body.
+async fn start_code(
+    env: &Env,
+    auth: &Authorized,
+    pepper: &otp_core::Secret,
+    input: otp_core::wire::hypersender::RequestCode,
+) -> std::result::Result<RequestCodeData, Outcome> {
+    let inst = &auth.inst;
+    let mut msg = StartMsg::code(
+        &inst.id,
+        &input.recipient,
+        input.spec,
+        input.expires,
+        SendOptions {
+            locale: input.locale,
+            test: auth.test_key,
+            ..Default::default()
+        },
+    )
+    .map_err(internal)?;
+    msg.name = input.name;
+    let challenge = Recipients::new(env)
+        .start_guarded(inst, &input.recipient, msg)
+        .await
+        .map_err(internal)??;
+    let code = challenge.code(pepper, &inst.id, &input.recipient);
+    Ok(RequestCodeData {
+        uuid: challenge.id.clone(),
+        chat_id: input.recipient.chat_id(),
+        code: code.reveal().to_owned(),
+        status: hypersender_status(challenge.status(challenge.created_at)).into(),
+        otp_type: "code".into(),
+        expires_at: iso8601(challenge.expires_at),
+        created_at: iso8601(challenge.created_at),
+    })
+}
+
+#[derive(Serialize)]
+struct ValidateCodeData {
+    uuid: String,
+    chat_id: String,
+    status: &'static str,
+    validated_at: String,
+}
+
+async fn validate_code(req: &mut Request, env: &Env, instance: &str) -> Answer {
+    let inst = authorize(req, env, instance)?.inst;
+    config::pepper(env)?;
+    let (body, _) = json_object(req).await?;
+    let input = parse_validate_code(&body).map_err(Outcome::Invalid)?;
+    let attempt = Recipients::new(env)
+        .attempt(&inst.id, &input.recipient, &input.code, None)
+        .await
+        .map_err(internal)?;
+    let Attempt::Validated { challenge } = attempt else {
+        return Err(Outcome::Attempt(Box::new(attempt)));
+    };
+    let data = ValidateCodeData {
+        uuid: challenge.id.clone(),
+        chat_id: input.recipient.chat_id(),
+        status: "validated",
+        validated_at: iso8601(challenge.ended_at.unwrap_or(challenge.created_at)),
+    };
+    ok("OTP code validated successfully", data, &[])
+}
+
+/// Status names in Hypersender bodies: `pending|sent|validated|expired`. A superseded code
+/// reads as expired there; the status extension tells the two apart.
+fn hypersender_status(status: Status) -> &'static str {
+    match status {
+        Status::Superseded => "expired",
+        other => other.as_str(),
+    }
+}
+
+#[derive(Serialize)]
+struct StatusData {
+    uuid: String,
+    chat_id: String,
+    status: &'static str,
+    otp_type: &'static str,
+    attempts_left: u32,
+    expires_at: String,
+    created_at: String,
+    sent_at: Option<String>,
+    validated_at: Option<String>,
+    failed_at: Option<String>,
+    failure: Option<String>,
+    channel: Option<String>,
+    delivery: Option<String>,
+}
+
+impl StatusData {
+    fn new(c: &Challenge, recipient: &Recipient, now: i64) -> Self {
+        let status = c.status(now);
+        let ended = c.ended_at.map(iso8601);
+        Self {
+            uuid: c.id.clone(),
+            chat_id: recipient.chat_id(),
+            status: status.as_str(),
+            otp_type: "code",
+            attempts_left: c.attempts_left(),
+            expires_at: iso8601(c.expires_at),
+            created_at: iso8601(c.created_at),
+            sent_at: c.sent_at.map(iso8601),
+            validated_at: if status == Status::Validated {
+                ended.clone()
+            } else {
+                None
+            },
+            failed_at: if status == Status::Failed {
+                ended
+            } else {
+                None
+            },
+            failure: c.failure.clone(),
+            channel: c.channel.clone(),
+            delivery: c.receipt.clone(),
+        }
+    }
+}
+
+async fn status(req: &Request, env: &Env, instance: &str, uuid: &str) -> Answer {
+    let inst = authorize(req, env, instance)?.inst;
+    let not_found = || Outcome::NotFound;
+    if !is_uuid(uuid) {
+        return Err(not_found());
+    }
+    let record = records::get(env, uuid)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    if !record.instance.eq_ignore_ascii_case(&inst.id) {
+        return Err(not_found());
+    }
+    let now = clock::now();
+    if let Some(code) = record.link_code.as_deref() {
+        return link_status(env, &inst.id, code, &uuid.to_ascii_lowercase(), now).await;
+    }
+    let recipient = Recipient::parse(&record.recipient).map_err(|_| not_found())?;
+    let data = match Recipients::new(env)
+        .get(&inst.id, &recipient, &uuid.to_ascii_lowercase())
+        .await
+        .map_err(internal)?
+    {
+        Some(c) => StatusData::new(&c, &recipient, now),
+        // Pruned from its object after the retention period: only the record is left.
+        None => StatusData {
+            uuid: uuid.to_ascii_lowercase(),
+            chat_id: recipient.chat_id(),
+            status: "expired",
+            otp_type: "code",
+            attempts_left: 0,
+            expires_at: iso8601(record.expires_at),
+            created_at: iso8601(record.created_at),
+            sent_at: None,
+            validated_at: None,
+            failed_at: None,
+            failure: None,
+            channel: None,
+            delivery: None,
+        },
+    };
+    ok("OTP status retrieved successfully", data, &[])
+}
+
+#[derive(Serialize)]
+struct GenerateLinkData {
+    uuid: String,
+    code: String,
+    chat_id: Option<String>,
+    status: &'static str,
+    otp_type: &'static str,
+    expires_at: String,
+    created_at: String,
+    whatsapp_link: String,
+}
+
+async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
+    use otp_core::rules::link::{prefilled_text, wa_me_link};
+
+    let inst = authorize(req, env, instance)?.inst;
+    let (body, _) = json_object(req).await?;
+    let input = otp_core::wire::hypersender::parse_generate_link(
+        &body,
+        config::allow_loopback_callbacks(env),
+    )
+    .map_err(Outcome::Invalid)?;
+    let business_number = inst.business_number.clone().ok_or_else(|| {
+        Outcome::Config(config::ConfigProblem(format!(
+            "instance {} has no business_number",
+            inst.id
+        )))
+    })?;
+    config::login_key(env)?;
+    if input.callback_success.is_some() || input.callback_failed.is_some() {
+        let secrets = config::instance_secrets(env, &inst.id)?;
+        if secrets.webhook_secret.is_none() {
+            return Err(Outcome::Config(config::ConfigProblem(format!(
+                "callbacks need INSTANCE_SECRETS.{}.webhook_secret",
+                inst.id
+            ))));
+        }
+    }
+    let name = input.name.clone().unwrap_or_else(|| inst.name.clone());
+    let messages = LinkMessages::or_defaults(
+        &name,
+        input.prompt.as_deref(),
+        input.success.as_deref(),
+        input.failed.as_deref(),
+        input.expired.as_deref(),
+    );
+    let now = clock::now();
+    let expires = (now, now + input.expires);
+    let (id, code) = link::create(
+        env,
+        &inst.id,
+        input.recipient.as_ref(),
+        expires,
+        |id, code| {
+            LinkChallenge::new(
+                id,
+                inst.id.clone(),
+                code,
+                name.clone(),
+                expires,
+                input.recipient.as_ref().map(|r| r.digits().to_owned()),
+                messages.clone(),
+                Callbacks {
+                    success: input.callback_success.clone(),
+                    failed: input.callback_failed.clone(),
+                },
+                inst.link.max_failures,
+            )
+        },
+    )
+    .await
+    .map_err(internal)?;
+    let data = GenerateLinkData {
+        uuid: id,
+        whatsapp_link: wa_me_link(&business_number, &prefilled_text(&messages.prompt, &code)),
+        code,
+        chat_id: input.recipient.as_ref().map(Recipient::chat_id),
+        status: "pending",
+        otp_type: "link",
+        expires_at: iso8601(expires.1),
+        created_at: iso8601(now),
+    };
+    ok("OTP link request created successfully", data, &[])
+}
+
+#[derive(Serialize)]
+struct LinkStatusData {
+    uuid: String,
+    code: String,
+    chat_id: Option<String>,
+    status: &'static str,
+    otp_type: &'static str,
+    expires_at: String,
+    created_at: String,
+    claimed_at: Option<String>,
+    verified_at: Option<String>,
+    failed_at: Option<String>,
+    failure: Option<String>,
+    callbacks: CallbackLog,
+}
+
+async fn link_status(env: &Env, instance: &str, code: &str, uuid: &str, now: i64) -> Answer {
+    let got = link::view(env, instance, code, Op::Get)
+        .await
+        .map_err(internal)?;
+    let Some(c) = got.challenge.filter(|c| c.id == uuid) else {
+        return Err(Outcome::NotFound);
+    };
+    let data = LinkStatusData {
+        uuid: c.id.clone(),
+        code: c.code.clone(),
+        chat_id: c.chat_id(),
+        status: c.status(now).as_str(),
+        otp_type: "link",
+        expires_at: iso8601(c.expires_at),
+        created_at: iso8601(c.created_at),
+        claimed_at: c.claimed_at.map(iso8601),
+        verified_at: c.verified_at.map(iso8601),
+        failed_at: c.failed_at.map(iso8601),
+        failure: c.failure.clone(),
+        callbacks: got.callbacks,
+    };
+    ok("OTP status retrieved successfully", data, &[])
+}
+
+#[derive(Serialize)]
+struct MetricsData {
+    links_generated: i64,
+    links_opened: i64,
+    links_claimed: i64,
+    links_verified: i64,
+    links_expired: i64,
+    links_failed: i64,
+    failed_attempts: i64,
+    average_seconds_to_verification: Option<f64>,
+    days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+}
+
+/// Extension: `GET /api/otp/v2/{instance}/metrics`, the Monitoring list of the generate-link
+/// doc, summed over the instance's counter shards.
+async fn metrics(req: &Request, env: &Env, instance: &str) -> Answer {
+    let inst = authorize(req, env, instance)?.inst;
+    let summary = metrics::read(env, &inst.id).await.map_err(internal)?;
+    let t = |k: &str| summary.totals.get(k).copied().unwrap_or(0);
+    let verified = t("links_verified");
+    let data = MetricsData {
+        links_generated: t("links_generated"),
+        links_opened: t("links_opened"),
+        links_claimed: t("links_claimed"),
+        links_verified: verified,
+        links_expired: t("links_expired"),
+        links_failed: t("links_failed"),
+        failed_attempts: t("failed_attempts"),
+        average_seconds_to_verification: (verified > 0)
+            .then(|| t("verification_seconds_total") as f64 / verified as f64),
+        days: summary.days,
+    };
+    ok("OTP metrics retrieved successfully", data, &[])
+}

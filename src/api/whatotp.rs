@@ -1,0 +1,478 @@
+//! The WhatOTP API surface: `POST /v1/otp/send`, `/v1/otp/verify` and `/v1/messages/send`,
+//! so a client written for WhatOTP works against edge-otp unchanged. It runs on the same
+//! challenge store as the Hypersender surface (the recipient's Durable Object decides single
+//! use, attempts and lockouts); what WhatOTP leaves undocumented (bodies, errors, templates)
+//! is designed here and written down in docs/api.md and docs/openapi.yaml.
+//!
+//! Keys are `sk_live_…` and `sk_test_…` tokens, kept like the Hypersender tokens as SHA-256
+//! under their instance in `API_TOKENS`: the key alone names the instance. A test key marks
+//! its challenges `test`, so their codes go to the dev outbox and never to a provider. Every
+//! request on `/v1/*` counts toward the documented 120 per minute per (API key hash, client
+//! IP), enforced by the `WHATOTP_RL` rate limiting binding. The send endpoints honour an
+//! `Idempotency-Key` header through [`super::request::once`].
+
+use super::outcome::{self, internal, session_attempt, Outcome};
+use super::request::{self, json_object, Kept};
+use crate::store::budget::{self, Allowed};
+use crate::store::recipient::{Recipients, StartMsg};
+use crate::store::records::{self, RecordKind};
+use crate::{clock, config};
+use config::Instance;
+use otp_core::rules::challenge::SendOptions;
+use otp_core::rules::template::render;
+use otp_core::secret::token_hash_hex;
+use otp_core::time::iso8601;
+use otp_core::wire::whatotp::{self as core, KeyMode};
+use otp_core::{Alphabet, CodeSpec, Recipient};
+use serde::Serialize;
+use worker::{Env, Method, Request, Response, Result};
+
+type Answer = std::result::Result<Response, Outcome>;
+
+/// Rate limiting binding: 120 requests per 60 s per (API key hash, client IP).
+pub const RATE_LIMITER: &str = "WHATOTP_RL";
+/// The binding's period in seconds, sent as `Retry-After` when it refuses.
+const RATE_PERIOD: i64 = 60;
+/// Code lifetime of `/v1/otp/send` in seconds, lowered to an instance's `max_expires`.
+const DEFAULT_TTL: i64 = 300;
+/// Longest rendered message of `/v1/messages/send` (WhatsApp's text limit), in characters.
+const MESSAGE_MAX: usize = 4096;
+/// Built-in templates of `/v1/messages/send`. `text` sends the `text` variable itself, its
+/// own `{placeholders}` filled in from the other variables.
+const TEMPLATES: &[&str] = &["text"];
+
+fn invalid(field: &'static str, message: String) -> Outcome {
+    Outcome::InvalidField(core::ApiError {
+        code: "invalid_request",
+        message,
+        field: Some(field),
+    })
+}
+
+/// A success as the API answers it (the same bytes again on an idempotent replay).
+fn reply(status: u16, body: String, replayed: bool) -> Answer {
+    let answer = || -> Result<Response> {
+        let mut resp = Response::ok(body)?.with_status(status);
+        let h = resp.headers_mut();
+        h.set("content-type", "application/json")?;
+        h.set("cache-control", "no-store")?;
+        if replayed {
+            h.set("idempotent-replayed", "true")?;
+        }
+        Ok(resp)
+    };
+    answer().map_err(internal)
+}
+
+/// A success to answer now and keep for replays.
+fn kept<T: Serialize>(status: u16, body: &T) -> std::result::Result<(Response, Kept), Outcome> {
+    let body = serde_json::to_string(body).map_err(internal)?;
+    Ok((reply(status, body.clone(), false)?, Kept { status, body }))
+}
+
+/// Runs a send once per `Idempotency-Key` of its caller: a replay answers with the same bytes.
+async fn once<F, Fut>(
+    env: &Env,
+    caller: &Caller,
+    key: Option<String>,
+    path: &str,
+    raw: &[u8],
+    work: F,
+) -> Answer
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(Response, Kept), Outcome>>,
+{
+    // Scoped to the instance and the API key, so two clients never share a key.
+    let scope = format!(
+        "{}:{}",
+        caller.inst.id.to_ascii_lowercase(),
+        caller.key_hash
+    );
+    request::once(env, &scope, key, path, raw, work, |k| async move {
+        reply(k.status, k.body, true)
+    })
+    .await
+}
+
+/// The instance and mode of the API key a request presented.
+struct Caller {
+    inst: Instance,
+    mode: KeyMode,
+    key_hash: String,
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Send,
+    Verify,
+    Message,
+}
+
+/// Routes `/v1/...`.
+pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Response> {
+    let route = match rest {
+        ["otp", "send"] => Route::Send,
+        ["otp", "verify"] => Route::Verify,
+        ["messages", "send"] => Route::Message,
+        // Like every path the Worker does not serve: the shared 404.
+        _ => return outcome::not_found(),
+    };
+    if req.method() != Method::Post {
+        return outcome::whatotp(Outcome::MethodNotAllowed("POST"));
+    }
+    let result = async {
+        let caller = authorize(&req, env).await?;
+        match route {
+            Route::Send => send(&mut req, env, &caller).await,
+            Route::Verify => verify(&mut req, env, &caller).await,
+            Route::Message => message(&mut req, env, &caller).await,
+        }
+    };
+    result.await.or_else(outcome::whatotp)
+}
+
+/// Counts the request toward the rate limit of its (key, IP), then finds the key's instance.
+/// Requests without a valid key count too (under the hash of what they presented), so a
+/// flood of bad keys from one address is refused like any other.
+async fn authorize(req: &Request, env: &Env) -> std::result::Result<Caller, Outcome> {
+    let key = request::bearer(req);
+    let key_hash = token_hash_hex(&key);
+    let ip = request::client_ip(req);
+    if !request::rate_limit_allows(env, RATE_LIMITER, format!("{key_hash}|{ip}")).await? {
+        return Err(Outcome::RateLimited {
+            message: "too many requests: at most 120 a minute per API key and client IP",
+            period: RATE_PERIOD,
+        });
+    }
+    let mode = core::key_mode(&key).ok_or(Outcome::Unauthenticated)?;
+    let inst = instance_of_key(env, &key)?.ok_or(Outcome::Unauthenticated)?;
+    Ok(Caller {
+        inst,
+        mode,
+        key_hash,
+    })
+}
+
+/// The instance whose `API_TOKENS` entry holds the key's hash. Every instance is checked (no
+/// early exit), each in constant time; a key listed under two instances is a configuration
+/// error, never a guess.
+fn instance_of_key(env: &Env, key: &str) -> std::result::Result<Option<Instance>, Outcome> {
+    let mut found: Vec<Instance> = Vec::new();
+    for inst in config::each_instance(env)? {
+        if config::token_is_valid(env, &inst.id, key)? {
+            found.push(inst);
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        _ => Err(Outcome::Config(config::ConfigProblem(
+            "an API key is listed under several instances in API_TOKENS".into(),
+        ))),
+    }
+}
+
+#[derive(Serialize)]
+struct SendData {
+    session_id: String,
+    status: &'static str,
+    channel: &'static str,
+    expires_at: String,
+    expires_in: i64,
+}
+
+async fn send(req: &mut Request, env: &Env, caller: &Caller) -> Answer {
+    config::pepper(env)?;
+    let (body, raw) = json_object(req).await?;
+    let input = core::parse_send(&body)?;
+    let key = request::idempotency_key(req)?;
+    once(env, caller, key, "/v1/otp/send", &raw, || {
+        start_session(env, caller, &input)
+    })
+    .await
+}
+
+/// Starts a challenge for `input` and writes its record: the session.
+async fn start_session(
+    env: &Env,
+    caller: &Caller,
+    input: &core::SendOtp,
+) -> std::result::Result<(Response, Kept), Outcome> {
+    let inst = &caller.inst;
+    let msg = StartMsg::code(
+        &inst.id,
+        &input.to,
+        CodeSpec {
+            length: input.length,
+            alphabet: Alphabet::Digits,
+        },
+        DEFAULT_TTL.min(inst.max_expires.unwrap_or(DEFAULT_TTL)),
+        SendOptions {
+            channel: Some(input.channel.as_str().into()),
+            test: caller.mode == KeyMode::Test,
+            ..SendOptions::default()
+        },
+    )
+    .map_err(internal)?;
+    let challenge = Recipients::new(env)
+        .start_guarded(inst, &input.to, msg)
+        .await
+        .map_err(internal)??;
+    let data = SendData {
+        session_id: core::session_id(&challenge.id),
+        status: challenge.status(challenge.created_at).as_str(),
+        channel: input.channel.as_str(),
+        expires_at: iso8601(challenge.expires_at),
+        expires_in: challenge.expires_at - challenge.created_at,
+    };
+    kept(200, &data)
+}
+
+#[derive(Serialize)]
+struct VerifyData {
+    session_id: String,
+    status: &'static str,
+    verified_at: String,
+}
+
+async fn verify(req: &mut Request, env: &Env, caller: &Caller) -> Answer {
+    config::pepper(env)?;
+    let (body, _) = json_object(req).await?;
+    let input = core::parse_verify(&body)?;
+    let uuid = core::parse_session_id(&input.session_id).ok_or(Outcome::SessionNotFound)?;
+    let inst = &caller.inst;
+    let record = records::get(env, &uuid)
+        .await
+        .map_err(internal)?
+        .filter(|r| r.kind == RecordKind::Code && r.instance.eq_ignore_ascii_case(&inst.id))
+        .ok_or(Outcome::SessionNotFound)?;
+    let recipient = Recipient::parse(&record.recipient).map_err(|_| Outcome::SessionNotFound)?;
+    let attempt = Recipients::new(env)
+        .attempt(&inst.id, &recipient, &input.code, Some(&uuid))
+        .await
+        .map_err(internal)?;
+    let verified_at = session_attempt(&uuid, attempt)?;
+    let body = serde_json::to_string(&VerifyData {
+        session_id: core::session_id(&uuid),
+        status: "verified",
+        verified_at: iso8601(verified_at),
+    })
+    .map_err(internal)?;
+    reply(200, body, false)
+}
+
+#[derive(Serialize)]
+struct MessageData {
+    id: String,
+    status: &'static str,
+    expires_at: String,
+}
+
+async fn message(req: &mut Request, env: &Env, caller: &Caller) -> Answer {
+    let (body, raw) = json_object(req).await?;
+    let input = core::parse_message(&body)?;
+    let text = render_template(&input)?;
+    let key = request::idempotency_key(req)?;
+    once(env, caller, key, "/v1/messages/send", &raw, || {
+        queue_message(env, caller, &input, &text)
+    })
+    .await
+}
+
+/// The message text of a built-in template (see [`TEMPLATES`]).
+fn render_template(input: &core::SendMessage) -> std::result::Result<String, Outcome> {
+    if !TEMPLATES.contains(&input.template_id.as_str()) {
+        return Err(invalid(
+            "template_id",
+            format!("`template_id` must be one of: {}", TEMPLATES.join(", ")),
+        ));
+    }
+    let text = input
+        .variables
+        .get("text")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            invalid(
+                "variables",
+                "`variables` must have a non-empty `text` for template `text`".into(),
+            )
+        })?;
+    let values: Vec<(&str, &str)> = input
+        .variables
+        .iter()
+        .filter(|(name, _)| name.as_str() != "text")
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let rendered = render(text, &values);
+    if rendered.chars().count() > MESSAGE_MAX {
+        return Err(invalid(
+            "variables",
+            format!("the rendered message must be at most {MESSAGE_MAX} characters"),
+        ));
+    }
+    Ok(rendered)
+}
+
+/// Queues the message in the recipient's object, once per message id, after the abuse checks
+/// a code send gets (country allowlist, budgets, number-range cap). A test number gets no
+/// delivery, and a test key never reaches a provider: on an instance whose channels reach
+/// real phones its message is accepted and dropped (the free-text queue has no test mode).
+async fn queue_message(
+    env: &Env,
+    caller: &Caller,
+    input: &core::SendMessage,
+    text: &str,
+) -> std::result::Result<(Response, Kept), Outcome> {
+    let inst = &caller.inst;
+    let id = format!(
+        "msg_{}",
+        crate::store::new_id().map_err(internal)?.replace('-', "")
+    );
+    let test = caller.mode == KeyMode::Test;
+    let allowed = budget::check(env, inst, &input.to, test, clock::now())
+        .await
+        .map_err(internal)?
+        .map_err(Outcome::Guard)?;
+    // A test number gets nothing; a test key's message goes to the outbox.
+    if !matches!(allowed, Allowed::TestNumber(_)) {
+        Recipients::new(env)
+            .send(&inst.id, &input.to, &id, text, test)
+            .await
+            .map_err(internal)?;
+    }
+    let data = MessageData {
+        id,
+        status: "queued",
+        expires_at: iso8601(clock::now() + input.expires_in_seconds),
+    };
+    kept(202, &data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otp_core::rules::challenge::{Attempt, Kind, Stage};
+    use serde_json::{json, Value};
+
+    fn message(body: Value) -> core::SendMessage {
+        let Value::Object(map) = body else {
+            unreachable!("test bodies are objects")
+        };
+        core::parse_message(&map).expect("a valid body")
+    }
+
+    fn challenge(id: &str) -> otp_core::Challenge {
+        otp_core::Challenge {
+            id: id.into(),
+            kind: Kind::Code,
+            spec: CodeSpec {
+                length: 6,
+                alphabet: Alphabet::Digits,
+            },
+            name: None,
+            created_at: 100,
+            expires_at: 400,
+            attempts: 0,
+            max_attempts: 5,
+            stage: Stage::Validated,
+            sent_at: None,
+            ended_at: Some(150),
+            failure: None,
+            options: SendOptions::default(),
+            generation: 0,
+            channel: None,
+            provider_id: None,
+            receipt: None,
+        }
+    }
+
+    #[test]
+    fn text_template_fills_placeholders_from_the_other_variables() {
+        let input = message(json!({
+            "phone_number": "+20123456789",
+            "template_id": "text",
+            "variables": {"text": "Hi {name}, {count} items {missing}", "name": "{count}", "count": 3},
+        }));
+        assert_eq!(
+            render_template(&input).ok().as_deref(),
+            Some("Hi {count}, 3 items {missing}")
+        );
+    }
+
+    #[test]
+    fn unknown_templates_missing_text_and_long_results_are_refused() {
+        let refused = |body: Value, field: &str| {
+            let err = render_template(&message(body)).err();
+            assert!(
+                matches!(&err, Some(Outcome::InvalidField(e)) if e.field == Some(field)),
+                "expected a refusal on {field}"
+            );
+        };
+        let base = |vars: Value| json!({"phone_number": "20123456789", "template_id": "text", "variables": vars});
+        refused(
+            json!({"phone_number": "20123456789", "template_id": "welcome", "variables": {"text": "x"}}),
+            "template_id",
+        );
+        refused(base(json!({"name": "Ada"})), "variables");
+        refused(base(json!({"text": "  "})), "variables");
+        refused(
+            base(json!({"text": "{a}".repeat(20), "a": "x".repeat(256)})),
+            "variables",
+        );
+        assert!(render_template(&message(base(
+            json!({"text": "{a}".repeat(16), "a": "x".repeat(256)})
+        )))
+        .is_ok());
+    }
+
+    #[test]
+    fn an_outcome_about_another_challenge_means_the_session_was_superseded() {
+        let ours = "a0b5df6a-b491-4190-80a5-38d85a2a4836";
+        let other = "00000000-0000-4000-8000-000000000000";
+        let validated = |id: &str| Attempt::Validated {
+            challenge: challenge(id),
+        };
+        assert!(matches!(session_attempt(ours, validated(ours)), Ok(150)));
+        assert!(matches!(
+            session_attempt(ours, validated(other)),
+            Err(Outcome::SessionSuperseded)
+        ));
+        let wrong = |id: &str| Attempt::Wrong {
+            challenge: challenge(id),
+            attempts_left: 3,
+            retry_after: None,
+        };
+        assert!(matches!(
+            session_attempt(ours, wrong(ours)),
+            Err(Outcome::WrongCode {
+                attempts_left: 3,
+                retry_after: None
+            })
+        ));
+        assert!(matches!(
+            session_attempt(ours, wrong(other)),
+            Err(Outcome::SessionSuperseded)
+        ));
+        assert!(matches!(
+            session_attempt(ours, Attempt::NoActive),
+            Err(Outcome::SessionExpired)
+        ));
+        assert!(matches!(
+            session_attempt(ours, Attempt::Locked { retry_after: 9 }),
+            Err(Outcome::Locked { retry_after: 9 })
+        ));
+        let mut undeliverable = challenge(ours);
+        undeliverable.failure = Some("undeliverable: no route".into());
+        assert!(matches!(
+            session_attempt(
+                ours,
+                Attempt::Exhausted {
+                    challenge: undeliverable,
+                    retry_after: 1
+                }
+            ),
+            Err(Outcome::SessionFailed)
+        ));
+    }
+}

@@ -1,0 +1,197 @@
+//! Who delivers: the channel trait, one implementation per provider (WhatsApp Cloud API,
+//! Twilio SMS and WhatsApp, the site's own signed sender, the dev outbox), the choice of a
+//! channel and its credentials for an instance ([`deliver`]), and the other outside services
+//! the Worker calls: the site's callbacks and Turnstile's siteverify.
+//!
+//! A message reaches a channel with its code still a `{code}` placeholder; only the
+//! implementation that talks to the provider fills it in, so no queue or table holds a code.
+//!
+//! May import: `crate::config`, `crate::clock`, `otp-core`. Never `crate::api` or `crate::store`.
+
+pub mod callbacks;
+mod outbox;
+mod sender;
+pub mod turnstile;
+mod twilio;
+mod whatsapp;
+
+pub use outbox::{Outbox, OUTBOX_SCHEMA};
+
+use crate::config;
+use otp_core::config::{ChannelKind, InstanceConfig};
+use otp_core::rules::template::render;
+use otp_core::Recipient;
+use wasm_bindgen::JsValue;
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, SqlStorage};
+
+/// One message to deliver.
+pub struct Outbound<'a> {
+    /// The recipient.
+    pub to: &'a Recipient,
+    /// The challenge it belongs to.
+    pub challenge_id: &'a str,
+    /// Text with every placeholder filled in except `{code}`.
+    pub text_template: &'a str,
+    /// The code, derived just before sending; `None` for messages without one (link replies).
+    pub code: Option<&'a str>,
+}
+
+impl Outbound<'_> {
+    /// The text as the phone shows it.
+    pub fn text(&self) -> String {
+        match self.code {
+            Some(code) => render(self.text_template, &[("code", code)]),
+            None => self.text_template.to_owned(),
+        }
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone)]
+pub enum DeliveryError {
+    /// Worth another try later (timeouts, 5xx, rate limits).
+    Retryable(String),
+    /// Will never work (bad number, refused by the provider).
+    Permanent(String),
+}
+
+/// A way to deliver messages.
+#[allow(async_fn_in_trait)]
+pub trait Channel {
+    /// Hands the message to the provider; `Ok` means accepted for delivery, with the
+    /// provider's message id when it gives one (to match delivery receipts).
+    async fn send(&self, msg: &Outbound<'_>) -> Result<Option<String>, DeliveryError>;
+}
+
+/// One HTTP request to a provider: `(status, body)`, or a retryable error for the network.
+async fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> Result<(u16, Vec<u8>), DeliveryError> {
+    let attempt = async {
+        let h = Headers::new();
+        for (k, v) in headers {
+            h.set(k, v)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(h)
+            .with_body(Some(JsValue::from_str(&body)));
+        let mut resp = Fetch::Request(Request::new_with_init(url, &init)?)
+            .send()
+            .await?;
+        let status = resp.status_code();
+        Ok::<_, worker::Error>((status, resp.bytes().await.unwrap_or_default()))
+    };
+    attempt
+        .await
+        .map_err(|e| DeliveryError::Retryable(format!("{url}: {e}")))
+}
+
+/// The channel a challenge is delivered through: the one it fell back to, else the first of
+/// the chain matching the caller's preferred medium (`whatsapp`, `sms`), else the first.
+pub fn current_channel(c: &otp_core::Challenge, chain: &[ChannelKind]) -> ChannelKind {
+    let named = c
+        .channel
+        .as_deref()
+        .and_then(|n| chain.iter().find(|k| k.as_str() == n));
+    let preferred = c
+        .options
+        .channel
+        .as_deref()
+        .and_then(|m| chain.iter().find(|k| k.medium() == m));
+    *named
+        .or(preferred)
+        .or(chain.first())
+        .unwrap_or(&ChannelKind::Outbox)
+}
+
+/// Hands a message to channel `kind` of `instance`, with the instance's credentials; the
+/// provider's message id on success. `outbox` is the recipient object's database, where the
+/// dev outbox keeps its messages.
+pub async fn deliver(
+    env: &Env,
+    instance: &InstanceConfig,
+    kind: ChannelKind,
+    msg: &Outbound<'_>,
+    outbox: &SqlStorage,
+    now: i64,
+) -> Result<Option<String>, DeliveryError> {
+    let missing = |what: &str| {
+        DeliveryError::Permanent(format!("the {} channel needs {what}", kind.as_str()))
+    };
+    let secrets =
+        || config::instance_secrets(env, &instance.id).map_err(|p| DeliveryError::Retryable(p.0));
+    match kind {
+        ChannelKind::Outbox => Outbox { sql: outbox, now }.send(msg).await,
+        ChannelKind::Whatsapp => {
+            let secrets = secrets()?;
+            let config = instance
+                .whatsapp
+                .as_ref()
+                .ok_or_else(|| missing("[whatsapp]"))?;
+            let token = secrets
+                .whatsapp_access_token
+                .as_deref()
+                .ok_or_else(|| missing("whatsapp_access_token"))?;
+            whatsapp::WhatsappCloud {
+                config,
+                access_token: token,
+            }
+            .send(msg)
+            .await
+        }
+        ChannelKind::TwilioSms | ChannelKind::TwilioWhatsapp => {
+            let secrets = secrets()?;
+            let config = instance
+                .twilio
+                .as_ref()
+                .ok_or_else(|| missing("[twilio]"))?;
+            let token = secrets
+                .twilio_auth_token
+                .as_deref()
+                .ok_or_else(|| missing("twilio_auth_token"))?;
+            let status_callback = config::var(env, "PUBLIC_URL").map(|base| {
+                format!(
+                    "{}/webhooks/twilio/{}",
+                    base.trim_end_matches('/'),
+                    instance.id
+                )
+            });
+            twilio::TwilioChannel {
+                config,
+                auth_token: token,
+                whatsapp: kind == ChannelKind::TwilioWhatsapp,
+                web_otp_domain: instance.web_otp_domain.as_deref(),
+                status_callback,
+            }
+            .send(msg)
+            .await
+        }
+        ChannelKind::Webhook => {
+            let secrets = secrets()?;
+            let config = instance
+                .webhook
+                .as_ref()
+                .ok_or_else(|| missing("[webhook]"))?;
+            let secret = secrets
+                .sender_secret
+                .as_deref()
+                .and_then(|s| otp_core::wire::webhook::WebhookSecret::parse(s).ok())
+                .ok_or_else(|| missing("a valid sender_secret"))?;
+            let kind = if msg.code.is_some() {
+                "code"
+            } else {
+                "message"
+            };
+            sender::WebhookSender {
+                url: &config.url,
+                secret: &secret,
+                kind,
+            }
+            .send(msg)
+            .await
+        }
+    }
+}

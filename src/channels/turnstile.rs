@@ -1,0 +1,33 @@
+//! Cloudflare Turnstile's siteverify: whether a browser passed the human check.
+
+use super::post;
+
+#[derive(serde::Deserialize)]
+struct SiteverifyAnswer {
+    success: bool,
+}
+
+/// Checks `token` at `siteverify_url` with the instance's `secret`. Anything but a clear
+/// success is `false`: a check that cannot run fails closed.
+pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str) -> bool {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("secret", secret)
+        .append_pair("response", token);
+    if ip != "local" {
+        form.append_pair("remoteip", ip);
+    }
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    match post(siteverify_url, &headers, form.finish()).await {
+        Ok((200, body)) => {
+            serde_json::from_slice::<SiteverifyAnswer>(&body).is_ok_and(|answer| answer.success)
+        }
+        Ok((status, _)) => {
+            worker::console_error!("turnstile siteverify answered {status}");
+            false
+        }
+        Err(e) => {
+            worker::console_error!("turnstile siteverify: {e:?}");
+            false
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The one job runner of the Durable Objects. Due work (deliveries, link replies, expiry,
+//! site callbacks) lives in a SQLite `jobs` table, each job with its own attempt counter, and
+//! the object's single alarm is set to the earliest due job (a second `set_alarm` would
+//! replace the first, so nothing else sets it). A job ends [`Outcome::Done`], is retried on its
+//! kind's [`Retry`] policy (otp-core), or gives up; the runner records which, never panics.
+
+use otp_core::rules::schedule::Retry;
+use serde::{Deserialize, Serialize};
+use worker::{Env, Result, SqlStorage, Storage};
+
+/// The table; created by the owning object before first use.
+pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    due_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+)";
+
+/// What a job does; stored by name in the `kind` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Deliver a challenge's code (recipient object).
+    Deliver,
+    /// Deliver a queued free-text message (recipient object).
+    Message,
+    /// Expire a link challenge (link object).
+    Expire,
+    /// Hand a link reply to the recipient's object (link object).
+    Reply,
+    /// POST a signed callback to the site (link object).
+    Callback,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deliver => "deliver",
+            Self::Message => "message",
+            Self::Expire => "expire",
+            Self::Reply => "reply",
+            Self::Callback => "callback",
+        }
+    }
+}
+
+/// A job that is due.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub target: String,
+    pub attempts: i64,
+}
+
+/// How one run of a job ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// Worth another try later, on the kind's retry policy.
+    Retry(String),
+    /// Will never work.
+    GiveUp(String),
+}
+
+/// What an object does with its jobs.
+#[allow(async_fn_in_trait)]
+pub trait Runner {
+    /// Runs one job once.
+    async fn run(&self, job: &Job) -> Outcome;
+    /// How jobs of `kind` are retried.
+    fn retry(&self, kind: JobKind) -> Retry;
+    /// After a job gave up (a permanent failure, or its last retry failed).
+    fn gave_up(&self, job: &Job, why: &str) -> Result<()>;
+}
+
+/// The jobs table of one object.
+pub struct Jobs<'a> {
+    sql: &'a SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct Due {
+    due_ms: Option<f64>,
+}
+
+impl<'a> Jobs<'a> {
+    pub fn new(sql: &'a SqlStorage) -> Self {
+        Self { sql }
+    }
+
+    /// Adds a job due at `due_ms` (Unix milliseconds); returns its id.
+    pub fn enqueue(&self, kind: JobKind, target: &str, due_ms: i64) -> Result<i64> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: f64,
+        }
+        let row: Id = self
+            .sql
+            .exec(
+                "INSERT INTO jobs (kind, target, due_ms) VALUES (?, ?, ?) RETURNING id",
+                vec![kind.as_str().into(), target.into(), due_ms.into()],
+            )?
+            .one()?;
+        Ok(row.id as i64)
+    }
+
+    /// Jobs due at `now_ms`, oldest first.
+    fn due(&self, now_ms: i64) -> Result<Vec<Job>> {
+        self.sql
+            .exec(
+                "SELECT id, kind, target, attempts FROM jobs WHERE due_ms <= ? ORDER BY due_ms, id",
+                vec![now_ms.into()],
+            )?
+            .to_array()
+    }
+
+    /// Removes every job (an object starting over).
+    pub fn clear(&self) -> Result<()> {
+        self.sql.exec("DELETE FROM jobs", None)?;
+        Ok(())
+    }
+
+    fn finish(&self, id: i64) -> Result<()> {
+        self.sql
+            .exec("DELETE FROM jobs WHERE id = ?", vec![id.into()])?;
+        Ok(())
+    }
+
+    fn retry_at(&self, id: i64, due_ms: i64, error: &str) -> Result<()> {
+        self.sql.exec(
+            "UPDATE jobs SET attempts = attempts + 1, due_ms = ?, last_error = ? WHERE id = ?",
+            vec![due_ms.into(), error.into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Runs `job` once and records its outcome: finished, rescheduled, or given up.
+    pub async fn run(&self, runner: &impl Runner, job: &Job, now_ms: i64) -> Result<()> {
+        match runner.run(job).await {
+            Outcome::Done => self.finish(job.id),
+            Outcome::Retry(why) => match runner.retry(job.kind).delay(job.attempts as u32 + 1) {
+                Some(delay) => self.retry_at(job.id, now_ms + delay * 1000, &why),
+                None => {
+                    runner.gave_up(job, &why)?;
+                    self.finish(job.id)
+                }
+            },
+            Outcome::GiveUp(why) => {
+                runner.gave_up(job, &why)?;
+                self.finish(job.id)
+            }
+        }
+    }
+
+    /// Runs every job due at `now_ms`, oldest first.
+    pub async fn run_due(&self, runner: &impl Runner, now_ms: i64) -> Result<()> {
+        for job in self.due(now_ms)? {
+            self.run(runner, &job, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the object's alarm to the earliest due job, or clears it when none is left.
+    pub async fn arm(&self, storage: &Storage, env: &Env) -> Result<()> {
+        let row: Due = self
+            .sql
+            .exec("SELECT MIN(due_ms) AS due_ms FROM jobs", None)?
+            .one()?;
+        match row.due_ms {
+            Some(due) => {
+                let mut wait = (due as i64 - crate::clock::now_ms()).max(0);
+                if let Some(cap) = crate::clock::alarm_cap_ms(env) {
+                    wait = wait.min(cap);
+                }
+                storage
+                    .set_alarm(std::time::Duration::from_millis(wait as u64))
+                    .await
+            }
+            None => storage.delete_alarm().await,
+        }
+    }
+}

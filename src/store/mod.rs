@@ -1,0 +1,156 @@
+//! Who decides and remembers: every Durable Object (recipient, link, idempotency, budget,
+//! metrics), the write-once KV records, the typed calls into the objects and their names, and
+//! the one job runner they share.
+//!
+//! The API surfaces see a narrow interface per object ("start a challenge", "attempt a code",
+//! "claim an idempotency key"); only the objects know SQL, and each single-use decision is
+//! made in exactly one object with no `await` between reading and writing its state.
+//!
+//! May import: `crate::config`, `crate::clock`, `crate::channels`, `otp-core`. Never `crate::api`.
+
+pub mod budget;
+pub mod idempotency;
+pub mod jobs;
+pub mod link;
+pub mod metrics;
+pub mod recipient;
+pub mod records;
+mod table;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit, Result, Stub};
+
+/// An operation on a Durable Object: the path of the internal request that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    // Recipient objects.
+    Start,
+    Attempt,
+    Send,
+    Receipt,
+    Get,
+    #[cfg(feature = "dev")]
+    Outbox,
+    // Link objects.
+    Create,
+    Inbound,
+    Confirm,
+    Open,
+    // Idempotency objects.
+    Begin,
+    Finish,
+    Abort,
+    // Budget objects.
+    Take,
+    // Metrics objects.
+    Add,
+    Read,
+}
+
+impl Op {
+    const ALL: &'static [Op] = &[
+        Op::Start,
+        Op::Attempt,
+        Op::Send,
+        Op::Receipt,
+        Op::Get,
+        #[cfg(feature = "dev")]
+        Op::Outbox,
+        Op::Create,
+        Op::Inbound,
+        Op::Confirm,
+        Op::Open,
+        Op::Begin,
+        Op::Finish,
+        Op::Abort,
+        Op::Take,
+        Op::Add,
+        Op::Read,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Attempt => "attempt",
+            Op::Send => "send",
+            Op::Receipt => "receipt",
+            Op::Get => "get",
+            #[cfg(feature = "dev")]
+            Op::Outbox => "outbox",
+            Op::Create => "create",
+            Op::Inbound => "inbound",
+            Op::Confirm => "confirm",
+            Op::Open => "open",
+            Op::Begin => "begin",
+            Op::Finish => "finish",
+            Op::Abort => "abort",
+            Op::Take => "take",
+            Op::Add => "add",
+            Op::Read => "read",
+        }
+    }
+
+    /// The operation an object's request carries, from its path (`/start`).
+    pub fn of(req: &Request) -> Option<Op> {
+        let path = req.path();
+        let name = path.strip_prefix('/')?;
+        Op::ALL.iter().copied().find(|op| op.as_str() == name)
+    }
+}
+
+/// Durable Object namespace bindings.
+pub const RECIPIENTS: &str = "RECIPIENTS";
+pub const LINKS: &str = "LINKS";
+pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
+pub const BUDGETS: &str = "BUDGETS";
+pub const METRICS: &str = "METRICS";
+
+/// The object named `name` in namespace `binding`.
+pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
+    env.durable_object(binding)?.get_by_name(name)
+}
+
+/// Sends one internal JSON request to a Durable Object and decodes its JSON answer.
+pub async fn call<Q: Serialize, A: DeserializeOwned>(stub: &Stub, op: Op, msg: &Q) -> Result<A> {
+    let answer = call_raw(stub, op, serde_json::to_string(msg)?).await?;
+    Ok(serde_json::from_str(&answer)?)
+}
+
+/// [`call`] without the types: one copy of the request code for every message type.
+async fn call_raw(stub: &Stub, op: Op, body: String) -> Result<String> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
+    let req = Request::new_with_init(&format!("https://object/{}", op.as_str()), &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "durable object answered {} to {}: {}",
+            resp.status_code(),
+            op.as_str(),
+            resp.text().await.unwrap_or_default()
+        )));
+    }
+    resp.text().await
+}
+
+/// An object's answer to an operation it does not know.
+pub fn unknown_op() -> Result<worker::Response> {
+    worker::Response::error("unknown operation", 404)
+}
+
+/// A random shard in `0..shards`, for counters spread over several objects.
+pub fn pick_shard(shards: u8) -> u8 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    otp_core::rules::budget::pick_shard(u32::from_le_bytes(b), shards)
+}
+
+/// A fresh random version-4 UUID: every challenge id.
+pub fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;
+    Ok(otp_core::ids::uuid_v4(bytes))
+}

@@ -1,0 +1,53 @@
+//! The write-once KV records that find a challenge's Durable Object from its uuid (the status
+//! lookup, WhatOTP sessions). Written once, at creation, with an expiry a day past the
+//! challenge's; never updated, never the authority on single use.
+
+use serde::{Deserialize, Serialize};
+use worker::{Env, Result};
+
+/// KV binding of the challenge records.
+pub const CHALLENGES_KV: &str = "CHALLENGES";
+
+/// What kind of challenge a record finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    /// A code, in the recipient's object.
+    Code,
+    /// A WhatsApp link, in the object its link code names.
+    Link,
+}
+
+/// The record of one challenge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    pub instance: String,
+    /// Canonical digits; empty for a link challenge nobody was named for.
+    pub recipient: String,
+    pub kind: RecordKind,
+    /// The link code (link challenges only): names the link's object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_code: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+fn record_key(uuid: &str) -> String {
+    format!("challenge:{}", uuid.to_ascii_lowercase())
+}
+
+/// Writes a challenge's record once, kept until a day after it expires.
+pub async fn put(env: &Env, uuid: &str, record: &ChallengeRecord, now: i64) -> Result<()> {
+    let ttl = (record.expires_at - now + otp_core::rules::challenge::RETENTION).max(60) as u64;
+    env.kv(CHALLENGES_KV)?
+        .put(&record_key(uuid), serde_json::to_string(record)?)?
+        .expiration_ttl(ttl)
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// Reads a challenge's record.
+pub async fn get(env: &Env, uuid: &str) -> Result<Option<ChallengeRecord>> {
+    Ok(env.kv(CHALLENGES_KV)?.get(&record_key(uuid)).json().await?)
+}
