@@ -22,6 +22,11 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
     if !request::is_loopback(&req) {
         return refuse(403, "dev routes answer only on a loopback host");
     }
+    // The clock hands out nothing: it runs beside real channels too (the expiry tests fake a
+    // WhatsApp provider), but only in a dev build started with `DEV_CLOCK = "manual"`.
+    if let (Method::Post, ["clock"]) = (req.method(), rest) {
+        return advance_clock(&mut req, env).await;
+    }
     let config = match config::instances(env) {
         Ok(c) => c,
         Err(p) => return refuse(503, &p.0),
@@ -79,20 +84,6 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
             all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
             json(200, &all, &[])
         }
-        (Method::Post, ["clock"]) if manual_clock(env) => {
-            #[derive(serde::Deserialize)]
-            struct Advance {
-                advance_seconds: i64,
-            }
-            let Ok(body) = req.json::<Advance>().await else {
-                return refuse(422, "body must be {\"advance_seconds\": N}");
-            };
-            if !(0..=86_400 * 30).contains(&body.advance_seconds) {
-                return refuse(422, "advance_seconds must be 0 to 30 days");
-            }
-            let total = crate::clock::advance(body.advance_seconds);
-            json(200, &serde_json::json!({ "offset_seconds": total }), &[])
-        }
         _ => outcome::not_found(),
     }
 }
@@ -100,4 +91,23 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
 /// Whether this Worker runs with a movable clock (`DEV_CLOCK = "manual"`).
 fn manual_clock(env: &Env) -> bool {
     crate::clock::alarm_cap_ms(env).is_some()
+}
+
+/// `POST /dev/clock {"advance_seconds": N}`: moves the Worker's clock forward.
+async fn advance_clock(req: &mut Request, env: &Env) -> Result<Response> {
+    #[derive(serde::Deserialize)]
+    struct Advance {
+        advance_seconds: i64,
+    }
+    if !manual_clock(env) {
+        return outcome::not_found();
+    }
+    let Ok(body) = req.json::<Advance>().await else {
+        return refuse(422, "body must be {\"advance_seconds\": N}");
+    };
+    if !(0..=86_400 * 30).contains(&body.advance_seconds) {
+        return refuse(422, "advance_seconds must be 0 to 30 days");
+    }
+    let total = crate::clock::advance(body.advance_seconds);
+    json(200, &serde_json::json!({ "offset_seconds": total }), &[])
 }
