@@ -347,7 +347,9 @@ async fn to_origin(
         headers.append(&name, &value)?;
     }
     if let Some(p) = phone {
-        headers.set(core::PHONE_HEADER, &format!("+{p}"))?;
+        if let Ok(phone) = Recipient::parse(&p) {
+            headers.set(core::PHONE_HEADER, &phone.e164())?;
+        }
     }
     let mut init = RequestInit::new();
     init.with_method(req.method())

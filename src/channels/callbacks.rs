@@ -3,18 +3,11 @@
 //! the caller's scheduler retries. Redirects are never followed, and the URL is checked
 //! again before every attempt.
 
+use super::DeliveryError;
 use otp_core::url_guard::check_callback_url;
 use otp_core::wire::webhook::{self, WebhookSecret};
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
-
-/// Why an attempt did not deliver.
-pub enum CallbackError {
-    /// The URL is not allowed: never retried.
-    Refused(String),
-    /// Network error or a non-2xx answer (a redirect included): retried.
-    Failed(String),
-}
 
 /// POSTs `body` to `url`, signed with `secret` under `webhook_id`; `Ok` on a 2xx answer.
 pub async fn deliver(
@@ -23,8 +16,10 @@ pub async fn deliver(
     webhook_id: &str,
     body: &str,
     allow_loopback: bool,
-) -> Result<(), CallbackError> {
-    check_callback_url(url, allow_loopback).map_err(|e| CallbackError::Refused(e.to_string()))?;
+) -> Result<(), DeliveryError> {
+    // A URL that is not allowed is never retried; a network error or a non-2xx answer (a
+    // redirect included) is.
+    check_callback_url(url, allow_loopback).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
     let timestamp = crate::clock::now();
     let signature = webhook::sign(secret, webhook_id, timestamp, body.as_bytes());
     let attempt = async {
@@ -46,7 +41,9 @@ pub async fn deliver(
     };
     match attempt.await {
         Ok(status) if (200..300).contains(&status) => Ok(()),
-        Ok(status) => Err(CallbackError::Failed(format!("callback answered {status}"))),
-        Err(e) => Err(CallbackError::Failed(format!("callback failed: {e}"))),
+        Ok(status) => Err(DeliveryError::Retryable(format!(
+            "callback answered {status}"
+        ))),
+        Err(e) => Err(DeliveryError::Retryable(format!("callback failed: {e}"))),
     }
 }

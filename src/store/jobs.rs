@@ -65,6 +65,15 @@ pub enum Outcome {
     GiveUp(String),
 }
 
+impl From<crate::channels::DeliveryError> for Outcome {
+    fn from(e: crate::channels::DeliveryError) -> Self {
+        match e {
+            crate::channels::DeliveryError::Retryable(why) => Self::Retry(why),
+            crate::channels::DeliveryError::Permanent(why) => Self::GiveUp(why),
+        }
+    }
+}
+
 /// What an object does with its jobs.
 #[allow(async_fn_in_trait)]
 pub trait Runner {

@@ -421,10 +421,7 @@ impl LinkObject {
         let allow_loopback = config::allow_loopback_callbacks(&self.env);
         callbacks::deliver(&secret, &cb.url, &cb.webhook_id, &cb.body, allow_loopback)
             .await
-            .map_err(|e| match e {
-                callbacks::CallbackError::Refused(why) => Outcome::GiveUp(why),
-                callbacks::CallbackError::Failed(why) => Outcome::Retry(why),
-            })?;
+            .map_err(Outcome::from)?;
         self.log_callback(&cb.webhook_id, "delivered")
             .map_err(retry)
     }

@@ -766,11 +766,7 @@ impl Runner for Courier {
                 other.as_str()
             ))),
         };
-        match delivered {
-            Ok(()) => Outcome::Done,
-            Err(DeliveryError::Retryable(why)) => Outcome::Retry(why),
-            Err(DeliveryError::Permanent(why)) => Outcome::GiveUp(why),
-        }
+        delivered.map_or_else(Outcome::from, |()| Outcome::Done)
     }
 
     fn retry(&self, _kind: JobKind) -> Retry {
