@@ -2,7 +2,7 @@
 // on 127.0.0.1 with a random port, with test instances and fresh secrets, and returns small
 // helpers for calling its APIs. Kept out of tests/e2e so `node --test` does not run it.
 import { unstable_startWorker } from 'wrangler';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -49,7 +49,17 @@ export function testInstances() {
   ];
 }
 
-/** Fresh per-instance credentials (INSTANCE_SECRETS entry) for an instance. */
+/**
+ * A fresh ES256 signing key as a private JWK (what TOKEN_SIGNING_KEYS holds per kid). Tests
+ * sign their own tokens with it (jose's `importJWK(jwk, 'ES256')`); backends only ever see
+ * its public half, from /.well-known/jwks.json.
+ */
+export function newSigningKey() {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+}
+
+/** Fresh per-instance credentials (INSTANCE_SECRETS entry) for an instance; `token_keys` is for
+ * instances that opt into HS256 (`token_alg = "HS256"`). */
 export function instanceSecretsFor() {
   return {
     whatsapp_app_secret: random(16),
@@ -68,7 +78,8 @@ export function instanceSecretsFor() {
  * `extraInstances` (instance tables added to the test ones, with tokens and credentials made
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
  * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
- * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves).
+ * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves). The deploy's ES256
+ * signing keys are `secrets.signingKeys` ({kid: private JWK}, a fresh `k1` by default).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
@@ -98,6 +109,8 @@ export async function startWorker({
     INSTANCES: { type: 'json', value: instances },
     INSTANCE_SECRETS: { type: 'secret_text', value: JSON.stringify(secrets.instances) },
     OTP_PEPPER: { type: 'secret_text', value: secrets.pepper },
+    // The deploy's ES256 token keys (docs/configuration.md), public at /.well-known/jwks.json.
+    TOKEN_SIGNING_KEYS: { type: 'secret_text', value: JSON.stringify((secrets.signingKeys ??= { k1: newSigningKey() })) },
     DEV_API_TOKEN: { type: 'secret_text', value: secrets.tokens[DEMO] },
     // The edge middleware's cookie key (docs/middleware.md).
     COOKIE_KEY: { type: 'secret_text', value: (secrets.cookieKey ??= random(32)) },
