@@ -2,6 +2,7 @@
 // on 127.0.0.1 with a random port, with test instances and fresh secrets, and returns small
 // helpers for calling its APIs. Kept out of tests/e2e so `node --test` does not run it.
 import { unstable_startWorker } from 'wrangler';
+import { createRemoteJWKSet } from 'jose';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -154,6 +155,13 @@ export class Harness {
     this.worker = worker;
     this.url = url;
     this.secrets = secrets;
+  }
+
+  /** The Worker's public keys as a backend fetches them (jose's remote JWKS, for `jwtVerify`). */
+  keySet(base = '') {
+    this.keySets ??= new Map();
+    if (!this.keySets.has(base)) this.keySets.set(base, createRemoteJWKSet(new URL(`${this.url}${base}/.well-known/jwks.json`)));
+    return this.keySets.get(base);
   }
 
   /** fetch() against the Worker's loopback address. */
