@@ -58,7 +58,9 @@ async fn service_route(req: Request, env: &Env, path: &str) -> Result<Response> 
             webhooks::handle(req, env, provider, instance).await
         }
         (_, ["login", token]) => login::handle(req, env, token).await,
-        (_, [".well-known", name]) => wellknown::handle(req, env, name).await,
+        (Method::Get | Method::Head, [".well-known", name]) => {
+            wellknown::handle(req, env, name).await
+        }
         (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
         #[cfg(feature = "dev")]
         (_, ["dev", rest @ ..]) => api::dev::handle(req, env, rest).await,

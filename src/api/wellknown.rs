@@ -9,20 +9,15 @@
 use super::outcome::{self, Outcome};
 use super::tokens;
 use otp_core::web::token;
-use worker::{Env, Method, Request, Response, Result};
+use worker::{Env, Request, Response, Result};
 
 /// How long a verifier or cache may keep the key set, in seconds. A new key is published at
 /// least this long before it signs (docs/configuration.md, rotation).
 pub const MAX_AGE: u32 = 600;
 
-/// Routes `/.well-known/{name}`.
+/// Routes `GET /.well-known/{name}` (other methods are the router's 404, as for `/health`).
 pub async fn handle(req: Request, env: &Env, name: &str) -> Result<Response> {
     let body = match name {
-        "jwks.json" | "openid-configuration"
-            if !matches!(req.method(), Method::Get | Method::Head) =>
-        {
-            return outcome::whatotp(Outcome::MethodNotAllowed("GET, HEAD"));
-        }
         "jwks.json" => match tokens::jwks(env).await {
             Ok(jwks) => jwks,
             Err(problem) => return outcome::whatotp(Outcome::Config(problem)),
