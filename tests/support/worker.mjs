@@ -25,6 +25,8 @@ export const QUICK = '33333333-3333-4333-8333-333333333333';
 /** The demo instance's publishable key (widget API), and an origin on its allowlist. */
 export const DEMO_PK = 'pk_test_edgeotpdemo0000000001';
 export const SHOP_ORIGIN = 'https://shop.example';
+/** The "another site" `make dev` serves (scripts/another-site.mjs), on the demo's list as in wrangler.toml. */
+export const ANOTHER_SITE_ORIGINS = ['http://127.0.0.1:8789', 'http://localhost:8789'];
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const random = (n) => randomBytes(n).toString('hex');
@@ -38,7 +40,7 @@ export function testInstances() {
       business_number: '15550001234',
       whatsapp: { phone_number_id: '100000000000001' },
       link: { redirect_url: '/#verified' },
-      widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example'] },
+      widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example', ...ANOTHER_SITE_ORIGINS] },
     },
     { id: OTHER, name: 'Other', channel: 'outbox' },
     {
