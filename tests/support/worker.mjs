@@ -81,11 +81,11 @@ export function instanceSecretsFor() {
  * `extraInstances` (instance tables added to the test ones, with tokens and credentials made
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
  * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
- * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves). The deploy's ES256
- * signing keys are `secrets.signingKeys` ({kid: private JWK}, a fresh `k1` by default).
+ * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves), `signingKeys`
+ * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default).
  */
 export async function startWorker({
-  persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
+  persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -100,6 +100,7 @@ export async function startWorker({
     tokens: Object.fromEntries(instances.map((i) => [i.id, `t_${random(16)}`])),
     instances: Object.fromEntries(instances.map((i) => [i.id, { ...instanceSecretsFor(), ...credentials[i.id] }])),
   };
+  if (signingKeys) secrets.signingKeys = signingKeys;
   const bindings = {
     ALLOW_LOOPBACK_CALLBACKS: { type: 'plain_text', value: 'true' },
     // [env.dev] turns the edge middleware on for `make dev`; tests get the plain service unless
