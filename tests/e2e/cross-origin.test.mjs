@@ -124,12 +124,21 @@ describe('the widget files answer cross-origin loads', () => {
   });
 });
 
+/** The service's published keys (under the prefix behind the middleware, else at the root). */
+async function jwks(worker, prefix) {
+  for (const base of [prefix, '']) {
+    const res = await worker.fetch(`${base}/.well-known/jwks.json`);
+    if (res.ok && (res.headers.get('content-type') ?? '').includes('json')) return res.json();
+  }
+  throw new Error('no /.well-known/jwks.json');
+}
+
 /** Checks a verification token's signature and claims the way a site's backend would. */
-async function checkToken(token, { worker, phone }) {
+async function checkToken(token, { worker, prefix = '', phone }) {
   const { alg, kid } = decodeProtectedHeader(token);
   const key = alg === 'HS256'
     ? new TextEncoder().encode(worker.secrets.instances[SITE].token_keys[kid])
-    : createLocalJWKSet(await (await worker.fetch('/.well-known/jwks.json')).json());
+    : createLocalJWKSet(await jwks(worker, prefix));
   const { payload } = await jwtVerify(token, key, { algorithms: [alg], audience: SITE });
   assert.equal(payload.sub, phone);
 }
@@ -175,7 +184,7 @@ async function codeFlow(layout) {
   await page.locator('#verified').filter({ hasText: 'code' }).waitFor();
   const saw = await pageSaw(page);
   assert.equal(saw.phone, `+${phone}`);
-  await checkToken(saw.token, { worker, phone: `+${phone}` });
+  await checkToken(saw.token, { worker, prefix, phone: `+${phone}` });
   // Styled by its constructed sheet under `style-src 'self'`, in the page's own accent.
   const accent = await widget.locator('.eo-done').evaluate((el) => getComputedStyle(el).color);
   assert.equal(accent, 'rgb(122, 59, 11)');
@@ -226,6 +235,34 @@ describe('another site embeds the widget from the service under a strict CSP', (
     assert.equal(saw.phone, `+${phone}`);
     await checkToken(saw.token, { worker, phone: `+${phone}` });
     assert.equal(saw.violations, '');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+describe('the element follows its attributes after connection (as React and Vue set them)', () => {
+  test('mode and locale re-mount it, theme only repaints, several changes re-mount once', async () => {
+    const { context, page, errors } = await openSite(layouts.plain);
+    const widget = page.locator('#code');
+    await widget.getByLabel('Phone number').fill('+34 612 345 678');
+    const configs = [];
+    page.on('request', (r) => r.url().includes('/widget/v1/config') && configs.push(r.url()));
+    // theme: a repaint, the number typed so far stays.
+    await page.evaluate(() => document.getElementById('code').setAttribute('theme', 'dark'));
+    assert.equal(await widget.getAttribute('data-theme'), 'dark');
+    assert.equal(await widget.getByLabel('Phone number').inputValue(), '+34 612 345 678');
+    // mode and locale in one task: one re-mount, in Spanish, in WhatsApp mode.
+    await page.evaluate(() => {
+      const el = document.getElementById('code');
+      el.setAttribute('mode', 'link');
+      el.setAttribute('locale', 'es');
+    });
+    await widget.getByRole('button', { name: 'Verificar con WhatsApp' }).waitFor();
+    await page.evaluate(() => document.getElementById('code').ready);
+    assert.equal(configs.length, 1, 'one re-mount reads the config once');
+    // A property (React 19 sets known properties): strings re-mount it with the new text.
+    await page.evaluate(() => { document.getElementById('code').strings = { whatsapp_button: 'Por WhatsApp' }; });
+    await widget.getByRole('button', { name: 'Por WhatsApp' }).waitFor();
     assert.deepEqual(errors, []);
     await context.close();
   });
