@@ -1,6 +1,7 @@
 # edge-otp: the two commands are `make dev` (run the Worker and demo on 127.0.0.1:$PORT) and
-# `make test` (every test). Each installs what it needs through scripts/setup.sh.
-.PHONY: setup build dev test bench fmt clean
+# `make test` (every test). Each installs what it needs through scripts/setup.sh. `make deploy`
+# deploys to your Cloudflare account (docs/deploy.md; ARGS="--dry-run" to try it offline).
+.PHONY: setup build dev test bench deploy fmt clean
 
 setup:
 	bash scripts/setup.sh
@@ -17,6 +18,9 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+deploy:
+	bash scripts/deploy.sh $(ARGS)
 
 fmt:
 	cargo fmt --all

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Worker with worker-build into build/<flavour>/ using only local tools:
-#   release  the deploy build (no `dev` feature: no /dev routes)
-#   dev      the local build with the `dev` feature (outbox inspection, /dev/info)
+#   release  the deploy build (no `dev` feature: no /dev routes), and build/release-assets/, the
+#            static assets it serves (wrangler.toml [assets]): the widget, www/_headers,
+#            www/favicon.svg and www/landing.html as the page at `/`; not the demo page
+#   dev      the local build with the `dev` feature (outbox inspection, /dev/info); it serves www/
+#            as it is ([env.dev.assets]): the demo page at `/`
 # Needs what scripts/setup.sh installs (wasm-bindgen, worker-build, node_modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +31,13 @@ case "$flavour" in
 esac
 # The browser widget: pkg/ and www/widget/ (served at /widget/edge-otp.js).
 bash scripts/build-widget.sh
+if [ "$flavour" = release ]; then
+  # What the deploy serves, listed rather than copied wholesale: a file added to www/ for the
+  # demo never ships by accident (add it here when a deploy should serve it).
+  rm -rf build/release-assets
+  mkdir -p build/release-assets
+  for f in widget _headers favicon.svg; do
+    if [ -e "www/$f" ]; then cp -R "www/$f" build/release-assets/; fi
+  done
+  cp www/landing.html build/release-assets/index.html
+fi

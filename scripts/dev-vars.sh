@@ -5,7 +5,8 @@
 # wrangler needs anyway). Never committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+. scripts/lib.sh
+rand() { rand_hex "$1"; }
 # TOKEN_SIGNING_KEYS: {"k1": <a fresh P-256 private JWK>} (docs/configuration.md).
 signing_keys() {
   node -e "const {generateKeyPairSync: g} = require('node:crypto');
@@ -25,11 +26,11 @@ if [ -f .dev.vars ] && grep -q "^DEV_WHATOTP_KEY=" .dev.vars; then
   exit 0
 fi
 demo=$(awk '/^\[\[env.dev.vars.INSTANCES\]\]/{f=1} f && /^id *=/{gsub(/[" ]/,"",$0); sub(/^id=/,"",$0); print; exit}' wrangler.toml)
-pepper=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-token="dev_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
-whatotp_key="sk_test_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-whatotp_hash=$(printf %s "$whatotp_key" | sha256sum | cut -d' ' -f1)
+pepper=$(rand 32)
+token="dev_$(rand 24)"
+hash=$(printf %s "$token" | sha256_hex)
+whatotp_key="sk_test_$(rand 16)"
+whatotp_hash=$(printf %s "$whatotp_key" | sha256_hex)
 app_secret=$(rand 16)
 verify_token=$(rand 12)
 whsec="whsec_$(head -c 32 /dev/urandom | base64 | tr -d '\n')"

@@ -12,7 +12,8 @@ export PORT=${PORT:-8787}
 export ORIGIN_PORT=${ORIGIN_PORT:-8788}
 export SITE_PORT=${SITE_PORT:-8789}
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
-bash scripts/setup.sh
+# What building and running needs, no more: no apt, no root (chromium and wrk are for the tests).
+bash scripts/setup.sh --build
 bash scripts/dev-vars.sh
 bash scripts/build.sh dev
 bash scripts/wrangler-local.sh
