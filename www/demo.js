@@ -389,17 +389,31 @@ function decodeJwt(jwt) {
   return { header: part(header), payload: part(payload) };
 }
 
-/** Dev build only: the page knows the demo key, so it can show the check a backend makes. */
+/**
+ * The check a backend makes, done in the page: the signature against the service's public keys
+ * (its JWKS, which anyone may read), for the key the token's `kid` names, with the algorithm
+ * pinned to ES256. An HS256 instance's key is a shared secret: the dev build's /dev/info hands
+ * the demo it, which a real site never exposes.
+ */
 async function devCheck(jwt, header) {
-  const key = header.kid === info.token_kid ? info.token_key : null;
-  if (!key || header.alg !== 'HS256') return '';
   const enc = new TextEncoder();
   const [h, p, sig] = jwt.split('.');
-  const k = await crypto.subtle.importKey('raw', enc.encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', k, enc.encode(`${h}.${p}`)));
-  const expected = btoa(String.fromCharCode(...mac)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  return expected === sig
-    ? `Dev build check: the signature matches the demo instance's key ${header.kid} (from /dev/info, which a real site never exposes).`
+  const raw = Uint8Array.from(atob(sig.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(sig.length / 4) * 4, '=')), (c) => c.charCodeAt(0));
+  if (header.alg === 'ES256') {
+    const { keys } = await (await fetch(`${base}/.well-known/jwks.json`)).json();
+    const jwk = keys.find((k) => k.kid === header.kid);
+    if (!jwk) return `Check: no key ${header.kid} in ${base}/.well-known/jwks.json.`;
+    const key = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const ok = await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, raw, enc.encode(`${h}.${p}`));
+    return ok
+      ? `Check: the ES256 signature matches key ${header.kid} of the service's public JWKS (${base}/.well-known/jwks.json), as a backend checks it.`
+      : `Check: the signature does NOT match key ${header.kid} of the service's JWKS.`;
+  }
+  const key = header.kid === info.token_kid ? info.token_key : null;
+  if (!key || header.alg !== 'HS256') return '';
+  const k = await crypto.subtle.importKey('raw', enc.encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
+  return (await crypto.subtle.verify('HMAC', k, raw, enc.encode(`${h}.${p}`)))
+    ? `Dev build check: the HS256 signature matches the demo instance's shared key ${header.kid} (from /dev/info, which a real site never exposes).`
     : `Dev build check: the signature does NOT match the demo key ${header.kid}.`;
 }
 

@@ -80,6 +80,9 @@ describe('the demo page', () => {
     await page.locator('#verified').waitFor({ state: 'visible' });
     assert.equal(await page.locator('#claims dd code').first().textContent(), `+${phone}`);
     assert.match(await widget.textContent(), new RegExp(`Verified \\+${phone}`));
+    // The page checks the token as a backend does: ES256 against the public JWKS.
+    await page.waitForFunction(() => document.getElementById('devcheck')?.textContent !== '');
+    assert.match(await page.locator('#devcheck').textContent(), /ES256 signature matches key k1 of the service's public JWKS/);
     await context.close();
   });
 
