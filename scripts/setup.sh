@@ -104,9 +104,11 @@ done
 # The token-check examples (examples/verify-token, run by tests/e2e/verify-examples.test.mjs):
 # PyJWT in a project-local venv, and the Rust example built once (its own lock file and target
 # dir; cargo makes this a no-op when nothing changed).
+# PyJWT checks ES256 tokens with `cryptography`: both are pinned there, and both are checked here.
 PYJWT_VERSION=$(sed -n 's/^PyJWT==//p' examples/verify-token/python/requirements.txt)
-if ! .venv-examples/bin/python -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
-  log "PyJWT $PYJWT_VERSION into .venv-examples"
+CRYPTOGRAPHY_VERSION=$(sed -n 's/^cryptography==//p' examples/verify-token/python/requirements.txt)
+if ! .venv-examples/bin/python -c "import jwt, cryptography, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION' or cryptography.__version__ != '$CRYPTOGRAPHY_VERSION')" 2>/dev/null; then
+  log "PyJWT $PYJWT_VERSION and cryptography $CRYPTOGRAPHY_VERSION into .venv-examples"
   python3 -m venv .venv-examples
   .venv-examples/bin/pip install --quiet --disable-pip-version-check -r examples/verify-token/python/requirements.txt
 fi
