@@ -9,7 +9,8 @@
 // after you added a provider credential to its INSTANCE_SECRETS). docs/deploy.md has the rest.
 //
 // Options: --dry-run (no network: checks, then `wrangler deploy --dry-run --outdir DIR`),
-// --outdir DIR, --rotate NAME[,NAME...], --config FILE (default wrangler.toml).
+// --outdir DIR, --rotate NAME[,NAME...], --add-signing-key KID, --config FILE (default
+// wrangler.toml).
 // Environment: WRANGLER (the wrangler to run, default node_modules/.bin/wrangler),
 // DEPLOY_STATE_DIR (default .deploy).
 import { spawn } from 'node:child_process';
@@ -53,7 +54,7 @@ const hs256Key = () => hex(32);
 // ---- arguments and configuration ------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { dryRun: false, outdir: null, rotate: new Set(), config: 'wrangler.toml' };
+  const opts = { dryRun: false, outdir: null, rotate: new Set(), addKids: [], config: 'wrangler.toml' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => argv[++i] ?? stop(`${a} needs a value`);
@@ -65,9 +66,13 @@ function parseArgs(argv) {
         if (!SECRETS.includes(name)) stop(`--rotate: ${name} is not one of ${SECRETS.join(', ')}`);
         opts.rotate.add(name);
       }
+    } else if (a === '--add-signing-key') {
+      const kid = value();
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(kid)) stop(`--add-signing-key: a kid is 1-64 letters, digits, '.', '_' or '-' (${kid})`);
+      opts.addKids.push(kid);
     } else if (a === '--no-setup') { /* scripts/deploy.sh's */ } else stop(`unknown option ${a} (see scripts/deploy.sh)`);
   }
-  if (opts.dryRun && opts.rotate.size) stop('--rotate and --dry-run do not go together: a dry run puts no secret');
+  if (opts.dryRun && (opts.rotate.size || opts.addKids.length)) stop('a dry run puts no secret: --rotate and --add-signing-key need a real run');
   opts.config = path.resolve(opts.config);
   return opts;
 }
@@ -168,7 +173,7 @@ function saveState(file, state) {
  * Decides the secrets to put. `remote`: the names already set on the Worker. Returns the values
  * to put, what was generated (to show once), and what the operator still has to provide.
  */
-function plan({ instances, remote, state, rotate, file }) {
+function plan({ instances, remote, state, rotate, addKids, file }) {
   const put = {};
   const shown = [];
   const todo = [];
@@ -191,7 +196,8 @@ function plan({ instances, remote, state, rotate, file }) {
       return base;
     },
     TOKEN_SIGNING_KEYS(base) {
-      const kids = new Set(instances.filter((i) => tokenAlg(i) === 'ES256').map(tokenKid));
+      // The kids instances sign with, and any published ahead of a rotation (--add-signing-key).
+      const kids = new Set([...instances.filter((i) => tokenAlg(i) === 'ES256').map(tokenKid), ...addKids]);
       if (kids.size === 0) kids.add('k1');
       for (const kid of kids) base[kid] ??= es256Key();
       return base;
@@ -370,7 +376,7 @@ function summary(cfg, { base, state, shown, todo, file, dryRun }) {
     say(`  ${label(inst)}: Authorization: Bearer ${fresh ? `${fresh.value}   (new: hand it to the backend)` : `<API token, ${where}>`}`);
     say(`    verification tokens: ${tokenAlg(inst) === 'HS256'
       ? `HS256 with INSTANCE_SECRETS.${inst.id}.token_keys.${tokenKid(inst)}`
-      : `ES256, keys at ${svc}/.well-known/jwks.json`}, aud ${inst.id}, iss ${base ?? 'PUBLIC_URL'}`);
+      : `ES256, keys at ${svc}/.well-known/jwks.json`}, aud ${inst.id}, iss ${base ? svc : 'PUBLIC_URL'}`);
   }
   const made = shown.filter((s) => s.what !== 'API token');
   if (made.length) {
@@ -407,7 +413,7 @@ async function main() {
   await checkLogin();
   const remote = await remoteSecrets(common);
   const state = loadState(file);
-  const { put, shown, todo } = plan({ instances: cfg.instances, remote, state, rotate: opts.rotate, file });
+  const { put, shown, todo } = plan({ instances: cfg.instances, remote, state, rotate: opts.rotate, addKids: opts.addKids, file });
   // Saved before anything is put: a failed put loses nothing, the next run puts the same values.
   saveState(file, state);
   const names = Object.keys(put);

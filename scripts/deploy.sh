@@ -9,13 +9,15 @@
 # URLs for Meta and Twilio and what the backend gets. A secret already set is never replaced
 # unless --rotate names it. The logic is in scripts/deploy.mjs; docs/deploy.md tells the story.
 #
-# Usage: scripts/deploy.sh [--dry-run [--outdir DIR]] [--rotate NAME[,NAME...]] [--config FILE]
-#                          [--no-setup]
+# Usage: scripts/deploy.sh [--dry-run [--outdir DIR]] [--rotate NAME[,NAME...]]
+#                          [--add-signing-key KID] [--config FILE] [--no-setup]
 #   --dry-run   no network: builds and runs `wrangler deploy --dry-run` (nothing is uploaded)
 #   --rotate    replace these secrets: OTP_PEPPER (voids open codes), COOKIE_KEY (signs every
 #               middleware visitor out), API_TOKENS (a new token per instance; the old ones stop
 #               working), INSTANCE_SECRETS (renews the generated fields, keeps your provider
 #               credentials), TOKEN_SIGNING_KEYS (new keys under the same kids)
+#   --add-signing-key KID  publish a new ES256 key before any instance signs with it (the first
+#               step of a rotation with two keys live: docs/configuration.md)
 #   --config    another wrangler configuration file (default wrangler.toml)
 #   --no-setup  skip scripts/setup.sh --build (the tools are known to be installed)
 # Environment: WRANGLER (the wrangler to run, default node_modules/.bin/wrangler),

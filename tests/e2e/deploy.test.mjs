@@ -226,6 +226,36 @@ test('--rotate replaces only the secrets it names', async () => {
   assert.deepEqual(wrong.calls, []);
 });
 
+test('a signing key rotation with two keys live: add k2, switch token_kid, retire k1', async () => {
+  const acct = account();
+  assert.equal((await acct.deploy()).code, 0);
+  const k1 = JSON.parse(acct.remote().TOKEN_SIGNING_KEYS).k1;
+  // (1) k2 is published beside k1; nothing else changes.
+  const add = await acct.deploy('--add-signing-key', 'k2');
+  assert.equal(add.code, 0, add.stderr);
+  const [put] = bulk(add.calls);
+  assert.deepEqual(Object.keys(put), ['TOKEN_SIGNING_KEYS']);
+  const keys = JSON.parse(put.TOKEN_SIGNING_KEYS);
+  assert.deepEqual(Object.keys(keys), ['k1', 'k2']);
+  assert.deepEqual(keys.k1, k1);
+  // (2) instances sign with k2: the key exists, nothing is put.
+  acct.config = deployConfig(path.join(acct.dir, 'cfg'), {
+    instances: INSTANCES.replaceAll('name = "Acme"', 'name = "Acme"\ntoken_kid = "k2"').replaceAll('name = "Shop"', 'name = "Shop"\ntoken_kid = "k2"'),
+    vars: 'PUBLIC_URL = "https://otp.example.com"',
+  });
+  assert.deepEqual(bulk((await acct.deploy()).calls), []);
+  // (3) k1 is deleted from the state file: the set is put without it.
+  const state = acct.readState();
+  delete state.TOKEN_SIGNING_KEYS.k1;
+  fs.writeFileSync(acct.stateFile(), JSON.stringify(state));
+  const retire = await acct.deploy();
+  assert.deepEqual(Object.keys(JSON.parse(bulk(retire.calls)[0].TOKEN_SIGNING_KEYS)), ['k2']);
+
+  const bad = await acct.deploy('--add-signing-key', 'k 3');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--add-signing-key: a kid is 1-64 letters/);
+});
+
 test('secrets set without this checkout are left alone; only the missing ones are made', async () => {
   const acct = account();
   const mine = { OTP_PEPPER: 'p'.repeat(64), API_TOKENS: '{"x":["y"]}', INSTANCE_SECRETS: '{}' };
