@@ -56,7 +56,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-setsid node bench/run.mjs </dev/null &
+# (setsid on Linux; elsewhere, as macOS has none, bash's job control makes the group.)
+if command -v setsid >/dev/null; then
+  setsid node bench/run.mjs </dev/null &
+else
+  set -m
+  node bench/run.mjs </dev/null &
+  set +m
+fi
 pid=$!
 status=0
 wait "$pid" || status=$?
