@@ -168,7 +168,9 @@ async function pageSaw(page) {
 /** Code flow on the other site: the country selector, the code from the outbox, the token. */
 async function codeFlow(layout) {
   const { worker, prefix } = layout;
-  const phone = newRecipient(); // 20…: Egypt
+  // Egypt (20); the national number starts with 1 as Egyptian mobiles do (a leading 0 would be
+  // the trunk prefix, dropped).
+  const phone = `201${newRecipient().slice(3)}`;
   const { context, page, errors } = await openSite(layout);
   const widget = page.locator('#code');
   // A national number with the country picked, as a person in Egypt would type it.
