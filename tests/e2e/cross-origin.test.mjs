@@ -4,8 +4,8 @@
 // Content-Security-Policy. In headless Debian Chromium (playwright-core) it runs the code flow
 // and the WhatsApp flow and checks the `verified` event's token, in the plain service layout
 // and behind the edge middleware (/_otp). Over HTTP: the widget's files answer cross-origin
-// loads (CORS, MIME types, CORP, caching) in both layouts, and the served module is the one
-// sri.json pins. A widget whose files cannot load says so: `error` event, message, `ready`
+// loads (CORS, MIME types, CORP, caching) in both layouts and in the deploy build's assets, and
+// the served module is the one sri.json pins. A widget whose files cannot load says so: `error` event, message, `ready`
 // rejected, `onError`.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +35,8 @@ const SRI_FILE = path.join(ROOT, `www/widget/v${VERSION}/sri.json`);
 let browser;
 /** The plain service and the one behind the edge middleware, each with its other site. */
 const layouts = {};
+/** The deploy build, which serves build/release-assets/ (only its files' headers are checked). */
+let release;
 
 function siteInstance(origins) {
   return {
@@ -67,11 +69,13 @@ before(async () => {
   layouts.middleware = await startLayout('/_otp', {
     MIDDLEWARE: { instance: DEMO, origin: 'http://127.0.0.1:9', protected: ['/members', '/members/*'] },
   });
+  release = await startWorker({ flavour: 'release' });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
 });
 
 after(async () => {
   await browser?.close();
+  await release?.stop();
   for (const l of Object.values(layouts)) {
     await l.worker?.stop();
     await new Promise((r) => (l.server ? l.server.close(r) : r()));
@@ -92,10 +96,14 @@ describe('the widget files answer cross-origin loads', () => {
     ['middleware', `/_otp/widget/v${VERSION}/edge-otp.js`, /^text\/javascript/, IMMUTABLE],
     ['middleware', `/_otp/widget/v${VERSION}/edge_otp_widget_bg.wasm`, /^application\/wasm$/, IMMUTABLE],
     ['middleware', '/_otp/widget/edge-otp.js', /^text\/javascript/, SHORT],
+    ['release', `/widget/v${VERSION}/edge-otp.js`, /^text\/javascript/, IMMUTABLE],
+    ['release', `/widget/v${VERSION}/edge_otp_widget_bg.wasm`, /^application\/wasm$/, IMMUTABLE],
+    ['release', '/widget/edge-otp.js', /^text\/javascript/, SHORT],
   ];
   for (const [layout, file, type, cache] of rows) {
     test(`${layout} ${file}: CORS *, no credentials, its MIME type, CORP cross-origin, ${cache === SHORT ? 'a short' : 'an immutable'} cache`, async () => {
-      const res = await layouts[layout].worker.fetch(file, { headers: { Origin: 'https://some-other-site.example' } });
+      const worker = layout === 'release' ? release : layouts[layout].worker;
+      const res = await worker.fetch(file, { headers: { Origin: 'https://some-other-site.example' } });
       assert.equal(res.status, 200);
       await res.arrayBuffer();
       assert.equal(res.headers.get('access-control-allow-origin'), '*');
