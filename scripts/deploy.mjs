@@ -126,7 +126,7 @@ async function readDeployConfig(file) {
     if (raw.workers_dev !== false) problems.push('set workers_dev = false');
     if (problems.length) stop(`MIDDLEWARE is set (docs/middleware.md): ${problems.join('; ')}`);
   }
-  return { name, instances, publicUrl, middleware, routes, workersDev: raw.workers_dev !== false, kvId: kv.id ?? null };
+  return { name, instances, publicUrl, middleware, routes, kvId: kv.id ?? null };
 }
 
 function chain(inst) {
