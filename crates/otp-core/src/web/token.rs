@@ -273,7 +273,7 @@ const P256_LEN: usize = 32;
 
 /// A P-256 private key as a JWK (RFC 7518 §6.2.2): `kty` `EC`, `crv` `P-256`, `x`, `y`, `d`.
 /// Other members (`kid`, `alg`, `use`, `key_ops`, `ext`) are ignored.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EcPrivateJwk {
     kty: String,
     crv: String,
@@ -293,10 +293,25 @@ fn is_p256_part(s: &str) -> bool {
 }
 
 impl EcPrivateJwk {
-    /// Reads a private JWK; `Err` says what is wrong without quoting the key.
+    /// Reads a private JWK from JSON text; `Err` says what is wrong without quoting the key.
     pub fn from_json(json: &str) -> Result<Self, &'static str> {
-        let jwk: Self =
-            serde_json::from_str(json).map_err(|_| "is not a JWK with kty, crv, x, y and d")?;
+        Self::from_value(&serde_json::from_str(json).unwrap_or(Value::Null))
+    }
+
+    /// Reads a private JWK from a JSON value (through `Value` rather than a derived
+    /// deserializer: the Worker carries `Value`'s already, and its Wasm size is budgeted).
+    pub fn from_value(v: &Value) -> Result<Self, &'static str> {
+        let member = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+        let (Some(kty), Some(crv), Some(x), Some(y), Some(d)) = (
+            member("kty"),
+            member("crv"),
+            member("x"),
+            member("y"),
+            member("d"),
+        ) else {
+            return Err("is not a JWK with kty, crv, x, y and d");
+        };
+        let jwk = Self { kty, crv, x, y, d };
         jwk.check()?;
         Ok(jwk)
     }
@@ -424,9 +439,7 @@ pub fn parse_signing_keys(json: &str) -> Result<Vec<(String, KeyMaterial)>, Stri
                 ));
             }
             let material = match &value {
-                Value::Object(_) => {
-                    EcPrivateJwk::from_json(&value.to_string()).map(KeyMaterial::Jwk)
-                }
+                Value::Object(_) => EcPrivateJwk::from_value(&value).map(KeyMaterial::Jwk),
                 Value::String(s) => pkcs8_der(s).map(KeyMaterial::Pkcs8),
                 _ => Err("must be a private JWK object or a PKCS#8 PEM string"),
             }
