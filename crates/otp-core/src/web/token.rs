@@ -33,16 +33,27 @@ pub const TOKEN_TTL: i64 = 600;
 pub const ES256_SIGNATURE_LEN: usize = 64;
 
 /// How an instance's tokens are signed (`token_alg` in its configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Alg {
     /// ECDSA P-256 with SHA-256, keys in `TOKEN_SIGNING_KEYS`, public keys in the JWKS.
     #[default]
-    #[serde(rename = "ES256")]
     Es256,
     /// HMAC-SHA256 with a key in `INSTANCE_SECRETS.<instance>.token_keys` that every verifying
     /// backend holds too: weaker, kept for existing deployments.
-    #[serde(rename = "HS256")]
     Hs256,
+}
+
+/// Read as a plain string: a derived enum deserializer costs the Worker a kilobyte of Wasm.
+impl<'de> Deserialize<'de> for Alg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "ES256" => Ok(Self::Es256),
+            "HS256" => Ok(Self::Hs256),
+            _ => Err(serde::de::Error::custom(
+                "token_alg must be \"ES256\" or \"HS256\"",
+            )),
+        }
+    }
 }
 
 impl Alg {
@@ -430,23 +441,23 @@ fn pkcs8_der(text: &str) -> Result<Vec<u8>, &'static str> {
 pub fn parse_signing_keys(json: &str) -> Result<Vec<(String, KeyMaterial)>, String> {
     let map: serde_json::Map<String, Value> = serde_json::from_str(json)
         .map_err(|_| "must be a JSON object: kid -> private key".to_owned())?;
-    map.into_iter()
-        .map(|(kid, value)| {
-            if !kid_ok(&kid) {
-                return Err(format!(
-                    "kid {} must be 1-64 letters, digits, '.', '_' or '-'",
-                    json_str(&kid)
-                ));
-            }
-            let material = match &value {
-                Value::Object(_) => EcPrivateJwk::from_value(&value).map(KeyMaterial::Jwk),
-                Value::String(s) => pkcs8_der(s).map(KeyMaterial::Pkcs8),
-                _ => Err("must be a private JWK object or a PKCS#8 PEM string"),
-            }
-            .map_err(|why| format!("key {kid} {why}"))?;
-            Ok((kid, material))
-        })
-        .collect()
+    let mut keys = Vec::with_capacity(map.len());
+    for (kid, value) in map {
+        if !kid_ok(&kid) {
+            return Err(format!(
+                "kid {} must be 1-64 letters, digits, '.', '_' or '-'",
+                json_str(&kid)
+            ));
+        }
+        let material = match &value {
+            Value::Object(_) => EcPrivateJwk::from_value(&value).map(KeyMaterial::Jwk),
+            Value::String(s) => pkcs8_der(s).map(KeyMaterial::Pkcs8),
+            _ => Err("must be a private JWK object or a PKCS#8 PEM string"),
+        }
+        .map_err(|why| format!("key {kid} {why}"))?;
+        keys.push((kid, material));
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
