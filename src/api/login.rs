@@ -5,11 +5,12 @@
 //! the success callback, and redirects to the instance's `link.redirect_url` with a signed
 //! verification token in the URL fragment, which never reaches a server log or a `Referer`.
 
-use super::outcome;
-use super::tokens;
+use super::outcome::{self, Outcome};
+use super::{request, tokens};
 use crate::store::link;
 use crate::store::Op;
 use crate::{clock, config};
+use otp_core::config::InstanceConfig;
 use otp_core::rules::link_state::{Confirm, LinkChallenge, LinkStatus};
 use otp_core::web::login::parse_login_token;
 use otp_core::web::middleware::html_escape as escape;
@@ -64,6 +65,20 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
             }
         }
         Method::Post => {
+            // The form carries no field; its body is read through the cap all the same, like
+            // every body the Worker takes.
+            let mut req = req;
+            if let Err(outcome) = request::bytes(&mut req, request::MAX_BODY).await {
+                return match outcome {
+                    Outcome::TooLarge => page(413, "Request too large", ""),
+                    _ => page(400, "Bad request", ""),
+                };
+            }
+            // Whatever signs the token is found before the link is spent: a deploy that
+            // cannot sign never uses up a login.
+            let Some((inst, signer)) = signer_for(env, &link.instance).await else {
+                return unavailable();
+            };
             let reply = match link::confirm(env, &link.instance, &link.link_code, link.challenge_id)
                 .await
             {
@@ -71,7 +86,7 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
                 Err(_) => return invalid(),
             };
             match reply.result {
-                Confirm::Verified => verified(&req, env, &reply.challenge).await,
+                Confirm::Verified => verified(&req, env, &inst, &signer, &reply.challenge).await,
                 Confirm::AlreadyVerified => closed_page(LinkStatus::Verified),
                 Confirm::Expired => closed_page(LinkStatus::Expired),
                 Confirm::Failed => closed_page(LinkStatus::Failed),
@@ -103,22 +118,43 @@ fn closed_page(status: LinkStatus) -> Result<Response> {
     }
 }
 
+fn unavailable() -> Result<Response> {
+    page(
+        503,
+        "Login is not available",
+        "<p>The service is not configured to sign tokens.</p>",
+    )
+}
+
+/// The instance of a login link and what signs its tokens; `None` (logged) when either is
+/// missing.
+async fn signer_for(env: &Env, instance: &str) -> Option<(config::Instance, tokens::Signer)> {
+    let inst = match config::instance(env, instance) {
+        Ok(Some(inst)) => inst,
+        Ok(None) => return None,
+        Err(problem) => {
+            outcome::log_config(&problem);
+            return None;
+        }
+    };
+    match tokens::signer(env, &inst).await {
+        Ok(signer) => Some((inst, signer)),
+        Err(problem) => {
+            outcome::log_config(&problem);
+            None
+        }
+    }
+}
+
 /// Signs the verification token and sends the browser on to the site (or, for a challenge the
 /// widget started, back to the page that polls for it).
-async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Response> {
-    let unavailable = || {
-        page(
-            503,
-            "Login is not available",
-            "<p>The service is not configured to sign tokens.</p>",
-        )
-    };
-    let Ok(config) = config::instances(env) else {
-        return unavailable();
-    };
-    let Some(inst) = config.instance(&c.instance) else {
-        return unavailable();
-    };
+async fn verified(
+    req: &Request,
+    env: &Env,
+    inst: &InstanceConfig,
+    signer: &tokens::Signer,
+    c: &LinkChallenge,
+) -> Result<Response> {
     if c.widget {
         return page(
             200,
@@ -128,14 +164,7 @@ async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Respons
     }
     let url = req.url()?;
     let phone = c.claimer().map(|r| r.e164()).unwrap_or_default();
-    let signer = match tokens::signer(env, inst).await {
-        Ok(s) => s,
-        Err(problem) => {
-            worker::console_error!("{}", problem.0);
-            return unavailable();
-        }
-    };
-    let jwt = tokens::sign(&signer, env, inst, &url, phone, &c.id, clock::now()).await?;
+    let jwt = tokens::sign(signer, env, inst, &url, phone, &c.id, clock::now()).await?;
     let Some(target) = inst.link.redirect_url.as_deref() else {
         return page(
             200,

@@ -41,8 +41,8 @@ pub enum Routed {
 /// A deploy whose `MIDDLEWARE` cannot be read serves nothing: failing open would expose the
 /// site's protected paths.
 pub fn misconfigured(problem: &ConfigProblem) -> Result<Response> {
-    worker::console_error!("{}", problem.0);
-    error_json(503, "misconfigured", &problem.0, None)
+    super::outcome::log_config(problem);
+    error_json(503, "misconfigured", super::outcome::NOT_CONFIGURED, None)
 }
 
 fn error_json(

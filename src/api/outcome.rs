@@ -93,6 +93,16 @@ impl From<FieldError> for Outcome {
     }
 }
 
+/// What a client reads about a configuration fault: the setting itself (a secret's name, an
+/// instance's id, a parser's message) goes to the operator's log only.
+pub const NOT_CONFIGURED: &str =
+    "the service is not configured for this request: its operator's log names the setting";
+
+/// Writes a configuration fault to the log, the one place that names it.
+pub fn log_config(problem: &ConfigProblem) {
+    worker::console_error!("configuration problem: {}", problem.0);
+}
+
 /// The one internal-error path: logs the detail, answers a generic 503.
 pub fn internal(e: impl std::fmt::Display) -> Outcome {
     worker::console_error!("internal error: {e}");
@@ -342,14 +352,11 @@ impl Outcome {
                 vec![wait(retry_after)],
             ),
             Self::Config(problem) => {
-                worker::console_error!("configuration problem: {}", problem.0);
+                log_config(&problem);
                 (
                     503,
                     "service_unavailable",
-                    format!(
-                        "the service is not configured: {}; see docs/configuration.md",
-                        problem.0
-                    ),
+                    NOT_CONFIGURED.into(),
                     None,
                     vec![],
                 )
@@ -582,8 +589,8 @@ pub fn hypersender(outcome: Outcome) -> Result<Response> {
             Attempt::Validated { .. } => hypersender(Outcome::Internal),
         },
         Outcome::Config(problem) => {
-            worker::console_error!("configuration problem: {}", problem.0);
-            fail(503, &format!("The service is not configured: {}. See docs/configuration.md.", problem.0), &[])
+            log_config(&problem);
+            fail(503, "The service is not configured for this request. Its operator's log names the setting.", &[])
         }
         Outcome::Internal => fail(503, "The service is temporarily unavailable. Try again shortly.", &[("retry-after", "5".into())]),
         // The rest belong to the other APIs; written in their words, in this envelope.

@@ -8,12 +8,19 @@ use crate::store::idempotency::{self, Begin};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::future::Future;
-use worker::{Env, Request, Response, Result};
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Env, Request, Response, Result};
 
 /// Largest request body accepted, in bytes. OTP requests are a few hundred bytes.
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// Reads a body of at most `max` bytes: `TooLarge` past it.
+/// Reads a body of at most `max` bytes: `TooLarge` past it. The one body reader of every
+/// route: a declared `Content-Length` over the limit is refused before anything is read, and a
+/// body without one (chunked) is read from its stream chunk by chunk, never keeping more than
+/// `max` bytes (plus one chunk): past the limit the rest is dropped as it comes and the stream
+/// cancelled after [`DRAIN`] more bytes.
 pub async fn bytes(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>, Outcome> {
     let declared = req
         .headers()
@@ -24,11 +31,61 @@ pub async fn bytes(req: &mut Request, max: usize) -> std::result::Result<Vec<u8>
     if declared.is_some_and(|n| n > max) {
         return Err(Outcome::TooLarge);
     }
-    let bytes = req.bytes().await.map_err(|_| Outcome::Malformed)?;
-    if bytes.len() > max {
-        return Err(Outcome::TooLarge);
+    let Some(stream) = req.inner().body() else {
+        return Ok(Vec::new());
+    };
+    read_capped(&stream, max).await
+}
+
+/// How much of a body past its limit is read and thrown away before the stream is cancelled.
+/// A body that ends within it leaves its connection clean for the next request (and the local
+/// dev proxy's upload whole); a longer one is cut off. Never held: memory stays at the limit.
+const DRAIN: usize = 1024 * 1024;
+
+/// Reads `stream` to its end, keeping at most `max` bytes: past them the rest is read and
+/// dropped up to [`DRAIN`] bytes, then the stream is cancelled, and the answer is `TooLarge`.
+async fn read_capped(
+    stream: &web_sys::ReadableStream,
+    max: usize,
+) -> std::result::Result<Vec<u8>, Outcome> {
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut out = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|_| Outcome::Malformed)?;
+        let done = Reflect::get(&chunk, &JsValue::from_str("done"))
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
+        if done {
+            return if dropped > 0 {
+                Err(Outcome::TooLarge)
+            } else {
+                Ok(out)
+            };
+        }
+        let value = Reflect::get(&chunk, &JsValue::from_str("value")).unwrap_or_default();
+        let Some(bytes) = value.dyn_ref::<Uint8Array>() else {
+            let _ = reader.cancel();
+            return Err(Outcome::Malformed);
+        };
+        let len = bytes.length() as usize;
+        if dropped > 0 || out.len() + len > max {
+            dropped += len;
+            if dropped > DRAIN {
+                // Cancelling tells the runtime the rest is unwanted; it then closes the
+                // connection rather than read on.
+                let _ = reader.cancel();
+                return Err(Outcome::TooLarge);
+            }
+            continue;
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        bytes.copy_to(&mut out[start..]);
     }
-    Ok(bytes)
 }
 
 /// Reads a JSON object body of at most [`MAX_BODY`] bytes, with its raw bytes. An empty body
@@ -98,6 +155,13 @@ pub fn client_ip(req: &Request) -> String {
         .flatten()
         .filter(|ip| !ip.is_empty())
         .unwrap_or_else(|| "local".into())
+}
+
+/// The client as per-address rate limits count it: its IPv4 address, or its IPv6 /64
+/// (`otp_core::web::client::rate_key`), so rotating through one subscriber's addresses does
+/// not buy more requests.
+pub fn client_key(req: &Request) -> String {
+    otp_core::web::client::rate_key(&client_ip(req))
 }
 
 /// Counts one request under `key` with the rate limiting binding `binding`: `Ok(false)` when

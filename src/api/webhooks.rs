@@ -23,7 +23,32 @@ fn plain(status: u16, text: &str) -> Result<Response> {
     Ok(resp)
 }
 
-/// Routes `/webhooks/{provider}/{instance}`.
+/// A webhook this deploy does not serve: an unknown instance, or a provider the instance has
+/// no credential for (nothing could check the provider's signature).
+fn not_served() -> Result<Response> {
+    plain(404, "not found")
+}
+
+/// A configuration fault: named in the log, never in the answer (a webhook is public).
+fn unavailable(problem: &config::ConfigProblem) -> Result<Response> {
+    worker::console_error!("webhook: configuration problem: {}", problem.0);
+    plain(503, "temporarily unavailable")
+}
+
+/// The body, at most [`MAX_WEBHOOK_BODY`] bytes; otherwise the answer to send.
+async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, Result<Response>> {
+    match super::request::bytes(req, MAX_WEBHOOK_BODY).await {
+        Ok(body) => Ok(body),
+        Err(outcome::Outcome::TooLarge) => Err(plain(413, "body too large")),
+        Err(_) => Err(plain(400, "unreadable body")),
+    }
+}
+
+/// Routes `/webhooks/{provider}/{instance}`. A provider is served for an instance only when
+/// the instance holds the credential that checks that provider's signature
+/// (`whatsapp_app_secret` and `whatsapp_verify_token`, `twilio_auth_token`); any other
+/// instance answers 404, as an unknown one does. A body is read through the capped reader
+/// before its signature is checked, and nothing else is read before the signature holds.
 pub async fn handle(
     mut req: Request,
     env: &Env,
@@ -31,44 +56,41 @@ pub async fn handle(
     instance: &str,
 ) -> Result<Response> {
     let inst = match config::instance(env, instance) {
-        Ok(i) => i,
-        Err(p) => return plain(503, &p.0),
-    };
-    let Some(inst) = inst else {
-        return plain(404, "unknown instance");
+        Ok(Some(i)) => i,
+        Ok(None) => return not_served(),
+        Err(p) => return unavailable(&p),
     };
     let secrets = match config::instance_secrets(env, &inst.id) {
         Ok(s) => s,
-        Err(p) => return plain(503, &p.0),
+        Err(p) => return unavailable(&p),
     };
     let url = req.url()?;
     // Login links go where this service is mounted (under the middleware prefix, if any).
     let origin = config::service_base(env, &url);
     match (provider, req.method()) {
         ("whatsapp", Method::Get) => {
+            let Some(expected) = secrets.whatsapp_verify_token.filter(|t| !t.is_empty()) else {
+                return not_served();
+            };
             let q = |k: &str| super::request::query(&url, k);
-            let expected = secrets.whatsapp_verify_token.unwrap_or_default();
             match meta::handshake(
                 q("hub.mode").as_deref(),
                 q("hub.verify_token").as_deref(),
                 q("hub.challenge").as_deref(),
                 &expected,
             ) {
-                Some(challenge) if !expected.is_empty() => plain(200, &challenge),
-                _ => plain(403, "verification failed"),
+                Some(challenge) => plain(200, &challenge),
+                None => plain(403, "verification failed"),
             }
         }
         ("whatsapp", Method::Post) => {
             let Some(app_secret) = secrets.whatsapp_app_secret else {
-                return plain(
-                    503,
-                    "INSTANCE_SECRETS has no whatsapp_app_secret for this instance",
-                );
+                return not_served();
             };
-            let body = req.bytes().await?;
-            if body.len() > MAX_WEBHOOK_BODY {
-                return plain(413, "body too large");
-            }
+            let body = match read_body(&mut req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
             let signature = req.headers().get(meta::SIGNATURE_HEADER)?;
             if !meta::verify_signature(app_secret.as_bytes(), &body, signature.as_deref()) {
                 return plain(401, "bad signature");
@@ -76,7 +98,26 @@ pub async fn handle(
             let Ok(events) = meta::parse_events(&body) else {
                 return plain(400, "not a WhatsApp Cloud API event");
             };
+            // One Meta app may hold several business numbers and send all their events to
+            // every webhook URL it knows: with `whatsapp.phone_number_id` set, only that
+            // number's events count here.
+            let own = inst.whatsapp.as_ref().map(|w| w.phone_number_id.as_str());
             for event in events {
+                let number = match &event {
+                    MetaEvent::Text {
+                        phone_number_id, ..
+                    }
+                    | MetaEvent::Status {
+                        phone_number_id, ..
+                    } => phone_number_id.as_str(),
+                };
+                if own.is_some_and(|own| own != number) {
+                    worker::console_log!(
+                        "webhook: instance {}: event for phone_number_id {number} ignored",
+                        inst.id
+                    );
+                    continue;
+                }
                 match event {
                     MetaEvent::Text { id, from, body, .. } => {
                         on_text(env, &inst.id, &from, &id, &body, &origin).await?;
@@ -96,15 +137,12 @@ pub async fn handle(
         }
         ("twilio", Method::Post) => {
             let Some(token) = secrets.twilio_auth_token else {
-                return plain(
-                    503,
-                    "INSTANCE_SECRETS has no twilio_auth_token for this instance",
-                );
+                return not_served();
             };
-            let raw = req.bytes().await?;
-            if raw.len() > MAX_WEBHOOK_BODY {
-                return plain(413, "body too large");
-            }
+            let raw = match read_body(&mut req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
             let params: Vec<(String, String)> =
                 url::form_urlencoded::parse(&raw).into_owned().collect();
             let signed_url = match config::var(env, "PUBLIC_URL") {

@@ -138,7 +138,7 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
 async fn authorize(req: &Request, env: &Env) -> std::result::Result<Caller, Outcome> {
     let key = request::bearer(req);
     let key_hash = token_hash_hex(&key);
-    let ip = request::client_ip(req);
+    let ip = request::client_key(req);
     if !request::rate_limit_allows(env, RATE_LIMITER, format!("{key_hash}|{ip}")).await? {
         return Err(Outcome::RateLimited {
             message: "too many requests: at most 120 a minute per API key and client IP",

@@ -1,7 +1,8 @@
 //! The widget API for browsers, under `/widget/v1/`: `config`, `start` (a code or a WhatsApp
 //! link), `verify` and `poll`. Pages call it directly, so it authenticates with the instance's
 //! publishable key and its allowlist of origins (CORS, preflight included), counts `start` and
-//! `verify` per client IP (`WIDGET_RL`, 20 a minute each), holds a server-side resend cooldown,
+//! `verify` (`WIDGET_RL`, 20 a minute each) and `poll` (`WIDGET_POLL_RL`, 120 a minute) per
+//! client (an IPv4 address or an IPv6 /64), holds a server-side resend cooldown,
 //! and can ask Cloudflare Turnstile before sending anything. Codes run on the same recipient
 //! Durable Objects as the server APIs, links on the same link objects; a success hands the page
 //! the same verification token as the login link (`tokens`: ES256 unless the instance opts into
@@ -29,8 +30,33 @@ use serde_json::{Map, Value};
 use std::rc::Rc;
 use worker::{Env, Headers, Method, Request, Response, Result};
 
-/// Rate limiting binding: 20 requests per 60 s per (route, client IP).
-pub const RATE_LIMITER: &str = "WIDGET_RL";
+/// A per-client rate limit of one route: its binding (`[[ratelimits]]` in wrangler.toml,
+/// period 60 s) and what a refusal says. Clients are counted by IPv4 address or IPv6 /64.
+struct Limit {
+    route: &'static str,
+    binding: &'static str,
+    message: &'static str,
+}
+
+/// `start` and `verify`: 20 a minute each per client (`WIDGET_RL`).
+const START: Limit = Limit {
+    route: "start",
+    binding: "WIDGET_RL",
+    message: "too many requests from this address: at most 20 a minute",
+};
+const VERIFY: Limit = Limit {
+    route: "verify",
+    ..START
+};
+/// `poll`: 120 a minute per client (`WIDGET_POLL_RL`): a widget polls every 2-10 s, so this is
+/// several link sessions at once from one address, and no flood of reads.
+const POLL: Limit = Limit {
+    route: "poll",
+    binding: "WIDGET_POLL_RL",
+    message: "too many polls from this address: at most 120 a minute",
+};
+/// The period of every widget rate limit, in seconds (`Retry-After` when one refuses).
+const RATE_PERIOD: i64 = 60;
 /// Seconds between two polls the widget starts with (it backs off from there).
 const POLL_INTERVAL: i64 = 2;
 /// How long a browser may cache a preflight, in seconds.
@@ -195,25 +221,23 @@ fn widget_config(req: &Request, config: Config, cors: &mut Cors, own: &str) -> A
     })
 }
 
-/// What every POST route does first: count the request toward its route's per-IP limit (when
-/// the route has one), read the body, and find the instance of its publishable key, read
+/// What every POST route does first: count the request toward its route's per-client limit,
+/// read the body, and find the instance of its publishable key, read
 /// before the other fields so that a page on a foreign origin learns nothing but `forbidden`.
 async fn prologue<'c>(
     req: &mut Request,
     env: &Env,
-    limited_route: Option<&str>,
+    limit: &Limit,
     config: &'c Config,
     cors: &mut Cors,
     own: &str,
 ) -> std::result::Result<(Map<String, Value>, Found<'c>), Outcome> {
-    if let Some(route) = limited_route {
-        let key = format!("{route}|{}", request::client_ip(req));
-        if !request::rate_limit_allows(env, RATE_LIMITER, key).await? {
-            return Err(Outcome::RateLimited {
-                message: "too many requests from this address: at most 20 a minute",
-                period: 60,
-            });
-        }
+    let key = format!("{}|{}", limit.route, request::client_key(req));
+    if !request::rate_limit_allows(env, limit.binding, key).await? {
+        return Err(Outcome::RateLimited {
+            message: limit.message,
+            period: RATE_PERIOD,
+        });
     }
     let (body, _) = json_object(req).await?;
     let found = instance_for(config, key_of(&body), cors, own)?;
@@ -252,7 +276,7 @@ struct StartLinkData {
 }
 
 async fn start(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own: &str) -> Answer {
-    let (body, (inst, w)) = prologue(req, env, Some("start"), &config, cors, own).await?;
+    let (body, (inst, w)) = prologue(req, env, &START, &config, cors, own).await?;
     let input = core::parse_start(&body)?;
     let key = config::widget_key(env)?;
     if let Some(t) = &w.turnstile {
@@ -446,7 +470,7 @@ async fn verify(
     cors: &mut Cors,
     own: &str,
 ) -> Answer {
-    let (body, (inst, _)) = prologue(req, env, Some("verify"), &config, cors, own).await?;
+    let (body, (inst, _)) = prologue(req, env, &VERIFY, &config, cors, own).await?;
     let input = core::parse_verify(&body)?;
     config::pepper(env)?;
     let (_, session) = open(env, &input.session, inst, Mode::Code)?;
@@ -477,9 +501,7 @@ struct PollData {
 }
 
 async fn poll(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own: &str) -> Answer {
-    // Not counted: the widget polls every 2-10 s, and a poll needs the signed session and
-    // its secret before it costs one Durable Object read.
-    let (body, (inst, _)) = prologue(req, env, None, &config, cors, own).await?;
+    let (body, (inst, _)) = prologue(req, env, &POLL, &config, cors, own).await?;
     let input = core::parse_poll(&body)?;
     let (key, session) = open(env, &input.session, inst, Mode::Link)?;
     if !core::poll_secret_matches(&key, &session.id, &input.poll_secret) {

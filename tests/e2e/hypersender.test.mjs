@@ -276,11 +276,12 @@ describe('single use and limits', () => {
 });
 
 describe('configuration', () => {
-  test('a Worker without its pepper refuses OTP routes with a clear 503', async () => {
+  test('a Worker without its pepper refuses OTP routes with a 503 that names no setting', async () => {
     const bare = await startWorker({ omit: ['OTP_PEPPER'] });
     try {
       const res = await bare.hs('request-code', { chatId: '20123456789' });
-      assertFailure(res, 503, /not configured: secret OTP_PEPPER is not set/);
+      assertFailure(res, 503, /^The service is not configured for this request\. Its operator's log names the setting\.$/);
+      assert.doesNotMatch(JSON.stringify(res.body), /OTP_PEPPER/);
     } finally {
       await bare.stop();
     }

@@ -905,7 +905,8 @@ test('generate-link: 400, 401, 404, 405, 413, 503 (instance without a business n
   assert.equal(res.status, 413);
   res = await gl({}, { instance: OTHER });
   assert.equal(res.status, 503);
-  assert.equal(res.body.message, `The service is not configured: instance ${OTHER} has no business_number. See docs/configuration.md.`);
+  // The setting is named in the log only (issue 12 item 8).
+  assert.equal(res.body.message, "The service is not configured for this request. Its operator's log names the setting.");
 });
 
 test('otps/{uuid}: a link challenge right after generate-link; 404 for another instance', async () => {
@@ -1097,7 +1098,7 @@ test('login: 200 page when the instance has no redirect_url; generate-link 503 f
   try {
     let res = await gl({ callback: { success: 'https://site.example.com/cb' } }, { harness: plain, instance: PLAIN });
     assert.equal(res.status, 503);
-    assert.match(res.body.message, new RegExp(`callbacks need INSTANCE_SECRETS\\.${PLAIN}\\.webhook_secret`));
+    assert.doesNotMatch(res.body.message, /INSTANCE_SECRETS|webhook_secret/, 'the setting is named in the log only');
     res = await gl({}, { harness: plain, instance: PLAIN });
     assert.equal(res.status, 200);
     const { uuid, whatsapp_link: link } = res.body.data;
@@ -1269,7 +1270,8 @@ test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
     for (const template of [V1_SEND, V1_VERIFY, V1_MESSAGE]) {
       const res = await v1call(template, {}, { harness: broken, key: V1_KEYS[DEMO] });
       assert.equal(res.status, 503);
-      assert.match(res.body.error.message, /API_TOKENS/);
+      assert.match(res.body.error.message, /not configured/);
+      assert.doesNotMatch(res.body.error.message, /API_TOKENS/, 'the setting is named in the log only');
     }
   } finally {
     await broken.stop();
@@ -1570,7 +1572,7 @@ test('widget: 403 turnstile_failed, 400 for link mode without a business number,
     assert.equal(res.headers.get('access-control-allow-origin'), SHOP_ORIGIN, 'the key and origin were fine');
     res = await wstart({ publishable_key: UNSECRETED_PK, phone: `+${newRecipient()}`, turnstile_token: 'x' }, { harness: wx });
     assert.equal(res.status, 503);
-    assert.match(res.body.error.message, new RegExp(`INSTANCE_SECRETS\\.${UNSECRETED}\\.turnstile_secret`));
+    assert.doesNotMatch(res.body.error.message, /INSTANCE_SECRETS|turnstile_secret/, 'the setting is named in the log only');
 
     res = await wconfig(CODE_ONLY_PK, { harness: wx });
     assert.deepEqual([res.body.modes, res.body.alphabet, res.body.code_length, res.body.resend_cooldown], [['code'], 'alphanumeric', 8, 0]);
@@ -1599,11 +1601,13 @@ test('widget: 503 when OTP_PEPPER is not set (start, verify, poll) or INSTANCES 
     const opts = { harness: broken };
     let res = await wstart({ phone: `+${newRecipient()}` }, opts);
     assert.equal(res.status, 503);
-    assert.match(res.body.error.message, /OTP_PEPPER/);
+    assert.match(res.body.error.message, /not configured/);
+    assert.doesNotMatch(res.body.error.message, /OTP_PEPPER/, 'the setting is named in the log only');
     for (const [f, body] of [[wverify, { session: 'abc', code: '123456' }], [wpoll, { session: 'abc', poll_secret: 'x' }]]) {
       res = await f(body, opts);
       assert.equal(res.status, 503);
-      assert.match(res.body.error.message, /OTP_PEPPER/);
+      assert.match(res.body.error.message, /not configured/);
+      assert.doesNotMatch(res.body.error.message, /OTP_PEPPER/, 'the setting is named in the log only');
     }
     res = await wconfig(DEMO_PK, opts);
     assert.equal(res.status, 200, 'config needs no pepper');
@@ -1615,7 +1619,8 @@ test('widget: 503 when OTP_PEPPER is not set (start, verify, poll) or INSTANCES 
     const opts = { harness: invalid };
     let res = await wconfig(DEMO_PK, opts);
     assert.equal(res.status, 503);
-    assert.match(res.body.error.message, /INSTANCES/);
+    assert.match(res.body.error.message, /not configured/);
+    assert.doesNotMatch(res.body.error.message, /INSTANCES/, 'the setting is named in the log only');
     assert.equal(res.headers.get('access-control-allow-origin'), null);
     res = await wstart({ phone: `+${newRecipient()}` }, opts);
     assert.equal(res.status, 503);
@@ -1636,12 +1641,14 @@ test('503 when OTP_PEPPER is not set (request-code, validate-code, generate-link
     const auth = broken.secrets.tokens[DEMO];
     let res = conforms('POST', RC, await broken.hs('request-code', { chatId: to }));
     assert.equal(res.status, 503);
-    assert.match(res.body.message, /OTP_PEPPER/);
+    assert.match(res.body.message, /not configured/);
+    assert.doesNotMatch(res.body.message, /OTP_PEPPER/, 'the setting is named in the log only');
     res = conforms('POST', VC, await broken.hs('validate-code', { chatId: to, code: '123456' }));
     assert.equal(res.status, 503);
     res = await gl({}, { harness: broken });
     assert.equal(res.status, 503);
-    assert.match(res.body.message, /OTP_PEPPER/);
+    assert.match(res.body.message, /not configured/);
+    assert.doesNotMatch(res.body.message, /OTP_PEPPER/, 'the setting is named in the log only');
     for (const f of [loginGet, loginPost]) {
       res = await f(broken, '/login/garbage');
       assert.equal(res.status, 503);
@@ -1661,7 +1668,8 @@ test('503 when API_TOKENS is not set (every API operation)', async () => {
     const to = newRecipient();
     let res = conforms('POST', RC, await broken.hs('request-code', { chatId: to }, { token: 'any' }));
     assert.equal(res.status, 503);
-    assert.match(res.body.message, /API_TOKENS/);
+    assert.match(res.body.message, /not configured/);
+    assert.doesNotMatch(res.body.message, /API_TOKENS/, 'the setting is named in the log only');
     res = conforms('POST', VC, await broken.hs('validate-code', { chatId: to, code: '1234' }, { token: 'any' }));
     assert.equal(res.status, 503);
     res = await gl({}, { harness: broken, token: 'any' });
@@ -1682,8 +1690,7 @@ test('503 when INSTANCE_SECRETS is not valid (provider webhooks, generate-link w
   try {
     let res = conforms('GET', WA, await call(broken, 'GET', `${concrete(WA)}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1`));
     assert.equal(res.status, 503);
-    assert.match(res.body, /INSTANCE_SECRETS/);
-    assert.doesNotMatch(res.body, /LEAKED/, 'a malformed secret is never echoed');
+    assert.equal(res.body, 'temporarily unavailable', 'the setting is named in the log only');
     res = await waPost(broken, '{}', { signature: 'sha256=00' });
     assert.equal(res.status, 503);
     assert.doesNotMatch(res.body, /LEAKED/);
@@ -1691,8 +1698,7 @@ test('503 when INSTANCE_SECRETS is not valid (provider webhooks, generate-link w
     assert.equal(res.status, 503);
     res = await gl({ callback: { failed: 'https://site.example.com/cb' } }, { harness: broken });
     assert.equal(res.status, 503);
-    assert.match(res.body.message, /INSTANCE_SECRETS must be a JSON object/);
-    assert.doesNotMatch(res.body.message, /LEAKED/);
+    assert.doesNotMatch(res.body.message, /INSTANCE_SECRETS|LEAKED/, 'the setting is named in the log only');
     res = await gl({}, { harness: broken });
     assert.equal(res.status, 200, 'no callbacks: no credential needed');
     // The dev info shows no credentials rather than failing.
@@ -1704,18 +1710,17 @@ test('503 when INSTANCE_SECRETS is not valid (provider webhooks, generate-link w
   }
 });
 
-test('503 when an instance has no credential for a provider webhook', async () => {
+test('404 when an instance has no credential for a provider webhook (it does not use that provider)', async () => {
   const broken = await startWorker({ omit: ['INSTANCE_SECRETS'] });
   try {
     let res = await waPost(broken, '{}', { signature: 'sha256=00' });
-    assert.equal(res.status, 503);
-    assert.equal(res.body, 'INSTANCE_SECRETS has no whatsapp_app_secret for this instance');
+    assert.equal(res.status, 404);
+    assert.equal(res.body, 'not found');
     res = await twPost(broken, {}, { signature: 'AAAA' });
-    assert.equal(res.status, 503);
-    assert.equal(res.body, 'INSTANCE_SECRETS has no twilio_auth_token for this instance');
-    // Without a verify token the handshake never succeeds.
+    assert.equal(res.status, 404);
+    assert.equal(res.body, 'not found');
     res = conforms('GET', WA, await call(broken, 'GET', `${concrete(WA)}?hub.mode=subscribe&hub.verify_token=&hub.challenge=1`));
-    assert.equal(res.status, 403);
+    assert.equal(res.status, 404);
   } finally {
     await broken.stop();
   }

@@ -1,0 +1,308 @@
+// Hostile traffic (issue 12): what an attacker on the open internet tries once the happy paths
+// hold. Each test fails on the Worker before issue 12: bodies read whole before any limit, an
+// unlimited widget poll, configuration text in answers, a provider webhook served for an
+// instance that does not use the provider, and a kept-alive connection after a used login link.
+// docs/security.md lists every attack with its defence and the test here that proves it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEMO, DEMO_PK, OTHER, SHOP_ORIGIN, newRecipient, startWorker } from '../support/worker.mjs';
+import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
+import { twilioSignature } from '../support/fake-twilio.mjs';
+import { rawConnection, streamChunked } from '../support/raw-http.mjs';
+import { awayFromMinuteBoundary, letTimePass, waitFor } from '../support/wait.mjs';
+
+/** An instance that uses neither Meta nor Twilio: no credential to check their signatures. */
+const BARE = '44444444-4444-4444-8444-444444444444';
+const DEMO_PHONE_NUMBER_ID = '100000000000001';
+
+let w;
+before(async () => {
+  w = await startWorker({
+    extraInstances: [{ id: BARE, name: 'Bare', channel: 'outbox' }],
+    credentials: { [BARE]: { whatsapp_app_secret: undefined, whatsapp_verify_token: undefined, twilio_auth_token: undefined } },
+  });
+});
+after(async () => {
+  await w?.stop();
+});
+
+/** A used login link of the demo instance: generated, claimed over WhatsApp, confirmed once. */
+async function usedLoginPath() {
+  const gen = await w.hs('generate-link', {});
+  assert.equal(gen.status, 200, JSON.stringify(gen.body));
+  const from = newRecipient();
+  const text = new URL(gen.body.data.whatsapp_link).searchParams.get('text');
+  const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text }));
+  const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[DEMO].whatsapp_app_secret, raw) },
+    body: raw,
+  });
+  assert.equal(hook.status, 200);
+  const reply = await w.nextMessage(from);
+  const path = new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;
+  const first = await w.fetch(path, { method: 'POST', redirect: 'manual' });
+  assert.ok([200, 303].includes(first.status), `first confirm: ${first.status}`);
+  const again = await w.fetch(path, { method: 'POST', redirect: 'manual' });
+  assert.equal(again.status, 409);
+  return path;
+}
+
+/** A body sent in pieces with no Content-Length (fetch then sends it chunked). */
+function chunked(parts) {
+  const bytes = parts.map((p) => (typeof p === 'string' ? new TextEncoder().encode(p) : p));
+  return new ReadableStream({
+    pull(controller) {
+      const next = bytes.shift();
+      if (next) controller.enqueue(next);
+      else controller.close();
+    },
+  });
+}
+
+describe('item 2: every body is read through one capped reader', () => {
+  const bearer = (h = w) => ({ Authorization: `Bearer ${h.secrets.tokens[DEMO]}`, 'Content-Type': 'application/json' });
+  // Each route that reads a body, with what it needs to get as far as reading it.
+  const routes = (h) => [
+    ['request-code', `/api/otp/v2/${DEMO}/request-code`, bearer(h)],
+    ['validate-code', `/api/otp/v2/${DEMO}/validate-code`, bearer(h)],
+    ['generate-link', `/api/otp/v2/${DEMO}/generate-link`, bearer(h)],
+    ['whatotp send', '/v1/otp/send', { Authorization: `Bearer ${h.secrets.whatotpKey}`, 'Content-Type': 'application/json' }],
+    ['widget start', '/widget/v1/start', { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json' }],
+    ['widget verify', '/widget/v1/verify', { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json' }],
+    ['widget poll', '/widget/v1/poll', { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json' }],
+    ['meta webhook', `/webhooks/whatsapp/${DEMO}`, { 'Content-Type': 'application/json', 'X-Hub-Signature-256': 'sha256=00' }],
+    ['twilio webhook', `/webhooks/twilio/${DEMO}`, { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': 'AAAA' }],
+  ];
+
+  test('an_endless_chunked_body_is_refused_while_it_is_still_coming', async () => {
+    // A body with no Content-Length that would go on for 32 MB, written as fast as the Worker
+    // takes it: the Worker keeps 16 KB (256 KB for webhooks), drops 1 MB more, then answers
+    // 413 and stops reading. Socket and proxy buffers take some MB before the answer is seen;
+    // a Worker that reads the whole body first answers only after all 32 MB.
+    // Each route gets a Worker of its own: wrangler's local dev proxy (not in production)
+    // keeps a connection to the Worker that a cut-off body leaves unusable, and then answers
+    // the next POST itself with "Your worker restarted mid-request".
+    for (const [name] of routes(w)) {
+      const own = await startWorker();
+      try {
+        const [, path, headers] = routes(own).find(([n]) => n === name);
+        const res = await streamChunked(own.url + path, { headers });
+        assert.equal(res.how, 'answered', `${name}: ${JSON.stringify(res)}`);
+        assert.equal(res.status, 413, `${name}: ${res.status} ${res.body.slice(0, 200)}`);
+        assert.ok(res.sent < 24 * 1024 * 1024, `${name}: answered after ${res.sent} bytes of a 32 MB body`);
+      } finally {
+        await own.stop();
+      }
+    }
+  });
+
+  test('a_chunked_body_just_over_the_limit_is_413_and_the_next_request_is_served', async () => {
+    for (const size of [16 * 1024 + 1, 40 * 1024, 900 * 1024]) {
+      const res = await w.fetch(`/api/otp/v2/${DEMO}/request-code`, {
+        method: 'POST', headers: bearer(), body: chunked(['{"chatId": "', ' '.repeat(size)]), duplex: 'half',
+      });
+      assert.equal(res.status, 413, `${size} bytes`);
+      assert.equal((await res.json()).message, 'The request body is too large.');
+      const next = await w.hs('request-code', { chatId: newRecipient() });
+      assert.equal(next.status, 200, `after ${size} bytes: ${JSON.stringify(next.body)}`);
+    }
+    // A declared Content-Length over the limit is refused without reading anything.
+    const big = await w.fetch(`/api/otp/v2/${DEMO}/request-code`, {
+      method: 'POST', headers: bearer(), body: ' '.repeat(16 * 1024 + 1),
+    });
+    assert.equal(big.status, 413);
+  });
+
+  test('a_login_post_reads_its_body_through_the_cap', async () => {
+    const path = await usedLoginPath();
+    const res = await w.fetch(path, {
+      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: chunked(['a=', 'b'.repeat(40 * 1024)]), duplex: 'half', redirect: 'manual',
+    });
+    assert.equal(res.status, 413);
+    const small = await w.fetch(path, {
+      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: chunked(['confirm=', '1']), duplex: 'half', redirect: 'manual',
+    });
+    assert.equal(small.status, 409, 'a small form body is read and the used link answered');
+  });
+
+  test('a_body_within_the_limit_still_reads_when_it_comes_in_chunks', async () => {
+    const to = newRecipient();
+    const body = JSON.stringify({ chatId: to });
+    const res = await w.fetch(`/api/otp/v2/${DEMO}/request-code`, {
+      method: 'POST', headers: bearer(), body: chunked([body.slice(0, 5), body.slice(5, 12), body.slice(12)]), duplex: 'half',
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).data.chat_id, `${to}@c.us`);
+  });
+
+  test('widget_poll_is_rate_limited_per_client_address', async () => {
+    // 120 polls a minute per address (WIDGET_POLL_RL): the 121st within one window is refused.
+    await awayFromMinuteBoundary(20_000);
+    const poll = () => w.fetch('/widget/v1/poll', {
+      method: 'POST',
+      headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': '2001:db8:77::1' },
+      body: JSON.stringify({ publishable_key: DEMO_PK, session: 'nope', poll_secret: 'nope' }),
+    });
+    const statuses = [];
+    for (let i = 0; i < 120; i++) statuses.push((await poll()).status);
+    assert.deepEqual([...new Set(statuses)], [404], 'an unknown session is 404 until the limit');
+    const refused = await poll();
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '60');
+    assert.equal((await refused.json()).error.code, 'rate_limited');
+  });
+});
+
+describe('item 4: per-address limits count an IPv6 client by its /64', () => {
+  test('rotating_addresses_within_one_ipv6_64_does_not_escape_the_widget_limit', async () => {
+    // 20 starts a minute per client: each from a different address of 2001:db8:4:6::/64.
+    await awayFromMinuteBoundary(20_000);
+    const start = (i) => w.fetch('/widget/v1/start', {
+      method: 'POST',
+      headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': `2001:db8:4:6:${i.toString(16)}::${i + 1}` },
+      body: JSON.stringify({ publishable_key: DEMO_PK, phone: `+${newRecipient()}` }),
+    });
+    for (let i = 0; i < 20; i++) assert.equal((await start(i)).status, 200, `start ${i + 1}`);
+    const refused = await start(20);
+    assert.equal(refused.status, 429);
+    assert.equal((await refused.json()).error.code, 'rate_limited');
+    // Another /64 is another client.
+    const other = await w.fetch('/widget/v1/start', {
+      method: 'POST',
+      headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': '2001:db8:4:7::1' },
+      body: JSON.stringify({ publishable_key: DEMO_PK, phone: `+${newRecipient()}` }),
+    });
+    assert.equal(other.status, 200);
+  });
+});
+
+describe('item 8: nothing internal in answers', () => {
+  test('an_instance_without_a_provider_answers_its_webhook_404', async () => {
+    const twilio = await w.fetch(`/webhooks/twilio/${BARE}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': 'AAAA' },
+      body: 'From=%2B201000000000&Body=hi',
+    });
+    assert.equal(twilio.status, 404);
+    assert.doesNotMatch(await twilio.text(), /INSTANCE_SECRETS|twilio_auth_token/);
+    const meta = await w.fetch(`/webhooks/whatsapp/${BARE}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
+    });
+    assert.equal(meta.status, 404);
+    const handshake = await w.fetch(`/webhooks/whatsapp/${BARE}?hub.mode=subscribe&hub.verify_token=&hub.challenge=1`);
+    assert.equal(handshake.status, 404);
+    // An instance that has the credential still answers (signature checked).
+    const url = `${w.url}/webhooks/twilio/${DEMO}`;
+    const form = { From: '+201000000000', Body: 'hello' };
+    const signed = await w.fetch(`/webhooks/twilio/${DEMO}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': twilioSignature(w.secrets.instances[DEMO].twilio_auth_token, url, form) },
+      body: new URLSearchParams(form).toString(),
+    });
+    assert.equal(signed.status, 200);
+  });
+
+  test('configuration_problems_stay_in_the_log', async () => {
+    // No pepper, no INSTANCE_SECRETS entry for the turnstile secret, an instance without a
+    // business number: each answer is a 503 that names no setting.
+    const bare = await startWorker({
+      omit: ['OTP_PEPPER'],
+      extraInstances: [{
+        id: BARE,
+        name: 'Bare',
+        channel: 'outbox',
+        widget: { publishable_key: 'pk_live_bareinstance000000001', allowed_origins: [SHOP_ORIGIN], turnstile: { site_key: '0x4AAAAAAAsitekey', siteverify_url: 'http://127.0.0.1:9/siteverify' } },
+      }],
+    });
+    try {
+      const answers = [
+        await bare.hs('request-code', { chatId: newRecipient() }),
+        await bare.hs('generate-link', {}, { instance: OTHER }),
+        await bare.fetch('/widget/v1/start', {
+          method: 'POST',
+          headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ publishable_key: 'pk_live_bareinstance000000001', phone: `+${newRecipient()}`, turnstile_token: 'x' }),
+        }).then(async (r) => ({ status: r.status, body: await r.json() })),
+        await bare.fetch('/v1/otp/send', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${bare.secrets.whatotpKey}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ to: `+${newRecipient()}` }),
+        }).then(async (r) => ({ status: r.status, body: await r.json() })),
+      ];
+      for (const a of answers) {
+        const text = JSON.stringify(a.body);
+        assert.equal(a.status, 503, text);
+        assert.doesNotMatch(text, /OTP_PEPPER|INSTANCE_SECRETS|turnstile_secret|business_number|secret|11111111|22222222|44444444/i, text);
+        assert.match(text, /not configured/);
+      }
+    } finally {
+      await bare.stop();
+    }
+    const badMiddleware = await startWorker({ vars: { MIDDLEWARE: { instance: DEMO, protectd: ['/members'] } } });
+    try {
+      const res = await badMiddleware.fetch('/members');
+      assert.equal(res.status, 503);
+      assert.doesNotMatch(await res.text(), /protectd|unknown field/);
+    } finally {
+      await badMiddleware.stop();
+    }
+  });
+});
+
+describe('item 9: a kept-alive connection after a used login link', () => {
+  const host = () => new URL(w.url).host;
+  const loginPost = (path, body) => `POST ${path} HTTP/1.1\r\nHost: ${host()}\r\nConnection: keep-alive\r\n`
+    + `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const health = () => `GET /health HTTP/1.1\r\nHost: ${host()}\r\nConnection: keep-alive\r\n\r\n`;
+
+  test('the_worker_leaves_the_connection_clean_after_a_409', async () => {
+    // With and without a form body: the Worker reads the body (capped) and ends its answer,
+    // so the next request on the connection is answered at once.
+    const path = await usedLoginPath();
+    for (const body of ['', 'confirm=1', 'x'.repeat(8000)]) {
+      const conn = await rawConnection(w.url);
+      try {
+        conn.send(loginPost(path, body));
+        assert.equal((await conn.next(5000)).status, 409, `used login link, body of ${body.length} bytes`);
+        await letTimePass(1000, 'a client that pauses before its next request, within the runtime\'s 5 s idle window');
+        conn.send(health());
+        const next = await conn.next(2000);
+        assert.equal(next.status, 200);
+        assert.deepEqual(JSON.parse(next.body), { status: 'ok' });
+      } finally {
+        conn.close();
+      }
+    }
+  });
+
+  test('after_5_s_of_quiet_the_runtime_closes_the_connection_whatever_came_before', async () => {
+    // The case of the issue: 409, then 5 s of quiet. workerd's HTTP server closes a kept-alive
+    // connection after 5 s without a new request (kj::HttpServerSettings::pipelineTimeout), the
+    // same after a GET /health as after the 409: it is the runtime's, not the Worker's. It
+    // closes it (FIN), so a client learns at once and sends its next request on a new
+    // connection, which is answered at once. (Production runs behind Cloudflare's own front
+    // end, whose idle timeouts are its own.)
+    const path = await usedLoginPath();
+    for (const [what, request, status] of [['a used login link', loginPost(path, 'confirm=1'), 409], ['GET /health', health(), 200]]) {
+      const conn = await rawConnection(w.url);
+      try {
+        conn.send(request);
+        assert.equal((await conn.next(5000)).status, status, what);
+        const answeredAt = Date.now();
+        await waitFor(() => conn.closed, { timeout: 7000, what: `the runtime to close the idle connection after ${what}` });
+        const idle = Date.now() - answeredAt;
+        assert.ok(idle >= 4500 && idle < 6500, `closed after ${idle} ms of quiet following ${what}`);
+      } finally {
+        conn.close();
+      }
+      const fresh = await rawConnection(w.url);
+      try {
+        fresh.send(health());
+        assert.equal((await fresh.next(2000)).status, 200, `a new connection after ${what} is answered at once`);
+      } finally {
+        fresh.close();
+      }
+    }
+  });
+});
