@@ -286,6 +286,15 @@ pub fn allow_loopback_callbacks(env: &Env) -> bool {
     cfg!(feature = "dev") && var(env, "ALLOW_LOOPBACK_CALLBACKS").as_deref() == Some("true")
 }
 
+/// The deadline of every outbound request (providers, callbacks, Turnstile), in milliseconds:
+/// `OUTBOUND_TIMEOUT_MS` (100 to 30,000), 10 s by default. Tests shorten it.
+pub fn outbound_timeout_ms(env: &Env) -> u32 {
+    var(env, "OUTBOUND_TIMEOUT_MS")
+        .and_then(|v| v.parse::<u32>().ok())
+        .map(|ms| ms.clamp(100, 30_000))
+        .unwrap_or(10_000)
+}
+
 /// Multiplier on the callback retry schedule (`CALLBACK_RETRY_SCALE`, default 1; tests use a
 /// small value so a schedule of days takes seconds).
 pub fn callback_retry_scale(env: &Env) -> f64 {

@@ -411,7 +411,8 @@ async fn turnstile(
             )))
         })?;
     let token = token.ok_or(Outcome::TurnstileFailed)?;
-    if turnstile::passed(&t.siteverify_url, &secret, token, ip).await {
+    let net = crate::channels::Net::of(env);
+    if turnstile::passed(&t.siteverify_url, &secret, token, ip, net).await {
         Ok(())
     } else {
         Err(Outcome::TurnstileFailed)

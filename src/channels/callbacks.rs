@@ -1,13 +1,13 @@
 //! Callbacks to the site, signed the Standard Webhooks way (`webhook-id`,
 //! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`). One attempt per call;
-//! the caller's scheduler retries. Redirects are never followed, and the URL is checked
-//! again before every attempt.
+//! the caller's scheduler retries. Redirects are never followed, the URL is checked again
+//! before every attempt, and each attempt has the outbound deadline (`Net`).
 
-use super::DeliveryError;
+use super::{fetch_with_deadline, DeliveryError, Net};
 use otp_core::url_guard::check_callback_url;
 use otp_core::wire::webhook::{self, WebhookSecret};
 use wasm_bindgen::JsValue;
-use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{Headers, Method, Request, RequestInit, RequestRedirect};
 
 /// POSTs `body` to `url`, signed with `secret` under `webhook_id`; `Ok` on a 2xx answer.
 pub async fn deliver(
@@ -15,11 +15,12 @@ pub async fn deliver(
     url: &str,
     webhook_id: &str,
     body: &str,
-    allow_loopback: bool,
+    net: Net,
 ) -> Result<(), DeliveryError> {
     // A URL that is not allowed is never retried; a network error or a non-2xx answer (a
     // redirect included) is.
-    check_callback_url(url, allow_loopback).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+    check_callback_url(url, net.allow_loopback)
+        .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
     let timestamp = crate::clock::now();
     let signature = webhook::sign(secret, webhook_id, timestamp, body.as_bytes());
     let attempt = async {
@@ -34,16 +35,17 @@ pub async fn deliver(
             .with_headers(headers)
             .with_redirect(RequestRedirect::Manual)
             .with_body(Some(JsValue::from_str(body)));
-        let resp = Fetch::Request(Request::new_with_init(url, &init)?)
-            .send()
-            .await?;
-        Ok::<u16, worker::Error>(resp.status_code())
+        let (status, _) = fetch_with_deadline(Request::new_with_init(url, &init)?, net).await?;
+        Ok::<u16, worker::Error>(status)
     };
     match attempt.await {
         Ok(status) if (200..300).contains(&status) => Ok(()),
         Ok(status) => Err(DeliveryError::Retryable(format!(
             "callback answered {status}"
         ))),
-        Err(e) => Err(DeliveryError::Retryable(format!("callback failed: {e}"))),
+        Err(e) => Err(DeliveryError::Retryable(format!(
+            "callback failed: {}",
+            super::describe_failure(url, net, &e)
+        ))),
     }
 }

@@ -22,7 +22,10 @@ use otp_core::config::{ChannelKind, InstanceConfig};
 use otp_core::rules::template::render;
 use otp_core::Recipient;
 use wasm_bindgen::JsValue;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, SqlStorage};
+use worker::{
+    web_sys, AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    SqlStorage,
+};
 
 /// One message to deliver.
 pub struct Outbound<'a> {
@@ -63,12 +66,48 @@ pub trait Channel {
     async fn send(&self, msg: &Outbound<'_>) -> Result<Option<String>, DeliveryError>;
 }
 
-/// One HTTP request to a provider: `(status, body)`, or a retryable error for the network.
+/// How the Worker talks to outside services: the deadline of each request, and whether plain
+/// `http` to loopback is allowed (dev builds with `ALLOW_LOOPBACK_CALLBACKS`, for the fakes
+/// of the end-to-end tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Net {
+    pub timeout_ms: u32,
+    pub allow_loopback: bool,
+}
+
+impl Net {
+    /// The deploy's settings (`OUTBOUND_TIMEOUT_MS`, `ALLOW_LOOPBACK_CALLBACKS`).
+    pub fn of(env: &Env) -> Self {
+        Self {
+            timeout_ms: config::outbound_timeout_ms(env),
+            allow_loopback: config::allow_loopback_callbacks(env),
+        }
+    }
+}
+
+/// Sends `req` with `net`'s deadline: an `AbortSignal` that fires after `timeout_ms` aborts
+/// the request, and the reading of its answer, wherever it is. A receiver that accepts the
+/// connection and never answers costs one deadline, then is retried like a network error.
+pub async fn fetch_with_deadline(req: Request, net: Net) -> worker::Result<(u16, Vec<u8>)> {
+    let signal = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(net.timeout_ms));
+    let mut resp = Fetch::Request(req).send_with_signal(&signal).await?;
+    let status = resp.status_code();
+    let body = resp.bytes().await?;
+    Ok((status, body))
+}
+
+/// One HTTP POST to a provider: `(status, body)`, or a retryable error for the network and
+/// the deadline. The URL must be `https` to a public host (`url_guard`); a refused one is a
+/// permanent error. Redirects are never followed (the body may hold a code): a 3xx is an
+/// answer like any other.
 async fn post(
     url: &str,
     headers: &[(&str, &str)],
     body: String,
+    net: Net,
 ) -> Result<(u16, Vec<u8>), DeliveryError> {
+    otp_core::url_guard::check_callback_url(url, net.allow_loopback)
+        .map_err(|e| DeliveryError::Permanent(format!("{url}: {e}")))?;
     let attempt = async {
         let h = Headers::new();
         for (k, v) in headers {
@@ -77,16 +116,23 @@ async fn post(
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(h)
+            .with_redirect(RequestRedirect::Manual)
             .with_body(Some(JsValue::from_str(&body)));
-        let mut resp = Fetch::Request(Request::new_with_init(url, &init)?)
-            .send()
-            .await?;
-        let status = resp.status_code();
-        Ok::<_, worker::Error>((status, resp.bytes().await.unwrap_or_default()))
+        fetch_with_deadline(Request::new_with_init(url, &init)?, net).await
     };
     attempt
         .await
-        .map_err(|e| DeliveryError::Retryable(format!("{url}: {e}")))
+        .map_err(|e| DeliveryError::Retryable(describe_failure(url, net, &e)))
+}
+
+/// Why an outbound request failed, for the log and the job's last error.
+fn describe_failure(url: &str, net: Net, e: &worker::Error) -> String {
+    let text = e.to_string();
+    if text.contains("abort") || text.contains("Abort") || text.contains("timed out") {
+        format!("{url}: no answer within {} ms", net.timeout_ms)
+    } else {
+        format!("{url}: {text}")
+    }
 }
 
 /// The channel a challenge is delivered through: the one it fell back to, else the first of
@@ -123,6 +169,7 @@ pub async fn deliver(
     };
     let secrets =
         || config::instance_secrets(env, &instance.id).map_err(|p| DeliveryError::Retryable(p.0));
+    let net = Net::of(env);
     match kind {
         ChannelKind::Outbox => Outbox { sql: outbox, now }.send(msg).await,
         ChannelKind::Whatsapp => {
@@ -138,6 +185,7 @@ pub async fn deliver(
             whatsapp::WhatsappCloud {
                 config,
                 access_token: token,
+                net,
             }
             .send(msg)
             .await
@@ -165,6 +213,7 @@ pub async fn deliver(
                 whatsapp: kind == ChannelKind::TwilioWhatsapp,
                 web_otp_domain: instance.web_otp_domain.as_deref(),
                 status_callback,
+                net,
             }
             .send(msg)
             .await
@@ -189,6 +238,7 @@ pub async fn deliver(
                 url: &config.url,
                 secret: &secret,
                 kind,
+                net,
             }
             .send(msg)
             .await

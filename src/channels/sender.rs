@@ -1,6 +1,6 @@
 //! The site's own sender: a signed webhook.
 
-use super::{post, Channel, DeliveryError, Outbound};
+use super::{post, Channel, DeliveryError, Net, Outbound};
 use otp_core::wire::webhook::{self, WebhookSecret};
 
 /// "Bring your own sender": a POST of `{to, text, code, kind, challenge}` to the site's URL,
@@ -9,6 +9,7 @@ pub struct WebhookSender<'a> {
     pub url: &'a str,
     pub secret: &'a WebhookSecret,
     pub kind: &'a str,
+    pub net: Net,
 }
 
 impl Channel for WebhookSender<'_> {
@@ -39,7 +40,7 @@ impl Channel for WebhookSender<'_> {
             (webhook::HEADER_TIMESTAMP, ts.as_str()),
             (webhook::HEADER_SIGNATURE, signature.as_str()),
         ];
-        let (status, _) = post(self.url, &headers, body).await?;
+        let (status, _) = post(self.url, &headers, body, self.net).await?;
         match status {
             200..=299 => Ok(None),
             400..=499 if status != 408 && status != 429 => Err(DeliveryError::Permanent(format!(

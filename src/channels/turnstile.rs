@@ -1,6 +1,6 @@
 //! Cloudflare Turnstile's siteverify: whether a browser passed the human check.
 
-use super::post;
+use super::{post, Net};
 
 #[derive(serde::Deserialize)]
 struct SiteverifyAnswer {
@@ -8,8 +8,8 @@ struct SiteverifyAnswer {
 }
 
 /// Checks `token` at `siteverify_url` with the instance's `secret`. Anything but a clear
-/// success is `false`: a check that cannot run fails closed.
-pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str) -> bool {
+/// success is `false`: a check that cannot run (in time) fails closed.
+pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str, net: Net) -> bool {
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("secret", secret)
         .append_pair("response", token);
@@ -17,7 +17,7 @@ pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str) -
         form.append_pair("remoteip", ip);
     }
     let headers = [("content-type", "application/x-www-form-urlencoded")];
-    match post(siteverify_url, &headers, form.finish()).await {
+    match post(siteverify_url, &headers, form.finish(), net).await {
         Ok((200, body)) => {
             serde_json::from_slice::<SiteverifyAnswer>(&body).is_ok_and(|answer| answer.success)
         }

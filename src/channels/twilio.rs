@@ -1,6 +1,6 @@
 //! Twilio's Messages API (SMS and WhatsApp).
 
-use super::{post, Channel, DeliveryError, Outbound};
+use super::{post, Channel, DeliveryError, Net, Outbound};
 use otp_core::config::TwilioConfig;
 use otp_core::wire::twilio;
 
@@ -13,6 +13,7 @@ pub struct TwilioChannel<'a> {
     pub web_otp_domain: Option<&'a str>,
     /// Where Twilio posts delivery statuses (needs `PUBLIC_URL`).
     pub status_callback: Option<String>,
+    pub net: Net,
 }
 
 impl Channel for TwilioChannel<'_> {
@@ -44,7 +45,7 @@ impl Channel for TwilioChannel<'_> {
             ("authorization", basic.as_str()),
             ("content-type", "application/x-www-form-urlencoded"),
         ];
-        let (status, raw) = post(&url, &headers, twilio::form_encode(&form)).await?;
+        let (status, raw) = post(&url, &headers, twilio::form_encode(&form), self.net).await?;
         if (200..300).contains(&status) {
             return Ok(twilio::message_sid(&raw));
         }

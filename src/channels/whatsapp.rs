@@ -1,6 +1,6 @@
 //! Meta's WhatsApp Cloud API.
 
-use super::{post, Channel, DeliveryError, Outbound};
+use super::{post, Channel, DeliveryError, Net, Outbound};
 use otp_core::config::WhatsappConfig;
 use otp_core::wire::meta;
 
@@ -11,6 +11,7 @@ use otp_core::wire::meta;
 pub struct WhatsappCloud<'a> {
     pub config: &'a WhatsappConfig,
     pub access_token: &'a str,
+    pub net: Net,
 }
 
 impl Channel for WhatsappCloud<'_> {
@@ -32,7 +33,7 @@ impl Channel for WhatsappCloud<'_> {
             ("authorization", auth.as_str()),
             ("content-type", "application/json"),
         ];
-        let (status, raw) = post(&url, &headers, body.to_string()).await?;
+        let (status, raw) = post(&url, &headers, body.to_string(), self.net).await?;
         if (200..300).contains(&status) {
             return Ok(meta::message_id(&raw));
         }

@@ -18,6 +18,12 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS jobs (
     last_error TEXT
 )";
 
+/// How long a job that started running is held, in milliseconds: it is due again only this
+/// long after it started, which is when its run is taken for lost (its isolate went away).
+/// Longer than the longest outbound deadline (`OUTBOUND_TIMEOUT_MS`, at most 30 s), so a slow
+/// send is never started a second time while the first is still waiting for its answer.
+pub const LEASE_MS: i64 = 60_000;
+
 /// What a job does; stored by name in the `kind` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -146,8 +152,20 @@ impl<'a> Jobs<'a> {
         Ok(())
     }
 
-    /// Runs `job` once and records its outcome: finished, rescheduled, or given up.
+    /// Holds a job for one run: due again only when the lease is over.
+    fn lease(&self, id: i64, until_ms: i64) -> Result<()> {
+        self.sql.exec(
+            "UPDATE jobs SET due_ms = ? WHERE id = ?",
+            vec![until_ms.into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Runs `job` once and records its outcome: finished, rescheduled, or given up. The job is
+    /// leased first ([`LEASE_MS`]), so neither the alarm nor another run picks it up while
+    /// this run waits on the network.
     pub async fn run(&self, runner: &impl Runner, job: &Job, now_ms: i64) -> Result<()> {
+        self.lease(job.id, now_ms + LEASE_MS)?;
         match runner.run(job).await {
             Outcome::Done => self.finish(job.id),
             Outcome::Retry(why) => match runner.retry(job.kind).delay(job.attempts as u32 + 1) {
@@ -167,9 +185,29 @@ impl<'a> Jobs<'a> {
     /// Runs every job due at `now_ms`, oldest first.
     pub async fn run_due(&self, runner: &impl Runner, now_ms: i64) -> Result<()> {
         for job in self.due(now_ms)? {
-            self.run(runner, &job, now_ms).await?;
+            // An earlier job's run awaited the network: another run may have taken or
+            // finished this one meanwhile.
+            if self.is_due(job.id, now_ms)? {
+                self.run(runner, &job, now_ms).await?;
+            }
         }
         Ok(())
+    }
+
+    /// True while job `id` exists and is due at `now_ms` (not leased by a run).
+    fn is_due(&self, id: i64, now_ms: i64) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: f64,
+        }
+        let row: Count = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM jobs WHERE id = ? AND due_ms <= ?",
+                vec![id.into(), now_ms.into()],
+            )?
+            .one()?;
+        Ok(row.n > 0.0)
     }
 
     /// Sets the object's alarm to the earliest due job, or clears it when none is left.

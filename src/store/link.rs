@@ -418,8 +418,8 @@ impl LinkObject {
                 otp_core::wire::webhook::WebhookSecret::parse(s)
                     .map_err(|e| Outcome::GiveUp(e.to_string()))
             })?;
-        let allow_loopback = config::allow_loopback_callbacks(&self.env);
-        callbacks::deliver(&secret, &cb.url, &cb.webhook_id, &cb.body, allow_loopback)
+        let net = crate::channels::Net::of(&self.env);
+        callbacks::deliver(&secret, &cb.url, &cb.webhook_id, &cb.body, net)
             .await
             .map_err(Outcome::from)?;
         self.log_callback(&cb.webhook_id, "delivered")

@@ -309,8 +309,9 @@ const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
     created_at INTEGER NOT NULL
 )";
 
-/// How long a queued job waits for its immediate delivery before the alarm takes over.
-const LEASE_MS: i64 = 30_000;
+/// How long a queued job waits for its immediate delivery before the alarm takes over: the
+/// runner's lease, so the alarm never starts a send the immediate run is still waiting on.
+const LEASE_MS: i64 = super::jobs::LEASE_MS;
 
 /// Delivery attempts before a message is given up.
 const DELIVERY_ATTEMPTS: u32 = 8;

@@ -5,11 +5,12 @@
 // docs/security.md lists every attack with its defence and the test here that proves it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { DEMO, DEMO_PK, OTHER, SHOP_ORIGIN, newRecipient, startWorker } from '../support/worker.mjs';
 import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { twilioSignature } from '../support/fake-twilio.mjs';
 import { rawConnection, streamChunked } from '../support/raw-http.mjs';
-import { awayFromMinuteBoundary, letTimePass, waitFor } from '../support/wait.mjs';
+import { SEND_WINDOW_MS, assertNothingFor, awayFromMinuteBoundary, letTimePass, waitFor } from '../support/wait.mjs';
 
 /** An instance that uses neither Meta nor Twilio: no credential to check their signatures. */
 const BARE = '44444444-4444-4444-8444-444444444444';
@@ -303,6 +304,204 @@ describe('item 9: a kept-alive connection after a used login link', () => {
       } finally {
         fresh.close();
       }
+    }
+  });
+});
+
+/**
+ * A receiver that accepts every connection and request and never answers: counts the requests
+ * that arrive (`arrivals`), with the time of each.
+ */
+async function startBlackHole() {
+  const arrivals = [];
+  const sockets = new Set();
+  const server = http.createServer((req) => {
+    arrivals.push({ path: req.url, at: Date.now() });
+    req.resume();
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    arrivals,
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** A server that answers every request with `status` after `delayMs`, or a 307 to `location`. */
+async function startAnswering({ status = 200, delayMs = 0, location } = {}) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      requests.push({ path: req.url, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() });
+      setTimeout(() => {
+        if (location) res.writeHead(307, { Location: location }).end();
+        else res.writeHead(status, { 'Content-Type': 'application/json' }).end('{}');
+      }, delayMs);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    requests,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+describe('item 3: every outbound request has a deadline', () => {
+  const HOLE_WA = '55555555-5555-4555-8555-000000000001';
+  const HOLE_WIDGET = '55555555-5555-4555-8555-000000000002';
+  const HOLE_PK = 'pk_live_blackholewidget000001';
+  const PHONE_ID = '109876543210333';
+  let hole;
+  let wp; // with a real channel (its dev outbox routes are off)
+  let ww;
+  before(async () => {
+    hole = await startBlackHole();
+    wp = await startWorker({
+      extraInstances: [{ id: HOLE_WA, name: 'Hole', channel: 'whatsapp', whatsapp: { phone_number_id: PHONE_ID, api_base: `${hole.url}/meta` } }],
+      credentials: { [HOLE_WA]: { whatsapp_access_token: 'EAAGhole' } },
+      vars: { OUTBOUND_TIMEOUT_MS: '300' },
+    });
+    ww = await startWorker({
+      extraInstances: [
+        {
+          id: HOLE_WIDGET,
+          name: 'Hole widget',
+          channel: 'outbox',
+          widget: { publishable_key: HOLE_PK, allowed_origins: [SHOP_ORIGIN], turnstile: { site_key: '0x4AAAAAAAsitekey', siteverify_url: `${hole.url}/siteverify` } },
+        },
+      ],
+      credentials: { [HOLE_WIDGET]: { turnstile_secret: '0x4AAAAAAAsecret' } },
+      vars: { OUTBOUND_TIMEOUT_MS: '300', CALLBACK_RETRY_SCALE: '0.001' },
+    });
+  });
+  after(async () => {
+    await wp?.stop();
+    await ww?.stop();
+    await hole?.close();
+  });
+
+  test('a_provider_that_never_answers_costs_one_deadline_then_the_send_is_retried', async () => {
+    const to = newRecipient();
+    const res = await wp.hs('request-code', { chatId: to }, { instance: HOLE_WA });
+    assert.equal(res.status, 200);
+    const sends = () => hole.arrivals.filter((a) => a.path.startsWith('/meta/'));
+    // The first send hangs; after 300 ms it is aborted, and the job's retry (2 s later) sends
+    // again. Without a deadline the first send would hold the job forever: no second send.
+    const got = await waitFor(() => sends().length >= 2 && sends(), { timeout: 6000, what: 'a retried send after the deadline' });
+    const gap = got[1].at - got[0].at;
+    assert.ok(gap >= 1800 && gap < 4500, `retry ${gap} ms after the first send (deadline 300 ms + the 2 s retry)`);
+  });
+
+  test('a_callback_receiver_that_never_answers_is_retried', async () => {
+    const gen = await ww.hs('generate-link', { callback: { success: `${hole.url}/cb` } });
+    assert.equal(gen.status, 200, JSON.stringify(gen.body));
+    const from = newRecipient();
+    const text = new URL(gen.body.data.whatsapp_link).searchParams.get('text');
+    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text }));
+    const hook = await ww.fetch(`/webhooks/whatsapp/${DEMO}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(ww.secrets.instances[DEMO].whatsapp_app_secret, raw) },
+      body: raw,
+    });
+    assert.equal(hook.status, 200);
+    const reply = await ww.nextMessage(from);
+    const path = new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;
+    assert.ok([200, 303].includes((await ww.fetch(path, { method: 'POST', redirect: 'manual' })).status));
+    const callbacks = () => hole.arrivals.filter((a) => a.path === '/cb');
+    await waitFor(() => callbacks().length >= 2, { timeout: 6000, what: 'a retried callback after the deadline' });
+  });
+
+  test('a_siteverify_that_never_answers_fails_the_start_closed_within_the_deadline', async () => {
+    const started = Date.now();
+    const res = await ww.fetch('/widget/v1/start', {
+      method: 'POST',
+      headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ publishable_key: HOLE_PK, phone: `+${newRecipient()}`, turnstile_token: 'token' }),
+      // Without a deadline in the Worker the start would never be answered.
+      signal: AbortSignal.timeout(5000),
+    });
+    const took = Date.now() - started;
+    assert.equal(res.status, 403);
+    assert.equal((await res.json()).error.code, 'turnstile_failed');
+    assert.ok(took < 3000, `answered after ${took} ms`);
+    assert.ok(hole.arrivals.some((a) => a.path === '/siteverify'), 'siteverify was asked');
+  });
+});
+
+describe('item 7: outbound URLs are https, redirects are not followed, a slow send is sent once', () => {
+  const REDIRECTED = '66666666-6666-4666-8666-000000000001';
+  const PLAIN_HTTP = '66666666-6666-4666-8666-000000000002';
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+  test('a_sender_that_redirects_does_not_get_the_code_forwarded', async () => {
+    const target = await startAnswering({ status: 200 });
+    const redirecting = await startAnswering({ location: `${target.url}/stolen` });
+    const wr = await startWorker({
+      extraInstances: [
+        { id: REDIRECTED, name: 'Redirected', channel: 'webhook', webhook: { url: `${redirecting.url}/send` } },
+        { id: PLAIN_HTTP, name: 'Plain http', channel: 'webhook', webhook: { url: 'http://sender.example.com/send' } },
+      ],
+      credentials: { [REDIRECTED]: { sender_secret: secret }, [PLAIN_HTTP]: { sender_secret: secret } },
+    });
+    try {
+      const res = await wr.hs('request-code', { chatId: newRecipient() }, { instance: REDIRECTED });
+      assert.equal(res.status, 200);
+      await waitFor(() => redirecting.requests.length >= 1, { what: 'the send to the redirecting sender' });
+      // A followed 307 would repeat the POST, code and all, to the target within a few ms.
+      await assertNothingFor(SEND_WINDOW_MS, () => target.requests, 'a redirect is not followed with the code');
+
+      // A plain-http sender on a public host is refused before any request: the challenge
+      // fails as undeliverable.
+      const sent = await wr.hs('request-code', { chatId: newRecipient() }, { instance: PLAIN_HTTP });
+      assert.equal(sent.status, 200);
+      const status = async () => (await (await wr.fetch(`/api/otp/v2/${PLAIN_HTTP}/otps/${sent.body.data.uuid}`, {
+        headers: { Authorization: `Bearer ${wr.secrets.tokens[PLAIN_HTTP]}` },
+      })).json()).data;
+      const failed = await waitFor(async () => {
+        const d = await status();
+        return d.status === 'failed' && d;
+      }, { what: 'the plain-http send to fail' });
+      assert.match(failed.failure, /undeliverable: .*https/);
+    } finally {
+      await wr.stop();
+      await target.close();
+      await redirecting.close();
+    }
+  });
+
+  test('a_send_slower_than_the_old_30_s_lease_is_not_sent_again_by_the_alarm', async () => {
+    // The sender answers after 1.5 s. While it is waited on, the Worker's clock moves 31 s:
+    // the old lease (30 s) had then made the job due again and the alarm sent it a second time.
+    const slow = await startAnswering({ status: 200, delayMs: 1500 });
+    const wl = await startWorker({
+      extraInstances: [{ id: REDIRECTED, name: 'Slow', channel: 'webhook', webhook: { url: `${slow.url}/send` } }],
+      credentials: { [REDIRECTED]: { sender_secret: secret } },
+      vars: { DEV_CLOCK: 'manual' },
+    });
+    try {
+      const res = await wl.hs('request-code', { chatId: newRecipient() }, { instance: REDIRECTED });
+      assert.equal(res.status, 200);
+      await waitFor(() => slow.requests.length >= 1, { what: 'the first send' });
+      await wl.advanceClock(31);
+      // The alarm wakes at least every second under the dev clock; the first answer comes
+      // 1.5 s after the send. Watch 3 s from the send: a second send would be in by then.
+      await assertNothingFor(3000, () => slow.requests.slice(1), 'the slow send is sent once', { since: slow.requests[0].at });
+    } finally {
+      await wl.stop();
+      await slow.close();
     }
   });
 });
