@@ -6,6 +6,7 @@
 
 use super::outcome::{self, internal, Outcome};
 use super::request::{self, json, json_object, Kept};
+use crate::store::budget::Source;
 use crate::store::link::{self, CallbackLog};
 use crate::store::recipient::{Recipients, StartMsg};
 use crate::store::{metrics, records, Op};
@@ -192,7 +193,7 @@ async fn start_code(
     .map_err(internal)?;
     msg.name = input.name;
     let challenge = Recipients::new(env)
-        .start_guarded(inst, &input.recipient, msg)
+        .start_guarded(inst, &input.recipient, msg, Source::Api)
         .await
         .map_err(internal)??;
     let code = challenge.code(pepper, &inst.id, &input.recipient);

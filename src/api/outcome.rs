@@ -341,6 +341,16 @@ impl Outcome {
                 None,
                 vec![wait(retry_after)],
             ),
+            Self::Guard(Refused::CountryBudget { retry_after }) => (
+                429,
+                "budget_exhausted",
+                format!(
+                    "the daily sending budget for numbers of this country is spent: try again in {} seconds",
+                    retry_after.max(1)
+                ),
+                None,
+                vec![wait(retry_after)],
+            ),
             Self::Guard(Refused::Range { retry_after }) => (
                 429,
                 "too_many_sends",

@@ -216,7 +216,7 @@ async fn start_session(
     )
     .map_err(internal)?;
     let challenge = Recipients::new(env)
-        .start_guarded(inst, &input.to, msg)
+        .start_guarded(inst, &input.to, msg, budget::Source::Api)
         .await
         .map_err(internal)??;
     let data = SendData {
@@ -224,7 +224,8 @@ async fn start_session(
         status: challenge.status(challenge.created_at).as_str(),
         channel: input.channel.as_str(),
         expires_at: iso8601(challenge.expires_at),
-        expires_in: challenge.expires_at - challenge.created_at,
+        // A number with a live code gets that code again: what is left of its lifetime.
+        expires_in: (challenge.expires_at - clock::now()).max(1),
     };
     kept(200, &data)
 }
@@ -330,16 +331,26 @@ async fn queue_message(
         crate::store::new_id().map_err(internal)?.replace('-', "")
     );
     let test = caller.mode == KeyMode::Test;
-    let allowed = budget::check(env, inst, &input.to, test, clock::now())
-        .await
-        .map_err(internal)?
-        .map_err(Outcome::Guard)?;
+    let allowed = budget::check(
+        env,
+        inst,
+        &input.to,
+        test,
+        budget::Source::Api,
+        clock::now(),
+    )
+    .await
+    .map_err(internal)?
+    .map_err(Outcome::Guard)?;
     // A test number gets nothing; a test key's message goes to the outbox.
-    if !matches!(allowed, Allowed::TestNumber(_)) {
-        Recipients::new(env)
+    if let Allowed::Send(charge) = allowed {
+        let queued = Recipients::new(env)
             .send(&inst.id, &input.to, &id, text, test)
-            .await
-            .map_err(internal)?;
+            .await;
+        if queued.is_err() {
+            budget::refund(env, &charge).await;
+        }
+        queued.map_err(internal)?;
     }
     let data = MessageData {
         id,

@@ -319,9 +319,8 @@ async fn start_code(
     )
     .map_err(internal)?;
     msg.cooldown = Some(w.resend_cooldown);
-    let id = msg.id.clone();
     let challenge = Recipients::new(env)
-        .start_guarded(inst, phone, msg)
+        .start_guarded(inst, phone, msg, crate::store::budget::Source::Widget(w))
         .await
         .map_err(internal)??;
     let session = core::seal_session(
@@ -330,7 +329,9 @@ async fn start_code(
             mode: Mode::Code,
             instance: inst.id.clone(),
             target: phone.digits().into(),
-            id,
+            // A number with a live code gets that code again (otp_core::rules::challenge):
+            // the session is that challenge, whose length and alphabet win.
+            id: challenge.id.clone(),
         },
     );
     ok(&StartCodeData {
@@ -338,10 +339,10 @@ async fn start_code(
         mode: Mode::Code.as_str(),
         phone: phone.e164(),
         channel: inst.channel.medium(),
-        code_length: w.code_length,
-        alphabet: alphabet_name(w.alphabet),
+        code_length: challenge.spec.length,
+        alphabet: alphabet_name(challenge.spec.alphabet),
         expires_at: iso8601(challenge.expires_at),
-        expires_in: challenge.expires_at - challenge.created_at,
+        expires_in: (challenge.expires_at - clock::now()).max(1),
         resend_in: w.resend_cooldown,
     })
 }

@@ -1,13 +1,15 @@
 //! Limits against abuse that sit in front of the recipient's own limits (SMS pumping is the
 //! main cost risk of an OTP service): the country allowlist, test numbers, the instance's
 //! hourly and daily send budgets (approximate: sharded counters, `otp_core::rules::budget`), and the
-//! per-number-range cap (exact: one counter object per range). Every check is off unless the
-//! instance's `[abuse]` table sets it. Budgets are spent before the challenge is created, so a
-//! send refused later by the recipient's own limits still counts (documented).
+//! per-number-range cap (exact: one counter object per range), and for the public widget its
+//! own daily budgets, per instance and per country calling code, on by default
+//! (`WidgetConfig::daily_budget`, `country_daily_budget`). The `[abuse]` checks are off unless
+//! the instance sets them. Budgets are taken before the recipient's object decides, and given
+//! back ([`refund`]) when it refuses: only sends that happen are charged (docs/security.md).
 
 use super::table::Schema;
 use super::{call, pick_shard, stub, Op, BUDGETS};
-use otp_core::config::InstanceConfig;
+use otp_core::config::{InstanceConfig, WidgetConfig};
 use otp_core::rules::budget::{self, Window};
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
@@ -23,24 +25,53 @@ pub const PREFIX_WINDOW: i64 = 600;
 pub enum Refused {
     /// The number's country is not on the instance's allowlist.
     Country,
-    /// The instance's hourly or daily budget is spent; retry after this many seconds.
+    /// The instance's hourly or daily budget (or its widget's daily budget) is spent; retry
+    /// after this many seconds.
     Budget { retry_after: i64 },
     /// Too many sends to this number range; retry after this many seconds.
     Range { retry_after: i64 },
+    /// The widget's daily budget for the number's country is spent; retry after this many
+    /// seconds.
+    CountryBudget { retry_after: i64 },
 }
 
 /// What the caller may do: send (normally, or as a test number with a fixed code).
 pub enum Allowed {
-    Send,
+    /// A send, with the units it took from the budgets: hand them back ([`refund`]) if the
+    /// send does not happen after all.
+    Send(Charge),
     TestNumber(String),
 }
 
+/// The units one send took, object by object, so a send that does not happen gives them back.
+#[derive(Debug, Default, Clone)]
+pub struct Charge(Vec<(String, Vec<Take>)>);
+
+impl Charge {
+    /// True when nothing was taken (no budget is configured).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Where a send comes from: the widget's public API carries its own default budgets.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A server API (Hypersender, WhatOTP): an authenticated backend.
+    Api,
+    /// The widget API: anyone on the internet, through an allowed page.
+    Widget(&'a WidgetConfig),
+}
+
 /// Runs the checks for a send to `to`. `test_key` says the caller used a test credential.
+/// Every budget is taken all-or-none: a later check that refuses gives back what the earlier
+/// ones took, so a refused send costs no budget.
 pub async fn check(
     env: &Env,
     inst: &InstanceConfig,
     to: &Recipient,
     test_key: bool,
+    source: Source<'_>,
     now: i64,
 ) -> Result<std::result::Result<Allowed, Refused>> {
     let abuse = &inst.abuse;
@@ -53,10 +84,18 @@ pub async fn check(
     if !otp_core::rules::country::is_allowed(to.digits(), &abuse.allowed_countries) {
         return Ok(Err(Refused::Country));
     }
+    let id = inst.id.to_ascii_lowercase();
+    let mut charge = Charge::default();
+    // The instance's budgets, and the widget's instance-wide daily one: sharded counters.
+    let widget_daily = match source {
+        Source::Widget(w) if w.daily_budget > 0 => Some(w.daily_budget),
+        _ => None,
+    };
     let mut items = Vec::new();
     for (limit, w, tag) in [
         (abuse.hourly_budget, Window::Hour, "h"),
         (abuse.daily_budget, Window::Day, "d"),
+        (widget_daily, Window::Day, "wd"),
     ] {
         if let Some(limit) = limit {
             items.push(Take {
@@ -68,11 +107,11 @@ pub async fn check(
         }
     }
     if !items.is_empty() {
-        let shard = pick_shard(SHARDS);
-        let name = format!("{}:budget:{shard}", inst.id.to_ascii_lowercase());
+        let name = format!("{id}:budget:{}", pick_shard(SHARDS));
         if let Some(retry_after) = take(env, &name, &items).await? {
             return Ok(Err(Refused::Budget { retry_after }));
         }
+        charge.0.push((name, items));
     }
     if let Some(limit) = abuse.prefix_limit {
         let prefix = otp_core::rules::country::prefix(to.digits(), abuse.prefix_len.unwrap_or(7));
@@ -83,12 +122,46 @@ pub async fn check(
             expires_at: window + PREFIX_WINDOW,
             retry_after: (window + PREFIX_WINDOW - now).max(1),
         };
-        let name = format!("{}:range:{prefix}", inst.id.to_ascii_lowercase());
-        if let Some(retry_after) = take(env, &name, &[item]).await? {
+        let name = format!("{id}:range:{prefix}");
+        if let Some(retry_after) = take(env, &name, std::slice::from_ref(&item)).await? {
+            refund(env, &charge).await;
             return Ok(Err(Refused::Range { retry_after }));
         }
+        charge.0.push((name, vec![item]));
     }
-    Ok(Ok(Allowed::Send))
+    if let Source::Widget(w) = source {
+        let country = otp_core::rules::country::calling_code(to.digits()).unwrap_or("other");
+        if w.country_daily_budget > 0 {
+            let item = Take {
+                key: format!("wc:{}", budget::window_key(now, Window::Day)),
+                limit: w.country_daily_budget,
+                expires_at: now + Window::Day.secs(),
+                retry_after: budget::retry_after(now, Window::Day),
+            };
+            let name = format!("{id}:country:{country}");
+            if let Some(retry_after) = take(env, &name, std::slice::from_ref(&item)).await? {
+                refund(env, &charge).await;
+                return Ok(Err(Refused::CountryBudget { retry_after }));
+            }
+            charge.0.push((name, vec![item]));
+        }
+    }
+    Ok(Ok(Allowed::Send(charge)))
+}
+
+/// Gives back the units of a send that did not happen (the recipient's object refused it, or
+/// a later budget did). Best effort: a failure is logged, and the budget then errs on the
+/// strict side by one unit. Between the take and the refund a concurrent send may see the
+/// unit as spent: budgets are approximate by that much too.
+pub async fn refund(env: &Env, charge: &Charge) {
+    for (name, items) in &charge.0 {
+        let keys: Vec<&str> = items.iter().map(|t| t.key.as_str()).collect();
+        let given: Result<TakeReply> =
+            async { call(&stub(env, BUDGETS, name)?, Op::Refund, &keys).await }.await;
+        if let Err(e) = given {
+            worker::console_error!("budget refund to {name}: {e}");
+        }
+    }
 }
 
 /// One counter to take a unit from.
@@ -137,6 +210,17 @@ impl DurableObject for BudgetObject {
             &sql,
             "CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
         )?;
+        if Op::of(&req) == Some(Op::Refund) {
+            // One unit back on each counter, never below zero.
+            let keys: Vec<String> = req.json().await?;
+            for key in keys {
+                sql.exec(
+                    "UPDATE counters SET value = value - 1 WHERE key = ? AND value > 0",
+                    vec![key.into()],
+                )?;
+            }
+            return Response::from_json(&TakeReply { retry_after: None });
+        }
         let items: Vec<Take> = req.json().await?;
         let now = crate::clock::now();
         sql.exec(

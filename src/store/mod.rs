@@ -44,6 +44,7 @@ pub enum Op {
     Abort,
     // Budget objects.
     Take,
+    Refund,
     // Metrics objects.
     Add,
     Read,
@@ -66,6 +67,7 @@ impl Op {
         Op::Finish,
         Op::Abort,
         Op::Take,
+        Op::Refund,
         Op::Add,
         Op::Read,
     ];
@@ -87,6 +89,7 @@ impl Op {
             Op::Finish => "finish",
             Op::Abort => "abort",
             Op::Take => "take",
+            Op::Refund => "refund",
             Op::Add => "add",
             Op::Read => "read",
         }

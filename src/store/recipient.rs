@@ -167,23 +167,31 @@ impl<'a> Recipients<'a> {
     }
 
     /// Runs the abuse checks of [`super::budget`], then starts a code challenge and writes its
-    /// KV record: what every send surface does. A test number gets its fixed code here.
+    /// KV record: what every send surface does. A test number gets its fixed code here. The
+    /// budgets are charged only for a send that happens: when the recipient's object refuses
+    /// (locked, cooling down, capped) or cannot be reached, their units are given back.
     pub async fn start_guarded(
         &self,
         inst: &otp_core::config::InstanceConfig,
         recipient: &Recipient,
         mut msg: StartMsg,
+        source: super::budget::Source<'_>,
     ) -> Result<std::result::Result<Challenge, Refused>> {
-        use super::budget::{check, Allowed};
-        match check(self.env, inst, recipient, msg.options.test, clock::now()).await? {
-            Ok(Allowed::Send) => {}
-            Ok(Allowed::TestNumber(code)) => msg.options.fixed_code = Some(code),
+        use super::budget::{check, refund, Allowed, Charge};
+        let test = msg.options.test;
+        let charge = match check(self.env, inst, recipient, test, source, clock::now()).await? {
+            Ok(Allowed::Send(charge)) => charge,
+            Ok(Allowed::TestNumber(code)) => {
+                msg.options.fixed_code = Some(code);
+                Charge::default()
+            }
             Err(refused) => return Ok(Err(Refused::Guard(refused))),
+        };
+        let started = self.start_recorded(&inst.id, recipient, &msg).await;
+        if !matches!(started, Ok(Ok(_))) && !charge.is_empty() {
+            refund(self.env, &charge).await;
         }
-        Ok(self
-            .start_recorded(&inst.id, recipient, &msg)
-            .await?
-            .map_err(Refused::Limit))
+        Ok(started?.map_err(Refused::Limit))
     }
 
     /// Starts a code challenge and writes its KV record.
@@ -414,7 +422,8 @@ impl RecipientObject {
             policy.resend_cooldown = policy.resend_cooldown.max(cooldown);
         }
         let result = state.start(now, &policy, msg.new_challenge()).cloned();
-        if result.is_ok() {
+        // The challenge whose code goes out: the new one, or the live one sent again.
+        if let Ok(challenge) = &result {
             self.write("state", &state)?;
             if first {
                 self.write(
@@ -425,7 +434,7 @@ impl RecipientObject {
                     },
                 )?;
             }
-            self.queue_and_send_now(JobKind::Deliver, &msg.id, now)
+            self.queue_and_send_now(JobKind::Deliver, &challenge.id, now)
                 .await?;
         }
         Response::from_json(&result)

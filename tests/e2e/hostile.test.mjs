@@ -178,6 +178,101 @@ describe('item 4: per-address limits count an IPv6 client by its /64', () => {
   });
 });
 
+describe('item 4: the public widget cannot be turned against a number or a budget', () => {
+  const RANGE = '77777777-7777-4777-8777-000000000011';
+  const COUNTRY = '77777777-7777-4777-8777-000000000012';
+  const COUNTRY_PK = 'pk_live_countrybudget00000001';
+  const LIVE = '77777777-7777-4777-8777-000000000013';
+  const LIVE_PK = 'pk_live_livewidgetkey00000001';
+  const widgetStart = (harness, body, ip) => harness.fetch('/widget/v1/start', {
+    method: 'POST',
+    headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': ip },
+    body: JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: await r.json() }));
+
+  test('a_strangers_widget_start_does_not_void_the_code_sent_through_the_server_api', async () => {
+    // A live widget key (a pk_test_ key's sends are test sends, which never share a live code).
+    const wc = await startWorker({
+      extraInstances: [{ id: LIVE, name: 'Live', channel: 'outbox', widget: { publishable_key: LIVE_PK, allowed_origins: [SHOP_ORIGIN] } }],
+      vars: { DEV_CLOCK: 'manual' },
+    });
+    try {
+      const to = newRecipient();
+      const sent = await wc.hs('request-code', { chatId: to }, { instance: LIVE });
+      assert.equal(sent.status, 200);
+      // Past the widget's 30 s resend cooldown, a stranger's page starts the widget for the
+      // same number.
+      await wc.advanceClock(31);
+      const stranger = await widgetStart(wc, { publishable_key: LIVE_PK, phone: `+${to}` }, '198.51.100.4');
+      assert.equal(stranger.status, 200, JSON.stringify(stranger.body));
+      // The number gets the same code again, and the code its owner holds still works.
+      const messages = await waitFor(async () => {
+        const m = await wc.outbox(to);
+        return m.length >= 2 && m;
+      }, { what: 'the code sent again' });
+      assert.ok(messages.every((m) => m.text.includes(sent.body.data.code)), JSON.stringify(messages));
+      const ok = await wc.hs('validate-code', { chatId: to, code: sent.body.data.code }, { instance: LIVE });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      const status = await (await wc.fetch(`/api/otp/v2/${LIVE}/otps/${sent.body.data.uuid}`, {
+        headers: { Authorization: `Bearer ${wc.secrets.tokens[LIVE]}` },
+      })).json();
+      assert.equal(status.data.status, 'validated');
+    } finally {
+      await wc.stop();
+    }
+  });
+
+  test('refused_sends_cost_no_budget', async () => {
+    // A number range may get 2 codes per 10 minutes; the instance cools a number down for 60 s.
+    const wr = await startWorker({
+      extraInstances: [{ id: RANGE, name: 'Range', channel: 'outbox', limits: { resend_cooldown: 60 }, abuse: { prefix_len: 7, prefix_limit: 2 } }],
+    });
+    try {
+      const range = `2010${String(Math.floor(Math.random() * 1000)).padStart(3, '0')}`;
+      const number = (n) => `${range}${String(n).padStart(5, '0')}`;
+      const rc = (to) => wr.hs('request-code', { chatId: to }, { instance: RANGE });
+      assert.equal((await rc(number(1))).status, 200);
+      // Repeated sends to the cooling-down number are refused by its own limit ...
+      for (let i = 0; i < 4; i++) {
+        const again = await rc(number(1));
+        assert.equal(again.status, 429);
+        assert.match(again.body.message, /A code was just sent to this chat/);
+      }
+      // ... and took nothing from the range's budget: a second number still gets its code,
+      // and the cap still holds after it.
+      assert.equal((await rc(number(2))).status, 200);
+      const third = await rc(number(3));
+      assert.equal(third.status, 429);
+      assert.match(third.body.message, /numbers like this one/);
+    } finally {
+      await wr.stop();
+    }
+  });
+
+  test('the_widget_has_a_daily_budget_per_country_code', async () => {
+    const wb = await startWorker({
+      extraInstances: [{ id: COUNTRY, name: 'Country', channel: 'outbox', widget: { publishable_key: COUNTRY_PK, allowed_origins: [SHOP_ORIGIN], country_daily_budget: 2 } }],
+    });
+    try {
+      const start = (phone) => widgetStart(wb, { publishable_key: COUNTRY_PK, phone }, '198.51.100.5');
+      assert.equal((await start(`+${newRecipient()}`)).status, 200);
+      assert.equal((await start(`+${newRecipient()}`)).status, 200);
+      const third = await start(`+${newRecipient()}`);
+      assert.equal(third.status, 429);
+      assert.equal(third.body.error.code, 'budget_exhausted');
+      assert.match(third.body.error.message, /this country/);
+      assert.ok(third.body.error.retry_after >= 1 && third.body.error.retry_after <= 86_400);
+      // Another country has its own budget; the server API is not the widget's.
+      assert.equal((await start('+447700900123')).status, 200);
+      assert.equal((await wb.hs('request-code', { chatId: newRecipient() }, { instance: COUNTRY })).status, 200);
+    } finally {
+      await wb.stop();
+    }
+  });
+
+
+});
+
 describe('item 8: nothing internal in answers', () => {
   test('an_instance_without_a_provider_answers_its_webhook_404', async () => {
     const twilio = await w.fetch(`/webhooks/twilio/${BARE}`, {

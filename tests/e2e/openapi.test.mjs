@@ -678,17 +678,21 @@ test('validate-code: wrong codes (422 with attempts left), then 429 once used up
 });
 
 test('validate-code: 429 while the recipient is locked out with an open code', async () => {
+  // The second code must be a new challenge (a same-mode request would send the first code
+  // again, whose attempts then run out with the lockout): a test key's (the demo instance's
+  // sk_test_ key) after a live one's. Wrong codes count across both and lock the number.
   const to = newRecipient();
-  const first = await rc({ chatId: to }, { instance: QUICK });
-  for (let i = 0; i < 3; i++) assert.equal((await vc({ chatId: to, code: wrong(first.body.data.code) }, { instance: QUICK })).status, 422);
-  const second = await rc({ chatId: to }, { instance: QUICK });
-  for (let i = 0; i < 2; i++) assert.equal((await vc({ chatId: to, code: wrong(second.body.data.code) }, { instance: QUICK })).status, 422);
-  const res = await vc({ chatId: to, code: second.body.data.code }, { instance: QUICK });
+  const first = await rc({ chatId: to });
+  for (let i = 0; i < 3; i++) assert.equal((await vc({ chatId: to, code: wrong(first.body.data.code) })).status, 422);
+  const second = await rc({ chatId: to }, { token: w.secrets.whatotpKey });
+  assert.notEqual(second.body.data.uuid, first.body.data.uuid);
+  for (let i = 0; i < 2; i++) assert.equal((await vc({ chatId: to, code: wrong(second.body.data.code) })).status, 422);
+  const res = await vc({ chatId: to, code: second.body.data.code });
   assert.equal(res.status, 429);
   assert.match(res.body.message, /^Too many failed attempts for this chat\. Try again in \d+ seconds\.$/);
   assert.ok(!res.headers.has('x-otp-attempts-remaining'));
-  assert.equal((await otp(first.body.data.uuid, { instance: QUICK })).body.data.status, 'superseded');
-  assert.match((await otp(second.body.data.uuid, { instance: QUICK })).body.data.status, /^(pending|sent)$/);
+  assert.equal((await otp(first.body.data.uuid)).body.data.status, 'superseded');
+  assert.match((await otp(second.body.data.uuid)).body.data.status, /^(pending|sent)$/);
 });
 
 test('validate-code: 410 for an expired code', async () => {
@@ -1187,9 +1191,11 @@ test('whatotp: the request schemas and the Worker agree on what is valid', async
 });
 
 test('whatotp: send 200, verify 422 then 200 then 409, 404, 410 for a superseded session', async () => {
+  // A live key's code, then a test key's (the demo instance's sk_test_ key): a send the live
+  // code cannot serve starts a new one and supersedes it (a same-mode send would resend it).
   const to = newRecipient();
   const first = await v1code(to);
-  const second = await v1code(to);
+  const second = await v1code(to, { key: v1.secrets.whatotpKey });
   let res = await v1call(V1_VERIFY, { session_id: first.session, code: first.code });
   assert.equal(res.status, 410);
   assert.equal(res.body.error.code, 'session_superseded');

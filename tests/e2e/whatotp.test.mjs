@@ -283,10 +283,22 @@ describe('code flow', () => {
     assertError(await verify({ session_id: `otp_${hex(16)}`, code: '123456' }), 404, 'session_not_found', 'session_id');
   });
 
-  test('a newer code supersedes the session, and verifying the old one spends none of the new attempts', async () => {
+  test('a second send while the code is live is the same session with the same code', async () => {
+    // Issue 12 item 4: a send never voids a live code (anyone may ask for a code for a number).
     const to = newRecipient();
     const first = await sendAndRead(to);
     const second = await sendAndRead(to);
+    assert.deepEqual([second.session, second.code], [first.session, first.code]);
+    assert.ok(second.body.expires_in <= first.body.expires_in, 'the lifetime is not renewed');
+    assert.equal((await verify({ session_id: first.session, code: first.code })).status, 200);
+  });
+
+  test('a newer code supersedes the session, and verifying the old one spends none of the new attempts', async () => {
+    // Only a send the live code cannot serve starts a new one: here, a test key's send
+    // (w.secrets.whatotpKey, the demo instance's sk_test_ key) after a live key's.
+    const to = newRecipient();
+    const first = await sendAndRead(to);
+    const second = await sendAndRead(to, { key: w.secrets.whatotpKey });
     assert.notEqual(first.session, second.session);
     assertError(await verify({ session_id: first.session, code: first.code }), 410, 'session_superseded', 'session_id');
     assertError(await verify({ session_id: first.session, code: second.code }), 410, 'session_superseded', 'session_id');

@@ -170,6 +170,27 @@ pub struct WidgetConfig {
     /// Cloudflare Turnstile on `start`, when set.
     #[serde(default)]
     pub turnstile: Option<TurnstileConfig>,
+    /// Codes a day (UTC) the widget may send for the whole instance, across numbers
+    /// (approximate: sharded counters); 0 turns it off. On by default: the widget is public.
+    #[serde(default = "default_widget_daily_budget")]
+    pub daily_budget: u64,
+    /// Codes a day (UTC) the widget may send to the numbers of one country calling code
+    /// (exact); 0 turns it off. On by default, against SMS pumping to costly destinations.
+    #[serde(default = "default_widget_country_daily_budget")]
+    pub country_daily_budget: u64,
+}
+
+/// The widget's default daily budget for an instance.
+pub const WIDGET_DAILY_BUDGET: u64 = 1000;
+/// The widget's default daily budget per country calling code.
+pub const WIDGET_COUNTRY_DAILY_BUDGET: u64 = 200;
+
+fn default_widget_daily_budget() -> u64 {
+    WIDGET_DAILY_BUDGET
+}
+
+fn default_widget_country_daily_budget() -> u64 {
+    WIDGET_COUNTRY_DAILY_BUDGET
 }
 
 fn default_widget_cooldown() -> i64 {
@@ -658,6 +679,22 @@ mod tests {
             .unwrap_err()
             .0
             .contains("calling code"));
+    }
+
+    #[test]
+    fn the_widget_has_daily_budgets_by_default() {
+        let c = ServiceConfig::from_json(&format!(
+            r#"[{{"id":"{ID}","name":"D","channel":"outbox","widget":{{"publishable_key":"pk_live_abcdefghijklmnop"}}}}]"#
+        ))
+        .unwrap();
+        let w = c.instances[0].widget.as_ref().unwrap();
+        assert_eq!((w.daily_budget, w.country_daily_budget), (1000, 200));
+        let off = ServiceConfig::from_json(&format!(
+            r#"[{{"id":"{ID}","name":"D","channel":"outbox","widget":{{"publishable_key":"pk_live_abcdefghijklmnop","daily_budget":0,"country_daily_budget":0}}}}]"#
+        ))
+        .unwrap();
+        let w = off.instances[0].widget.as_ref().unwrap();
+        assert_eq!((w.daily_budget, w.country_daily_budget), (0, 0));
     }
 
     #[test]

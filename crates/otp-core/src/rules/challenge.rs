@@ -6,8 +6,15 @@
 //! `now`; the Durable Object only loads the state, calls one method and saves it, with no
 //! `await` in between, which is what makes "used once" and "attempts left" atomic.
 //!
-//! Code challenge: `pending` -> `sent` (delivered) -> `validated` | `expired` | `failed`;
-//! a newer challenge for the same recipient moves an open one to `superseded`.
+//! Code challenge: `pending` -> `sent` (delivered) -> `validated` | `expired` | `failed`.
+//!
+//! A send never voids a live code: while the recipient's latest code is open (unspent, not
+//! expired, at least [`REUSE_MIN_LEFT`] seconds to go) every new send for the recipient sends
+//! that same code again, as Twilio Verify does within a code's lifetime. Otherwise anyone who
+//! can ask for a code for a number (a public widget, a sign-up form) could void the code its
+//! owner was just sent, and turn the owner's right code into a wrong attempt. Only a send the
+//! live code cannot serve (another test mode or test number, or a code about to expire)
+//! starts a new challenge, which moves the open one to `superseded`.
 
 use crate::rules::code::CodeSpec;
 use serde::{Deserialize, Serialize};
@@ -408,14 +415,19 @@ pub struct RecipientState {
     pub locked_until: i64,
 }
 
+/// A live code with less than this many seconds to go is not sent again: a new send starts a
+/// new code instead (the old one would expire before it could be typed).
+pub const REUSE_MIN_LEFT: i64 = 30;
+
 /// How long an ended challenge is kept for status lookups, in seconds.
 pub const RETENTION: i64 = 24 * 3600;
 /// The most challenges kept per recipient.
 pub const MAX_KEPT: usize = 16;
 
 impl RecipientState {
-    /// Starts a challenge if the limits allow it, superseding any open one. The send counts
-    /// toward the cap whether or not delivery later succeeds.
+    /// Starts a challenge if the limits allow it, or sends the live one again (see the module
+    /// doc): the answer is the challenge whose code the send carries. The send counts toward
+    /// the cap (and the cooldown) either way, whether or not delivery later succeeds.
     pub fn start(
         &mut self,
         now: i64,
@@ -440,6 +452,16 @@ impl RecipientState {
             return Err(Refusal::SendCap {
                 retry_after: oldest + policy.send_window - now,
             });
+        }
+        if let Some(live) = self.live_for(now, &new) {
+            self.sends.push(now);
+            let c = &mut self.challenges[live];
+            // A send that names another medium (WhatOTP's `channel`) sends the same code there.
+            if new.options.channel.is_some() && new.options.channel != c.options.channel {
+                c.options.channel = new.options.channel;
+                c.channel = None;
+            }
+            return Ok(&self.challenges[live]);
         }
         for open in self.challenges.iter_mut().filter(|c| c.is_open(now)) {
             open.stage = Stage::Superseded;
@@ -466,6 +488,21 @@ impl RecipientState {
             receipt: None,
         });
         Ok(self.challenges.last().expect("just pushed"))
+    }
+
+    /// The index of the latest challenge if a send of `new` is to send its code again: it is
+    /// open with at least [`REUSE_MIN_LEFT`] seconds to go, and of the same kind, test mode
+    /// and test number. Its length and alphabet win over the new request's: the code already
+    /// on its way is the one that counts.
+    fn live_for(&self, now: i64, new: &NewChallenge) -> Option<usize> {
+        let i = self.challenges.len().checked_sub(1)?;
+        let c = &self.challenges[i];
+        let serves = c.is_open(now)
+            && c.expires_at - now >= REUSE_MIN_LEFT
+            && c.kind == new.kind
+            && c.options.test == new.options.test
+            && c.options.fixed_code == new.options.fixed_code;
+        serves.then_some(i)
     }
 
     /// Like [`RecipientState::attempt`], but for challenge `expected` (a session the caller
@@ -680,6 +717,17 @@ mod tests {
         }
     }
 
+    /// A challenge the live one cannot serve (test mode): it starts anew and supersedes.
+    fn new_test(id: &str, ttl: i64) -> NewChallenge {
+        NewChallenge {
+            options: SendOptions {
+                test: true,
+                ..SendOptions::default()
+            },
+            ..new(id, ttl)
+        }
+    }
+
     fn right(_: &Challenge) -> bool {
         true
     }
@@ -752,7 +800,7 @@ mod tests {
     fn an_attempt_for_a_superseded_session_counts_nothing() {
         let (mut s, p) = (RecipientState::default(), Policy::default());
         s.start(T0, &p, new("a", 300)).unwrap();
-        s.start(T0 + 1, &p, new("b", 300)).unwrap();
+        s.start(T0 + 1, &p, new_test("b", 300)).unwrap();
         assert_eq!(s.attempt_for(T0 + 2, &p, "a", wrong), Attempt::Superseded);
         assert_eq!((s.get("b").unwrap().attempts, s.failures), (0, 0));
         assert!(matches!(
@@ -761,11 +809,72 @@ mod tests {
         ));
     }
 
+    /// Issue 12 item 4: anyone may ask for a code for a number, so a send must not void the
+    /// code its owner holds. (Before: every send superseded the open code.)
     #[test]
-    fn a_new_code_supersedes_the_open_one() {
+    fn a_new_send_sends_the_live_code_again() {
         let (mut s, p) = (RecipientState::default(), Policy::default());
         s.start(T0, &p, new("a", 300)).unwrap();
-        s.start(T0 + 1, &p, new("b", 300)).unwrap();
+        assert!(s.mark_sent("a", T0 + 1));
+        let again = s.start(T0 + 2, &p, new("b", 300)).unwrap();
+        assert_eq!((again.id.as_str(), again.expires_at), ("a", T0 + 300));
+        assert_eq!(s.challenges.len(), 1, "no new challenge");
+        assert_eq!(s.sends.len(), 2, "the resend counts toward the cap");
+        // Another length or alphabet: the code on its way wins.
+        let other_spec = NewChallenge {
+            spec: CodeSpec {
+                length: 8,
+                alphabet: Alphabet::DigitsUpper,
+            },
+            ..new("c", 600)
+        };
+        assert_eq!(s.start(T0 + 3, &p, other_spec).unwrap().id, "a");
+        // Another medium: the same code, through it.
+        let sms = NewChallenge {
+            options: SendOptions {
+                channel: Some("sms".into()),
+                ..SendOptions::default()
+            },
+            ..new("d", 300)
+        };
+        let c = s.start(T0 + 4, &p, sms).unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.options.channel.as_deref()),
+            ("a", Some("sms"))
+        );
+        assert!(matches!(
+            s.attempt(T0 + 5, &p, |c| c.id == "a"),
+            Attempt::Validated { .. }
+        ));
+    }
+
+    #[test]
+    fn a_send_the_live_code_cannot_serve_supersedes_it() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        // Another test mode.
+        s.start(T0, &p, new("a", 300)).unwrap();
+        s.start(T0 + 1, &p, new_test("b", 300)).unwrap();
+        assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Superseded);
+        // A code about to expire.
+        let mut s = RecipientState::default();
+        s.start(T0, &p, new_test("c", 60)).unwrap();
+        assert_eq!(s.start(T0 + 1, &p, new_test("d", 60)).unwrap().id, "c");
+        let late = T0 + 60 - REUSE_MIN_LEFT + 1;
+        assert_eq!(s.start(late, &p, new_test("e", 60)).unwrap().id, "e");
+        assert_eq!(s.get("c").unwrap().status(late), Status::Superseded);
+        // A spent code.
+        assert!(matches!(
+            s.attempt(late, &p, right),
+            Attempt::Validated { .. }
+        ));
+        assert_eq!(s.start(late + 1, &p, new_test("f", 60)).unwrap().id, "f");
+    }
+
+    #[test]
+    fn a_superseded_code_no_longer_validates() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("a", 300)).unwrap();
+        s.start(T0 + 1, &p, new_test("b", 300)).unwrap();
         assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Superseded);
         assert_eq!(s.challenges.iter().filter(|c| c.is_open(T0 + 2)).count(), 1);
         match s.attempt(T0 + 2, &p, |c| c.id == "a") {
@@ -781,16 +890,24 @@ mod tests {
         for _ in 0..3 {
             s.attempt(T0 + 1, &p, wrong);
         }
-        s.start(T0 + 2, &p, new("b", 300)).unwrap();
+        // A resend sends the same code: its attempts keep counting too.
+        assert_eq!(s.start(T0 + 2, &p, new("b", 300)).unwrap().id, "a");
         s.attempt(T0 + 3, &p, wrong);
         match s.attempt(T0 + 3, &p, wrong) {
-            Attempt::Wrong { retry_after, .. } => assert_eq!(retry_after, Some(60)),
+            Attempt::Wrong {
+                retry_after,
+                attempts_left,
+                ..
+            } => assert_eq!((retry_after, attempts_left), (Some(60), 0)),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
+        assert!(matches!(
             s.attempt(T0 + 4, &p, right),
-            Attempt::Locked { retry_after: 59 }
-        );
+            Attempt::Exhausted {
+                retry_after: 59,
+                ..
+            }
+        ));
         assert_eq!(
             s.start(T0 + 4, &p, new("c", 300)).unwrap_err(),
             Refusal::Locked { retry_after: 59 }
@@ -873,7 +990,9 @@ mod tests {
         assert!(s.fall_back("a", T0 + 3, "webhook"));
         assert_eq!(s.get("a").unwrap().status(T0 + 3), Status::Pending);
         assert_eq!(s.get("a").unwrap().code_id(), "a#2");
-        s.start(T0 + 4, &p, new("b", 300)).unwrap();
+        // A resend carries the fallen-back code.
+        assert_eq!(s.start(T0 + 4, &p, new("b", 300)).unwrap().code_id(), "a#2");
+        s.start(T0 + 4, &p, new_test("b", 300)).unwrap();
         assert!(
             !s.fall_back("a", T0 + 5, "x"),
             "a superseded challenge stays closed"
@@ -887,7 +1006,7 @@ mod tests {
         assert!(s.mark_sent("a", T0 + 1));
         assert!(!s.mark_sent("a", T0 + 2), "sent once");
         assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Sent);
-        s.start(T0 + 3, &p, new("b", 300)).unwrap();
+        s.start(T0 + 3, &p, new_test("b", 300)).unwrap();
         assert!(s.mark_undeliverable("b", T0 + 4, "no route"));
         assert_eq!(s.get("b").unwrap().status(T0 + 4), Status::Failed);
         assert!(!s.mark_sent("b", T0 + 5));
@@ -898,7 +1017,8 @@ mod tests {
         let (mut s, mut p) = (RecipientState::default(), Policy::default());
         p.max_sends = 1000;
         for i in 0..40 {
-            s.start(T0 + i, &p, new(&format!("c{i}"), 60)).unwrap();
+            // Each code expires before the next send: every send is a new challenge.
+            s.start(T0 + i, &p, new(&format!("c{i}"), 1)).unwrap();
         }
         assert!(s.challenges.len() <= MAX_KEPT);
         assert_eq!(s.challenges.last().unwrap().id, "c39");
