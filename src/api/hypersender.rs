@@ -6,7 +6,7 @@
 
 use super::outcome::{self, internal, Outcome};
 use super::request::{self, json, json_object, Kept};
-use crate::store::budget::Source;
+use crate::store::budget::{self, Source};
 use crate::store::link::{self, CallbackLog};
 use crate::store::recipient::{Recipients, StartMsg};
 use crate::store::{metrics, records, Op};
@@ -383,9 +383,10 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
         input.failed.as_deref(),
         input.expired.as_deref(),
     );
+    let charge = guard_link(env, &inst, input.recipient.as_ref()).await?;
     let now = clock::now();
     let expires = (now, now + input.expires);
-    let (id, code) = link::create(
+    let created = link::create(
         env,
         &inst.id,
         input.recipient.as_ref(),
@@ -407,8 +408,11 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
             )
         },
     )
-    .await
-    .map_err(internal)?;
+    .await;
+    if created.is_err() {
+        budget::refund(env, &charge).await;
+    }
+    let (id, code) = created.map_err(internal)?;
     let data = GenerateLinkData {
         uuid: id,
         whatsapp_link: wa_me_link(&business_number, &prefilled_text(&messages.prompt, &code)),
@@ -420,6 +424,49 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
         created_at: iso8601(now),
     };
     ok("OTP link request created successfully", data, &[])
+}
+
+/// Rate limiting binding of links without `chatId`: 60 a minute per instance.
+const LINK_RATE_LIMITER: &str = "LINK_RL";
+
+/// The limits a link is sent under (a link is a send: its reply costs a message). A link named
+/// for a chat counts toward that recipient's send cap, cooldown and lockout, and the instance's
+/// budgets, as a code does; a link any chat may claim counts toward a per-instance rate
+/// (`LINK_RL`) and the instance-wide budgets. The units taken, to give back should the link
+/// not be made after all.
+async fn guard_link(
+    env: &Env,
+    inst: &InstanceConfig,
+    recipient: Option<&Recipient>,
+) -> std::result::Result<budget::Charge, Outcome> {
+    let now = clock::now();
+    let Some(recipient) = recipient else {
+        let key = inst.id.to_ascii_lowercase();
+        if !request::rate_limit_allows(env, LINK_RATE_LIMITER, key).await? {
+            return Err(Outcome::RateLimited {
+                message: "too many links without a chatId for this instance: at most 60 a minute",
+                period: 60,
+            });
+        }
+        return budget::check_instance(env, inst, now)
+            .await
+            .map_err(internal)?
+            .map_err(Outcome::Guard);
+    };
+    let charge = match budget::check(env, inst, recipient, false, Source::Api, now)
+        .await
+        .map_err(internal)?
+    {
+        Ok(budget::Allowed::Send(charge)) => charge,
+        Ok(budget::Allowed::TestNumber(_)) => budget::Charge::default(),
+        Err(refused) => return Err(Outcome::Guard(refused)),
+    };
+    let counted = Recipients::new(env).count_send(&inst.id, recipient).await;
+    if !matches!(counted, Ok(Ok(()))) {
+        budget::refund(env, &charge).await;
+    }
+    counted.map_err(internal)?.map_err(Outcome::Refused)?;
+    Ok(charge)
 }
 
 #[derive(Serialize)]

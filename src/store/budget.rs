@@ -86,32 +86,8 @@ pub async fn check(
     }
     let id = inst.id.to_ascii_lowercase();
     let mut charge = Charge::default();
-    // The instance's budgets, and the widget's instance-wide daily one: sharded counters.
-    let widget_daily = match source {
-        Source::Widget(w) if w.daily_budget > 0 => Some(w.daily_budget),
-        _ => None,
-    };
-    let mut items = Vec::new();
-    for (limit, w, tag) in [
-        (abuse.hourly_budget, Window::Hour, "h"),
-        (abuse.daily_budget, Window::Day, "d"),
-        (widget_daily, Window::Day, "wd"),
-    ] {
-        if let Some(limit) = limit {
-            items.push(Take {
-                key: format!("{tag}:{}", budget::window_key(now, w)),
-                limit: budget::shard_limit(limit, SHARDS),
-                expires_at: now + w.secs(),
-                retry_after: budget::retry_after(now, w),
-            });
-        }
-    }
-    if !items.is_empty() {
-        let name = format!("{id}:budget:{}", pick_shard(SHARDS));
-        if let Some(retry_after) = take(env, &name, &items).await? {
-            return Ok(Err(Refused::Budget { retry_after }));
-        }
-        charge.0.push((name, items));
+    if let Err(refused) = instance_budgets(env, inst, source, now, &mut charge).await? {
+        return Ok(Err(refused));
     }
     if let Some(limit) = abuse.prefix_limit {
         let prefix = otp_core::rules::country::prefix(to.digits(), abuse.prefix_len.unwrap_or(7));
@@ -147,6 +123,59 @@ pub async fn check(
         }
     }
     Ok(Ok(Allowed::Send(charge)))
+}
+
+/// The instance-wide budgets of a send whose recipient is not known yet (a login link any
+/// chat may claim): the hourly and daily budgets only.
+pub async fn check_instance(
+    env: &Env,
+    inst: &InstanceConfig,
+    now: i64,
+) -> Result<std::result::Result<Charge, Refused>> {
+    let mut charge = Charge::default();
+    Ok(instance_budgets(env, inst, Source::Api, now, &mut charge)
+        .await?
+        .map(|()| charge))
+}
+
+/// Takes one unit from the instance's hourly and daily budgets and, for the widget, its
+/// instance-wide daily one: sharded counters, one shard per send.
+async fn instance_budgets(
+    env: &Env,
+    inst: &InstanceConfig,
+    source: Source<'_>,
+    now: i64,
+    charge: &mut Charge,
+) -> Result<std::result::Result<(), Refused>> {
+    let abuse = &inst.abuse;
+    let widget_daily = match source {
+        Source::Widget(w) if w.daily_budget > 0 => Some(w.daily_budget),
+        _ => None,
+    };
+    let mut items = Vec::new();
+    for (limit, w, tag) in [
+        (abuse.hourly_budget, Window::Hour, "h"),
+        (abuse.daily_budget, Window::Day, "d"),
+        (widget_daily, Window::Day, "wd"),
+    ] {
+        if let Some(limit) = limit {
+            items.push(Take {
+                key: format!("{tag}:{}", budget::window_key(now, w)),
+                limit: budget::shard_limit(limit, SHARDS),
+                expires_at: now + w.secs(),
+                retry_after: budget::retry_after(now, w),
+            });
+        }
+    }
+    if !items.is_empty() {
+        let id = inst.id.to_ascii_lowercase();
+        let name = format!("{id}:budget:{}", pick_shard(SHARDS));
+        if let Some(retry_after) = take(env, &name, &items).await? {
+            return Ok(Err(Refused::Budget { retry_after }));
+        }
+        charge.0.push((name, items));
+    }
+    Ok(Ok(()))
 }
 
 /// Gives back the units of a send that did not happen (the recipient's object refused it, or

@@ -27,6 +27,7 @@ use worker::{Env, Method, Request, RequestInit, Result, Stub};
 pub enum Op {
     // Recipient objects.
     Start,
+    CountSend,
     Attempt,
     Send,
     Receipt,
@@ -53,6 +54,7 @@ pub enum Op {
 impl Op {
     const ALL: &'static [Op] = &[
         Op::Start,
+        Op::CountSend,
         Op::Attempt,
         Op::Send,
         Op::Receipt,
@@ -75,6 +77,7 @@ impl Op {
     pub fn as_str(self) -> &'static str {
         match self {
             Op::Start => "start",
+            Op::CountSend => "count-send",
             Op::Attempt => "attempt",
             Op::Send => "send",
             Op::Receipt => "receipt",

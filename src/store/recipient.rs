@@ -225,6 +225,21 @@ impl<'a> Recipients<'a> {
         Ok(Ok(challenge))
     }
 
+    /// Counts a message that is not a code (a login link named for the recipient) under the
+    /// recipient's send limits: refused while locked out, cooling down or at the send cap.
+    pub async fn count_send(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+    ) -> Result<std::result::Result<(), Refusal>> {
+        let msg = GetMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: String::new(),
+        };
+        self.call(instance, recipient, Op::CountSend, &msg).await
+    }
+
     /// Checks a code against the recipient's latest challenge, or, with `expected`, against
     /// that challenge (a session): decided in one call to the object.
     pub async fn attempt(
@@ -353,6 +368,7 @@ impl DurableObject for RecipientObject {
         let body = req.text().await?;
         match op {
             Some(Op::Start) => self.start(serde_json::from_str(&body)?).await,
+            Some(Op::CountSend) => self.count_send(serde_json::from_str(&body)?),
             Some(Op::Attempt) => self.attempt(serde_json::from_str(&body)?),
             Some(Op::Send) => self.queue_message(serde_json::from_str(&body)?).await,
             Some(Op::Receipt) => self.receipt(serde_json::from_str(&body)?).await,
@@ -436,6 +452,27 @@ impl RecipientObject {
             }
             self.queue_and_send_now(JobKind::Deliver, &challenge.id, now)
                 .await?;
+        }
+        Response::from_json(&result)
+    }
+
+    /// Counts a non-code send toward the recipient's limits (`RecipientState::count_send`).
+    fn count_send(&self, msg: GetMsg) -> Result<Response> {
+        let instance = self.instance(&msg.instance)?;
+        let mut state = self.load()?;
+        let first = state == RecipientState::default();
+        let result = state.count_send(clock::now(), &instance.limits);
+        if result.is_ok() {
+            self.write("state", &state)?;
+            if first {
+                self.write(
+                    "meta",
+                    &Meta {
+                        instance: instance.id.clone(),
+                        recipient: msg.recipient,
+                    },
+                )?;
+            }
         }
         Response::from_json(&result)
     }

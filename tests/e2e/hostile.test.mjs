@@ -273,6 +273,66 @@ describe('item 4: the public widget cannot be turned against a number or a budge
 
 });
 
+describe('item 5: generate-link is limited like request-code', () => {
+  const LINKS = '88888888-8888-4888-8888-000000000001';
+  const RANGED = '88888888-8888-4888-8888-000000000002';
+  let wl;
+  before(async () => {
+    wl = await startWorker({
+      extraInstances: [
+        { id: LINKS, name: 'Links', channel: 'outbox', business_number: '15550007777' },
+        { id: RANGED, name: 'Ranged', channel: 'outbox', business_number: '15550007778', abuse: { prefix_len: 7, prefix_limit: 3 } },
+      ],
+    });
+  });
+  after(async () => {
+    await wl?.stop();
+  });
+  const gl = (body) => wl.hs('generate-link', body, { instance: LINKS });
+
+  test('links_named_for_a_chat_count_toward_its_send_cap_and_share_it_with_codes', async () => {
+    const to = newRecipient();
+    assert.equal((await wl.hs('request-code', { chatId: to }, { instance: LINKS })).status, 200);
+    for (let i = 0; i < 4; i++) assert.equal((await gl({ chatId: to })).status, 200, `link ${i + 1}`);
+    const sixth = await gl({ chatId: to });
+    assert.equal(sixth.status, 429);
+    assert.match(sixth.body.message, /Too many codes requested for this chat/);
+    assert.ok(Number(sixth.headers.get('retry-after')) > 590);
+  });
+
+  test('a_locked_chat_gets_no_link', async () => {
+    const to = newRecipient();
+    const sent = await wl.hs('request-code', { chatId: to }, { instance: LINKS });
+    const wrong = sent.body.data.code === '000000' ? '111111' : '000000';
+    for (let i = 0; i < 5; i++) await wl.hs('validate-code', { chatId: to, code: wrong }, { instance: LINKS });
+    const res = await gl({ chatId: to });
+    assert.equal(res.status, 429);
+    assert.match(res.body.message, /Too many failed attempts for this chat/);
+  });
+
+  test('links_count_toward_the_number_range_budget', async () => {
+    const range = `2010${String(Math.floor(Math.random() * 1000)).padStart(3, '0')}`;
+    const ranged = (chatId) => wl.hs('generate-link', { chatId }, { instance: RANGED });
+    for (let i = 1; i <= 3; i++) assert.equal((await ranged(`${range}0000${i}`)).status, 200);
+    const fourth = await ranged(`${range}00004`);
+    assert.equal(fourth.status, 429);
+    assert.match(fourth.body.message, /numbers like this one/);
+  });
+
+  test('links_without_a_chat_are_rate_limited_per_instance', async () => {
+    await awayFromMinuteBoundary(20_000);
+    const statuses = [];
+    for (let i = 0; i < 60; i++) statuses.push((await gl({})).status);
+    assert.deepEqual([...new Set(statuses)], [200]);
+    const refused = await gl({});
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '60');
+    assert.match(refused.body.message, /without a chatId/);
+    // Another instance has its own rate.
+    assert.equal((await wl.hs('generate-link', {})).status, 200);
+  });
+});
+
 describe('item 8: nothing internal in answers', () => {
   test('an_instance_without_a_provider_answers_its_webhook_404', async () => {
     const twilio = await w.fetch(`/webhooks/twilio/${BARE}`, {

@@ -885,7 +885,7 @@ test('generate-link: 422 keyed by dotted field; callback URLs to private hosts a
   assert.deepEqual(res.body.errors, { message: ['The message field must be an object.'], callback: ['The callback field must be an object.'] });
 });
 
-test('generate-link: 400, 401, 404, 405, 413, 503 (instance without a business number)', async () => {
+test('generate-link: 400, 401, 404, 405, 413, 429 (a chat at its send cap), 503 (instance without a business number)', async () => {
   for (const raw of ['{bad json', '[]', '"text"', 'null']) {
     const res = await gl(raw);
     assert.equal(res.status, 400, raw);
@@ -907,6 +907,12 @@ test('generate-link: 400, 401, 404, 405, 413, 503 (instance without a business n
   }
   res = await gl({ name: 'x'.repeat(17 * 1024) });
   assert.equal(res.status, 413);
+  // A link named for a chat is a send to it (issue 12 item 5): 5 per 10 minutes by default.
+  const capped = newRecipient();
+  for (let i = 0; i < 5; i++) assert.equal((await gl({ chatId: capped })).status, 200);
+  res = await gl({ chatId: capped });
+  assert.equal(res.status, 429);
+  assert.match(res.body.message, /^Too many codes requested for this chat\. Try again in \d+ seconds\.$/);
   res = await gl({}, { instance: OTHER });
   assert.equal(res.status, 503);
   // The setting is named in the log only (issue 12 item 8).

@@ -434,25 +434,7 @@ impl RecipientState {
         policy: &Policy,
         new: NewChallenge,
     ) -> Result<&Challenge, Refusal> {
-        self.forget_old(now, policy);
-        if self.locked_until > now {
-            return Err(Refusal::Locked {
-                retry_after: self.locked_until - now,
-            });
-        }
-        if let Some(&last) = self.sends.last() {
-            if policy.resend_cooldown > 0 && now < last + policy.resend_cooldown {
-                return Err(Refusal::Cooldown {
-                    retry_after: last + policy.resend_cooldown - now,
-                });
-            }
-        }
-        if self.sends.len() as u32 >= policy.max_sends {
-            let oldest = self.sends[self.sends.len() - policy.max_sends as usize];
-            return Err(Refusal::SendCap {
-                retry_after: oldest + policy.send_window - now,
-            });
-        }
+        self.may_send(now, policy)?;
         if let Some(live) = self.live_for(now, &new) {
             self.sends.push(now);
             let c = &mut self.challenges[live];
@@ -488,6 +470,39 @@ impl RecipientState {
             receipt: None,
         });
         Ok(self.challenges.last().expect("just pushed"))
+    }
+
+    /// Counts a message for the recipient that is not a code (a WhatsApp login link named
+    /// for it, generate-link with `chatId`) under the same rules as a code: refused while the
+    /// recipient is locked out, cooling down or at its send cap.
+    pub fn count_send(&mut self, now: i64, policy: &Policy) -> Result<(), Refusal> {
+        self.may_send(now, policy)?;
+        self.sends.push(now);
+        Ok(())
+    }
+
+    /// Whether a send may happen now: the lockout, the cooldown and the send cap.
+    fn may_send(&mut self, now: i64, policy: &Policy) -> Result<(), Refusal> {
+        self.forget_old(now, policy);
+        if self.locked_until > now {
+            return Err(Refusal::Locked {
+                retry_after: self.locked_until - now,
+            });
+        }
+        if let Some(&last) = self.sends.last() {
+            if policy.resend_cooldown > 0 && now < last + policy.resend_cooldown {
+                return Err(Refusal::Cooldown {
+                    retry_after: last + policy.resend_cooldown - now,
+                });
+            }
+        }
+        if self.sends.len() as u32 >= policy.max_sends {
+            let oldest = self.sends[self.sends.len() - policy.max_sends as usize];
+            return Err(Refusal::SendCap {
+                retry_after: oldest + policy.send_window - now,
+            });
+        }
+        Ok(())
     }
 
     /// The index of the latest challenge if a send of `new` is to send its code again: it is
@@ -954,6 +969,28 @@ mod tests {
             Refusal::SendCap { retry_after: 500 }
         );
         s.start(T0 + 600, &p, new("y", 300)).unwrap();
+    }
+
+    #[test]
+    fn link_sends_share_the_code_limits() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        for i in 0..4 {
+            s.count_send(T0 + i, &p).unwrap();
+        }
+        s.start(T0 + 5, &p, new("a", 300)).unwrap();
+        assert_eq!(
+            s.count_send(T0 + 6, &p).unwrap_err(),
+            Refusal::SendCap { retry_after: 594 }
+        );
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("b", 300)).unwrap();
+        for _ in 0..5 {
+            s.attempt(T0 + 1, &p, wrong);
+        }
+        assert_eq!(
+            s.count_send(T0 + 2, &p).unwrap_err(),
+            Refusal::Locked { retry_after: 59 }
+        );
     }
 
     #[test]
