@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { DEMO, DEMO_PK, OTHER, SHOP_ORIGIN, newRecipient, startWorker } from '../support/worker.mjs';
+import { DEMO, DEMO_PK, OTHER, QUICK, SHOP_ORIGIN, newRecipient, startWorker } from '../support/worker.mjs';
 import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { twilioSignature } from '../support/fake-twilio.mjs';
 import { rawConnection, streamChunked } from '../support/raw-http.mjs';
@@ -657,6 +657,97 @@ describe('item 7: outbound URLs are https, redirects are not followed, a slow se
     } finally {
       await wl.stop();
       await slow.close();
+    }
+  });
+});
+
+describe('item 7: the smaller ones', () => {
+  const NOKEY = '99999999-9999-4999-8999-000000000001';
+  let w7;
+  before(async () => {
+    w7 = await startWorker({
+      // Its tokens name a signing key the deploy does not have.
+      extraInstances: [{ id: NOKEY, name: 'No key', channel: 'outbox', business_number: '15550006666', whatsapp: { phone_number_id: '100000000000666' }, token_kid: 'k9' }],
+    });
+  });
+  after(async () => {
+    await w7?.stop();
+  });
+
+  /** generate-link on `instance`, claimed over Meta's webhook from `from` for phone id `phoneId`. */
+  async function claimed(instance, phoneId, from = newRecipient()) {
+    const gen = await w7.hs('generate-link', {}, { instance });
+    assert.equal(gen.status, 200, JSON.stringify(gen.body));
+    const text = new URL(gen.body.data.whatsapp_link).searchParams.get('text');
+    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: phoneId, from, body: text }));
+    const hook = await w7.fetch(`/webhooks/whatsapp/${instance}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w7.secrets.instances[instance].whatsapp_app_secret, raw) },
+      body: raw,
+    });
+    assert.equal(hook.status, 200);
+    return { uuid: gen.body.data.uuid, from };
+  }
+  const linkStatus = async (instance, uuid) => (await (await w7.fetch(`/api/otp/v2/${instance}/otps/${uuid}`, {
+    headers: { Authorization: `Bearer ${w7.secrets.tokens[instance]}` },
+  })).json()).data.status;
+
+  test('meta_events_for_another_phone_number_id_are_ignored', async () => {
+    // One Meta app, two business numbers: an event of the other number claims nothing here.
+    const foreign = await claimed(DEMO, '100000000000999');
+    await assertNothingFor(SEND_WINDOW_MS, async () => (await w7.outbox(foreign.from)).length, 'no reply to an event of another number');
+    assert.equal(await linkStatus(DEMO, foreign.uuid), 'pending');
+    const own = await claimed(DEMO, DEMO_PHONE_NUMBER_ID);
+    await waitFor(async () => (await linkStatus(DEMO, own.uuid)) === 'claimed', { what: 'the claim of the own number' });
+  });
+
+  test('the_login_post_does_not_spend_the_link_when_no_token_can_be_signed', async () => {
+    const { uuid, from } = await claimed(NOKEY, '100000000000666');
+    const reply = await w7.nextMessage(from);
+    const path = new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;
+    const res = await w7.fetch(path, { method: 'POST', redirect: 'manual' });
+    assert.equal(res.status, 503);
+    assert.equal(await linkStatus(NOKEY, uuid), 'claimed', 'the link is still there to use once the key is set');
+  });
+
+  test('codes_typed_in_arabic_indic_persian_or_full_width_digits_validate', async () => {
+    const toAscii = (code, zero) => [...code].map((d) => String.fromCodePoint(zero + Number(d))).join('');
+    for (const zero of [0x0660, 0x06f0, 0xff10]) {
+      const to = newRecipient();
+      const { code } = (await w7.hs('request-code', { chatId: to })).body.data;
+      // Right-to-left text often wraps a number in direction marks.
+      const res = await w7.hs('validate-code', { chatId: to, code: `\u2067${toAscii(code, zero)}\u2069` });
+      assert.equal(res.status, 200, `${zero.toString(16)}: ${JSON.stringify(res.body)}`);
+    }
+  });
+
+  test('brazil_and_mexico_spellings_of_one_whatsapp_number_are_one_recipient', async () => {
+    const sub = String(Math.floor(Math.random() * 1e7)).padStart(7, '0');
+    const br = { with9: `55119${8}${sub}`, without9: `5511${8}${sub}` };
+    const { code } = (await w7.hs('request-code', { chatId: `+${br.with9}` })).body.data;
+    const res = await w7.hs('validate-code', { chatId: `${br.without9}@c.us`, code });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.data.chat_id, `${br.with9}@c.us`);
+    const mx = `55${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
+    const sent = (await w7.hs('request-code', { chatId: `+521${mx}` })).body.data;
+    assert.equal(sent.chat_id, `52${mx}@c.us`);
+    assert.equal((await w7.hs('validate-code', { chatId: `+52${mx}`, code: sent.code })).status, 200);
+  });
+
+  test('a_4_digit_code_locks_100_times_longer_and_lockout_every_0_is_refused', async () => {
+    const to = newRecipient();
+    const { code } = (await w7.hs('request-code', { chatId: to, length: 4 }, { instance: QUICK })).body.data;
+    const wrong = code === '0000' ? '1111' : '0000';
+    let res;
+    for (let i = 0; i < 5; i++) res = await w7.hs('validate-code', { chatId: to, code: wrong }, { instance: QUICK });
+    // QUICK's first lockout is 2 s for a 6-digit code; a 4-digit code has 100 times fewer values.
+    assert.equal(res.headers.get('retry-after'), '200');
+    const bad = await startWorker({ extraInstances: [{ id: NOKEY, name: 'Unbounded', channel: 'outbox', limits: { lockout_every: 0 } }] });
+    try {
+      const refused = await bad.hs('request-code', { chatId: newRecipient() });
+      assert.equal(refused.status, 503, 'an INSTANCES with an unbounded lockout is refused as a whole');
+    } finally {
+      await bad.stop();
     }
   });
 });

@@ -222,7 +222,8 @@ describe('protected paths', () => {
   });
 
   test('the_verify_page_never_carries_a_foreign_next', async () => {
-    for (const next of ['//evil.com', 'https://evil.com/x', '/\\evil.com', '/%2F%2Fevil.com']) {
+    // '/.//evil.com' resolves to '//evil.com' (issue 12 item 7).
+    for (const next of ['//evil.com', 'https://evil.com/x', '/\\evil.com', '/%2F%2Fevil.com', '/.//evil.com', '/a/..//evil.com']) {
       const res = await get(`${PREFIX}/verify?next=${encodeURIComponent(next)}`);
       assert.equal(res.status, 200, next);
       assert.ok(res.text.includes('name="next" value="/"'), next);

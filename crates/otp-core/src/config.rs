@@ -448,6 +448,14 @@ impl ServiceConfig {
                     inst.id
                 )));
             }
+            // Without a lockout, or with one that never grows, wrong codes are unbounded: the
+            // guessing bound of docs/security.md needs all three.
+            if l.lockout_every == 0 || l.lockout_base < 1 || l.lockout_max < l.lockout_base {
+                return Err(ConfigError(format!(
+                    "instance {}: lockout_every and lockout_base must be positive and lockout_max at least lockout_base (docs/security.md: the guessing bound)",
+                    inst.id
+                )));
+            }
             for channel in inst.chain() {
                 let missing = match channel {
                     ChannelKind::Whatsapp if inst.whatsapp.is_none() => {
@@ -733,6 +741,18 @@ mod tests {
             (
                 format!(r#"[{{"id":"{ID}","name":"D","channel":"outbox","max_expires":5000}}]"#),
                 "max_expires",
+            ),
+            (
+                format!(
+                    r#"[{{"id":"{ID}","name":"D","channel":"outbox","limits":{{"lockout_every":0}}}}]"#
+                ),
+                "lockout_every",
+            ),
+            (
+                format!(
+                    r#"[{{"id":"{ID}","name":"D","channel":"outbox","limits":{{"lockout_base":600,"lockout_max":60}}}}]"#
+                ),
+                "lockout_max",
             ),
         ] {
             let err = ServiceConfig::from_json(&json).unwrap_err();

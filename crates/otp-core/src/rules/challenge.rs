@@ -68,6 +68,27 @@ impl Policy {
         let doubled = self.lockout_base.saturating_mul(1i64 << (k - 1).min(40));
         Some(doubled.min(self.lockout_max))
     }
+
+    /// The lockout after the `failures`-th wrong code in a row at a code of `spec`: as
+    /// [`Policy::lockout_after`] for codes with at least 10^6 values, and longer for shorter
+    /// ones, by the factor their space is smaller (a 4-digit code, 10^4 values: 100 times,
+    /// first lockout 100 min, longest 400 h; 5 digits: 10 times). The guesses a day then
+    /// shrink as the space does; docs/security.md states the bound per length.
+    pub fn lockout_for(&self, failures: u32, spec: CodeSpec) -> Option<i64> {
+        let lock = self.lockout_after(failures)?;
+        Some(lock.saturating_mul(short_code_factor(spec)))
+    }
+}
+
+/// How many times smaller than 10^6 a code's space is (at least 1).
+pub fn short_code_factor(spec: CodeSpec) -> i64 {
+    const SIX_DIGITS: u128 = 1_000_000;
+    let space = (spec.alphabet.chars().len() as u128).saturating_pow(u32::from(spec.length));
+    if space == 0 || space >= SIX_DIGITS {
+        1
+    } else {
+        SIX_DIGITS.div_ceil(space) as i64
+    }
 }
 
 /// Whether a challenge expects a typed code or a WhatsApp link reply.
@@ -607,7 +628,7 @@ impl RecipientState {
         let challenge = latest.clone();
         self.failures = self.failures.saturating_add(1);
         self.last_failure_at = now;
-        let retry_after = policy.lockout_after(self.failures);
+        let retry_after = policy.lockout_for(self.failures, challenge.spec);
         if let Some(lock) = retry_after {
             self.locked_until = now + lock;
         }
@@ -1092,6 +1113,66 @@ mod tests {
         assert!(guesses < 100, "{guesses} guesses in a day");
         let chance = guesses as f64 / 1e6;
         assert!(chance < 1e-4, "{chance}");
+    }
+
+    /// The guesses an attacker gets on the first day (the worst: lockouts grow from there),
+    /// for a code of `length` digits, and the chance they give of hitting it.
+    fn first_day(length: u8) -> (u32, f64) {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        let spec = CodeSpec {
+            length,
+            alphabet: Alphabet::Digits,
+        };
+        let (mut now, mut guesses, mut n) = (T0, 0u32, 0u32);
+        while now < T0 + 86_400 {
+            if s.challenges.last().is_none_or(|c| !c.is_open(now)) {
+                n += 1;
+                let new = NewChallenge {
+                    spec,
+                    ..new(&format!("c{n}"), 1800)
+                };
+                if let Err(r) = s.start(now, &p, new) {
+                    now += r.retry_after();
+                    continue;
+                }
+            }
+            match s.attempt(now, &p, wrong) {
+                Attempt::Wrong { .. } => guesses += 1,
+                Attempt::Locked { retry_after } => now += retry_after,
+                other => panic!("{other:?}"),
+            }
+        }
+        (guesses, f64::from(guesses) / 10f64.powi(i32::from(length)))
+    }
+
+    /// The bound per length in docs/security.md: lockouts grow as the code space shrinks.
+    #[test]
+    fn short_codes_get_longer_lockouts_and_the_bound_per_length_holds() {
+        assert_eq!(first_day(6), (65, 65e-6));
+        assert_eq!(first_day(8), (65, 65e-8));
+        let (g5, c5) = first_day(5);
+        let (g4, c4) = first_day(4);
+        assert_eq!((g5, g4), (40, 20), "guesses on the first day");
+        assert!(c5 <= 4e-4 && c4 <= 2e-3, "{c5} {c4}");
+        let p = Policy::default();
+        let digits = |length| CodeSpec {
+            length,
+            alphabet: Alphabet::Digits,
+        };
+        assert_eq!(p.lockout_for(5, digits(4)), Some(6_000));
+        assert_eq!(p.lockout_for(5, digits(5)), Some(600));
+        assert_eq!(p.lockout_for(5, digits(6)), Some(60));
+        assert_eq!(
+            p.lockout_for(
+                5,
+                CodeSpec {
+                    length: 4,
+                    alphabet: Alphabet::DigitsUpper
+                }
+            ),
+            Some(60),
+            "36^4 > 10^6"
+        );
     }
 
     #[test]

@@ -83,12 +83,16 @@ impl CodeSpec {
         alphabet: Alphabet::Upper,
     };
 
-    /// Normalizes what a person typed: drops spaces and dashes, folds letters to the
-    /// alphabet's single case (codes are never mixed-case, so case never matters).
+    /// Normalizes what a person typed: drops spaces, dashes and the invisible direction marks
+    /// that right-to-left text puts around numbers, reads digits of other scripts and
+    /// full-width forms as ASCII (a phone keyboard in Arabic, Persian or Hindi types `١٢٣`,
+    /// `۱۲۳`, `१२३`; an East Asian input method `１２３`), and folds letters to the alphabet's
+    /// single case (codes are never mixed-case, so case never matters).
     pub fn normalize_input(self, input: &str) -> String {
         input
             .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '\u{a0}'))
+            .filter(|c| !is_separator(*c))
+            .map(ascii_form)
             .map(|c| {
                 if self.alphabet.is_upper() {
                     c.to_ascii_uppercase()
@@ -97,6 +101,47 @@ impl CodeSpec {
                 }
             })
             .collect()
+    }
+}
+
+/// Characters a person may type between a code's characters: spaces, dashes, and the
+/// invisible marks of bidirectional text.
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '-'
+            | '\u{a0}'
+            | '\u{2010}'..='\u{2015}'
+            | '\u{2212}'
+            | '\u{3000}'
+            | '\u{ff0d}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{061c}'
+            | '\u{feff}'
+    )
+}
+
+/// The ASCII character a digit of another script, or a full-width digit or letter, stands
+/// for; anything else as it is.
+fn ascii_form(c: char) -> char {
+    /// The zero of each block of ten digits read as ASCII digits.
+    const ZEROS: [u32; 5] = [
+        0x0660, // Arabic-Indic
+        0x06f0, // Extended Arabic-Indic (Persian, Urdu)
+        0x0966, // Devanagari
+        0x09e6, // Bengali
+        0xff10, // full-width
+    ];
+    let u = c as u32;
+    if let Some(zero) = ZEROS.iter().find(|&&z| (z..z + 10).contains(&u)) {
+        return char::from(b'0' + (u - zero) as u8);
+    }
+    match u {
+        0xff21..=0xff3a => char::from(b'A' + (u - 0xff21) as u8),
+        0xff41..=0xff5a => char::from(b'a' + (u - 0xff41) as u8),
+        _ => c,
     }
 }
 
@@ -328,6 +373,32 @@ mod tests {
         assert_ne!(base, derive(&pepper(), c, spec));
         let other_pepper = Secret::new(*b"another-pepper-0123456789abcdef!").unwrap();
         assert_ne!(base, derive(&other_pepper, ctx(&r, ID), spec));
+    }
+
+    #[test]
+    fn digits_of_other_scripts_and_full_width_forms_count_as_ascii() {
+        let digits = CodeSpec {
+            length: 6,
+            alphabet: Alphabet::Digits,
+        };
+        for typed in [
+            "\u{663}\u{660}\u{661} \u{664}\u{665}\u{669}", // Arabic-Indic, with a space
+            "\u{6f3}\u{6f0}\u{6f1}\u{6f4}\u{6f5}\u{6f9}",  // Persian
+            "\u{969}\u{966}\u{967}\u{96a}\u{96b}\u{96f}",  // Devanagari
+            "\u{ff13}\u{ff10}\u{ff11}\u{ff0d}\u{ff14}\u{ff15}\u{ff19}", // full-width, full-width dash
+            "\u{2066}301459\u{2069}", // isolated by bidi marks, as RTL text does
+            "\u{200f}301\u{200f}459",
+            "301\u{2013}459",
+        ] {
+            assert_eq!(digits.normalize_input(typed), "301459", "{typed:?}");
+        }
+        let letters = CodeSpec {
+            length: 4,
+            alphabet: Alphabet::DigitsUpper,
+        };
+        assert_eq!(letters.normalize_input("\u{ff41}\u{ff22}\u{ff13}z"), "AB3Z");
+        // Other characters stay, and so never match.
+        assert_eq!(digits.normalize_input("3\u{b2}1"), "3\u{b2}1");
     }
 
     #[test]

@@ -3,6 +3,13 @@
 //! `+20123456789`, `20123456789`, `20123456789@c.us` and `+20 123-456-789` are the same
 //! recipient: Durable Object names, limits and lockouts use [`Recipient`], so no spelling of a
 //! number escapes a cap. Responses print it back in the form their API uses.
+//!
+//! Two countries have two spellings that reach one WhatsApp account, and each spelling would
+//! otherwise be a recipient with its own limits (twice the guesses for an attacker): a
+//! Brazilian mobile number with and without its ninth digit (`55 11 9xxxx-xxxx`, and
+//! `55 11 xxxx-xxxx` as older WhatsApp ids still write it), and a Mexican mobile with and
+//! without the `1` after `52` (`521 55 ...`, dropped from dialling in 2019). The canonical form
+//! is the current one: Brazil with the 9, Mexico without the 1.
 
 use std::fmt;
 
@@ -59,7 +66,7 @@ impl Recipient {
         if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
             return Err(RecipientError::InvalidLength);
         }
-        Ok(Self(digits))
+        Ok(Self(canonical_alias(digits)))
     }
 
     /// The bare digits (`20123456789`): the canonical key.
@@ -78,6 +85,20 @@ impl Recipient {
     }
 }
 
+/// The current spelling of a number that has two (see the module doc).
+fn canonical_alias(mut digits: String) -> String {
+    let b = digits.as_bytes();
+    // Brazil: 55 + area code (2 digits) + an 8-digit mobile number (starting 6-9, the ones that
+    // took a leading 9 in 2012-2016) -> the 9-digit form.
+    if b.len() == 12 && digits.starts_with("55") && (b'6'..=b'9').contains(&b[4]) {
+        digits.insert(4, '9');
+    // Mexico: 521 + 10 digits -> 52 + 10 digits.
+    } else if b.len() == 13 && digits.starts_with("521") {
+        digits.remove(2);
+    }
+    digits
+}
+
 impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -89,6 +110,37 @@ mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn brazil_and_mexico_aliases_are_one_recipient() {
+        for (a, b, canonical) in [
+            ("+55 11 98765-4321", "551187654321@c.us", "5511987654321"),
+            ("5521976543210", "+55 21 7654-3210", "5521976543210"),
+            ("+52 1 55 1234 5678", "525512345678", "525512345678"),
+            ("5215512345678@c.us", "+52 55 1234 5678", "525512345678"),
+        ] {
+            assert_eq!(Recipient::parse(a).unwrap().digits(), canonical, "{a}");
+            assert_eq!(Recipient::parse(b).unwrap().digits(), canonical, "{b}");
+        }
+        // A Brazilian landline (8 digits starting 2-5) has no ninth digit; other countries and
+        // lengths are as typed.
+        assert_eq!(
+            Recipient::parse("551132654321").unwrap().digits(),
+            "551132654321"
+        );
+        assert_eq!(
+            Recipient::parse("5511987654321").unwrap().digits(),
+            "5511987654321"
+        );
+        assert_eq!(
+            Recipient::parse("52155123456").unwrap().digits(),
+            "52155123456"
+        );
+        assert_eq!(
+            Recipient::parse("20123456789").unwrap().digits(),
+            "20123456789"
+        );
+    }
 
     #[test]
     fn every_spelling_of_a_number_is_one_recipient() {

@@ -522,6 +522,12 @@ pub fn safe_next(next: &str) -> String {
                 s.push('?');
                 s.push_str(q);
             }
+            // Resolving dot segments can leave a path that starts with `//` (`/.//evil.com`
+            // becomes `//evil.com`), which a browser reads as another host: checked again on
+            // the result, not only on the input.
+            if leaves(&s) || leaves(&percent_decode(&s).replace('\\', "/")) {
+                return HOME.into();
+            }
             s
         }
         _ => HOME.into(),
@@ -953,6 +959,13 @@ mod tests {
             ("/\u{0}", "/"),
             ("/\u{7f}", "/"),
             ("/\u{85}x", "/"),
+            // Dot segments that resolve to a protocol-relative path (issue 12 item 7).
+            ("/.//evil.com", "/"),
+            ("/./\\evil.com", "/"),
+            ("/a/..//evil.com", "/"),
+            ("/%2e//evil.com", "/"),
+            ("/.%2f/evil.com", "/.%2f/evil.com"),
+            ("/./ok", "/ok"),
         ];
         for (next, expected) in table {
             assert_eq!(safe_next(next), expected, "{next:?}");
