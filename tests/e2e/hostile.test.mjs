@@ -74,7 +74,10 @@ describe('item 2: every body is read through one capped reader', () => {
     ['widget poll', '/widget/v1/poll', { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json' }],
     ['meta webhook', `/webhooks/whatsapp/${DEMO}`, { 'Content-Type': 'application/json', 'X-Hub-Signature-256': 'sha256=00' }],
     ['twilio webhook', `/webhooks/twilio/${DEMO}`, { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': 'AAAA' }],
+    // The edge middleware's session form (a Worker in front of a site), from its own page.
+    ['middleware session', '/_otp/session', { 'Content-Type': 'application/x-www-form-urlencoded', Origin: h.url }, MIDDLEWARE],
   ];
+  const MIDDLEWARE = { vars: { MIDDLEWARE: { instance: DEMO, protected: ['/members'], origin: 'http://127.0.0.1:9' } } };
 
   test('an_endless_chunked_body_is_refused_while_it_is_still_coming', async () => {
     // A body with no Content-Length that would go on for 32 MB, written as fast as the Worker
@@ -84,8 +87,8 @@ describe('item 2: every body is read through one capped reader', () => {
     // Each route gets a Worker of its own: wrangler's local dev proxy (not in production)
     // keeps a connection to the Worker that a cut-off body leaves unusable, and then answers
     // the next POST itself with "Your worker restarted mid-request".
-    for (const [name] of routes(w)) {
-      const own = await startWorker();
+    for (const [name, , , startOptions] of routes(w)) {
+      const own = await startWorker(startOptions);
       try {
         const [, path, headers] = routes(own).find(([n]) => n === name);
         const res = await streamChunked(own.url + path, { headers });
