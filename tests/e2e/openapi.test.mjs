@@ -1607,6 +1607,17 @@ test('widget: 403 turnstile_failed, 400 for link mode without a business number,
   }
 });
 
+test('widget: poll 429 rate_limited after 120 polls a minute from one client', async () => {
+  await awayFromMinuteBoundary(); // the local window resets on the clock minute
+  const ip = `2001:db8:${(1 + Math.floor(Math.random() * 0xfff)).toString(16)}::1`;
+  const burst = await Promise.all(Array.from({ length: 120 }, () => wpoll({ session: 'nope', poll_secret: 'nope' }, { ip })));
+  assert.deepEqual([...new Set(burst.map((r) => r.status))], [404]);
+  // Another address of the same IPv6 /64 is the same client.
+  const res = await wpoll({ session: 'nope', poll_secret: 'nope' }, { ip: ip.replace('::1', '::2') });
+  assert.equal(res.status, 429);
+  assert.deepEqual([res.body.error.code, res.body.error.retry_after], ['rate_limited', 60]);
+});
+
 test('widget: 503 when OTP_PEPPER is not set (start, verify, poll) or INSTANCES is not valid (config, start; preflights 403)', async () => {
   const broken = await startWorker({ omit: ['OTP_PEPPER'] });
   try {
