@@ -14,6 +14,7 @@ mod api;
 mod channels;
 mod clock;
 mod config;
+mod outbound;
 mod store;
 
 pub use store::budget::BudgetObject;

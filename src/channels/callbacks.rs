@@ -7,7 +7,7 @@ use super::DeliveryError;
 use otp_core::url_guard::check_callback_url;
 use otp_core::wire::webhook::{self, WebhookSecret};
 use wasm_bindgen::JsValue;
-use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{Fetch, Headers, Method};
 
 /// POSTs `body` to `url`, signed with `secret` under `webhook_id`; `Ok` on a 2xx answer.
 pub async fn deliver(
@@ -29,14 +29,14 @@ pub async fn deliver(
         headers.set(webhook::HEADER_ID, webhook_id)?;
         headers.set(webhook::HEADER_TIMESTAMP, &timestamp.to_string())?;
         headers.set(webhook::HEADER_SIGNATURE, &signature)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(Some(JsValue::from_str(body)));
-        let resp = Fetch::Request(Request::new_with_init(url, &init)?)
-            .send()
-            .await?;
+        let req = crate::outbound::request(
+            Method::Post,
+            url,
+            Some(&headers),
+            Some(&JsValue::from_str(body)),
+            true,
+        )?;
+        let resp = Fetch::Request(req).send().await?;
         Ok::<u16, worker::Error>(resp.status_code())
     };
     match attempt.await {

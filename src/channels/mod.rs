@@ -22,7 +22,7 @@ use otp_core::config::{ChannelKind, InstanceConfig};
 use otp_core::rules::template::render;
 use otp_core::Recipient;
 use wasm_bindgen::JsValue;
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, SqlStorage};
+use worker::{Env, Fetch, Headers, Method, SqlStorage};
 
 /// One message to deliver.
 pub struct Outbound<'a> {
@@ -47,12 +47,21 @@ impl Outbound<'_> {
 }
 
 /// Why a delivery failed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum DeliveryError {
     /// Worth another try later (timeouts, 5xx, rate limits).
     Retryable(String),
     /// Will never work (bad number, refused by the provider).
     Permanent(String),
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Retryable(why) => write!(f, "{why} (retryable)"),
+            Self::Permanent(why) => write!(f, "{why}"),
+        }
+    }
 }
 
 /// A way to deliver messages.
@@ -74,13 +83,14 @@ async fn post(
         for (k, v) in headers {
             h.set(k, v)?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(h)
-            .with_body(Some(JsValue::from_str(&body)));
-        let mut resp = Fetch::Request(Request::new_with_init(url, &init)?)
-            .send()
-            .await?;
+        let req = crate::outbound::request(
+            Method::Post,
+            url,
+            Some(&h),
+            Some(&JsValue::from_str(&body)),
+            false,
+        )?;
+        let mut resp = Fetch::Request(req).send().await?;
         let status = resp.status_code();
         Ok::<_, worker::Error>((status, resp.bytes().await.unwrap_or_default()))
     };

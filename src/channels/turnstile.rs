@@ -26,7 +26,7 @@ pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str) -
             false
         }
         Err(e) => {
-            worker::console_error!("turnstile siteverify: {e:?}");
+            worker::console_error!("turnstile siteverify: {e}");
             false
         }
     }
