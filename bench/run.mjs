@@ -1,7 +1,8 @@
 // `make bench` (run by scripts/bench.sh after it built everything): starts edge-otp's dev
 // Worker and the floor Worker (bench/floor) on 127.0.0.1, drives each in turn with wrk and
 // the full-flow driver (bench/flow.mjs), and prints one markdown table of requests/s, p50
-// and p99 beside the floor, then the release Wasm size. Also writes the table to
+// and p99 beside the floor, then the release Wasm size, then workerd's CPU time per request
+// or flow (from /proc, see cpuOf below) beside the floor's. Also writes the tables to
 // bench/out/bench.md.
 //
 // Needs: build/dev and .wrangler.local.toml (scripts/build.sh dev, scripts/wrangler-local.sh),
@@ -11,7 +12,7 @@
 // Exit status: 0 when the table was printed, whether or not targets were met; 1 when
 // something broke (a server did not start, wrk failed, the time limit was hit).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +124,126 @@ function wasmSize(file) {
   return { raw, gzip };
 }
 
+// CPU time of the workerd processes that serve one Worker. Each unstable_startWorker spawns
+// two workerd children of this process: wrangler's proxy (it holds the listening socket of
+// worker.url and forwards every request) and the runtime that runs the Worker and its Durable
+// Objects. Both are counted; the table also shows the split. Other workerd processes on the
+// machine (other people's tests) are not descendants of this process and are never counted.
+const CLK_TCK = (() => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+    return n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** The fields of /proc/<pid>/stat after the command name (index 0 = state, 1 = ppid). */
+function statFields(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** PIDs of the descendants of this process whose command line contains `workerd`. */
+function workerdDescendants() {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const ppid = Number(statFields(d)[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found = [];
+  const queue = [...(children.get(process.pid) ?? [])];
+  while (queue.length) {
+    const pid = queue.shift();
+    queue.push(...(children.get(pid) ?? []));
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('workerd')) found.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found.sort((a, b) => a - b);
+}
+
+/** Which of `pids` holds the listening socket of `url` (wrangler's proxy), if any. */
+function listenerOf(pids, url) {
+  const port = Number(new URL(url).port).toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(`:${port}`) && f[3] === '0A') inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  return pids.find((pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The workerd processes `start()` spawned: the descendant list diffed before/after. */
+async function startTracked(name, start) {
+  const before = new Set(workerdDescendants());
+  const server = await start();
+  running.servers.push(server);
+  await waitReady(`${server.url}/health`);
+  const pids = workerdDescendants().filter((pid) => !before.has(pid));
+  if (pids.length === 0) throw new Error(`no new workerd process found for ${name}`);
+  const proxy = listenerOf(pids, server.url);
+  const roles = Object.fromEntries(pids.map((pid) => [pid, pid === proxy ? 'proxy' : 'runtime']));
+  log(`${name}: workerd ${pids.map((pid) => `${pid} (${roles[pid]})`).join(', ')}`);
+  server.workerd = { pids, roles }; // not a copy: the test harness is a class instance
+  return server;
+}
+
+/** utime + stime of each process, in clock ticks. */
+function ticksOf(pids) {
+  return pids.map((pid) => {
+    try {
+      const f = statFields(pid);
+      return Number(f[11]) + Number(f[12]);
+    } catch {
+      throw new Error(`workerd process ${pid} is gone`);
+    }
+  });
+}
+
+/** Runs `fn` and adds `cpu` to its result: the CPU milliseconds `server`'s workerd spent. */
+async function cpuOf(server, fn) {
+  const { pids, roles } = server.workerd;
+  const before = ticksOf(pids);
+  const result = await fn();
+  const after = ticksOf(pids);
+  const ms = (i) => ((after[i] - before[i]) * 1000) / CLK_TCK;
+  const byPid = Object.fromEntries(pids.map((pid, i) => [pid, ms(i)]));
+  const sum = (role) => pids.reduce((t, pid, i) => t + (roles[pid] === role ? ms(i) : 0), 0);
+  result.cpu = { ms: pids.reduce((t, _, i) => t + ms(i), 0), proxy_ms: sum('proxy'), runtime_ms: sum('runtime'), by_pid: byPid };
+  const untracked = workerdDescendants().filter((pid) => !running.servers.some((s) => s.workerd?.pids.includes(pid)));
+  if (untracked.length) log(`  warning: workerd ${untracked.join(', ')} not tracked: CPU figures may miss work`);
+  return result;
+}
+
 const clamp = (n, lo, hi) => Math.min(hi, Math.max(lo, Number.isFinite(n) ? n : hi));
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 const kb = (bytes) => `${(bytes / 1000).toFixed(1)} KB`;
@@ -134,12 +255,9 @@ async function main() {
     `each run ${SECONDS} s, wrk -t${THREADS} -c${CONNECTIONS}`);
 
   log('starting edge-otp (build/dev) and the floor (bench/floor)');
-  const product = await startWorker();
-  running.servers.push(product);
-  const floor = await startFloor();
-  running.servers.push(floor);
-  await waitReady(`${product.url}/health`);
-  await waitReady(`${floor.url}/health`);
+  // One after the other, so that each one's workerd children are told apart.
+  const product = await startTracked('edge-otp', () => startWorker());
+  const floor = await startTracked('floor', startFloor);
   const token = product.secrets.tokens[DEMO];
   const api = { base: product.url, instance: DEMO, token };
   log(`edge-otp on ${product.url}, floor on ${floor.url}`);
@@ -161,24 +279,25 @@ async function main() {
   const apiEnv = { BENCH_INSTANCE: DEMO, BENCH_TOKEN: token };
   const oldCodes = path.join(OUT, 'codes-old.txt');
   const freshCodes = path.join(OUT, 'codes-fresh.txt');
-  const show = (r) => log(`  ${fmt(r.rps)}/s, p50 ${fmt(r.p50_ms, 2)} ms, p99 ${fmt(r.p99_ms, 2)} ms, ${r.errors} errors`);
+  const show = (r) => log(`  ${fmt(r.rps)}/s, p50 ${fmt(r.p50_ms, 2)} ms, p99 ${fmt(r.p99_ms, 2)} ms, ${r.errors} errors` +
+    (r.cpu ? `, workerd CPU ${fmt(r.cpu.ms, 0)} ms` : ''));
 
   // Each edge-otp run comes right after the floor run it is compared with, so that other
   // load on the machine (builds, tests) weighs on both sides of a ratio alike.
   log('floor: a new Durable Object per request');
-  results.floorNew = await wrk({ script: 'floor.lua', url: floor.url, args: ['/new'] });
+  results.floorNew = await cpuOf(floor, () => wrk({ script: 'floor.lua', url: floor.url, args: ['/new'] }));
   show(results.floorNew);
 
   log('edge-otp: request-code, a new recipient each (its codes are kept for later)');
-  results.requestCode = await wrk({
+  results.requestCode = await cpuOf(product, () => wrk({
     script: 'request-code.lua', url: product.url,
     env: { ...apiEnv, BENCH_CODES: oldCodes, BENCH_PREFIX: '0' },
-  });
+  }));
   const oldCodesAt = Date.now(); // the youngest of them
   show(results.requestCode);
 
   log('floor: one hot Durable Object');
-  results.floorHot = await wrk({ script: 'floor.lua', url: floor.url, args: ['/hot'] });
+  results.floorHot = await cpuOf(floor, () => wrk({ script: 'floor.lua', url: floor.url, args: ['/hot'] }));
   show(results.floorHot);
 
   // validate-code uses each code once, so it needs codes made just before: a short
@@ -193,26 +312,26 @@ async function main() {
   if (fresh.errors > 0) log(`  ${fresh.errors} errors ${JSON.stringify(fresh.statuses)}`);
   const freshBound = clamp(Math.ceil((2 * fresh.codes) / results.floorHot.rps), 2, SECONDS);
   log(`edge-otp: validate-code, each of ${fresh.codes} codes once (objects in memory)`);
-  results.validateCode = await wrk({
+  results.validateCode = await cpuOf(product, () => wrk({
     script: 'validate-code.lua', url: product.url, seconds: freshBound,
     env: { ...apiEnv, BENCH_CODES: freshCodes },
-  });
+  }));
   show(results.validateCode);
 
   log('floor: a new Durable Object per request, 1 at a time');
-  results.floorNew1 = await wrk({ script: 'floor.lua', url: floor.url, args: ['/new'], threads: 1, connections: 1 });
+  results.floorNew1 = await cpuOf(floor, () => wrk({ script: 'floor.lua', url: floor.url, args: ['/new'], threads: 1, connections: 1 }));
   show(results.floorNew1);
 
   log('edge-otp: full flow, 1 at a time');
-  results.flow1 = await runFlows({ ...api, concurrency: 1, seconds: SECONDS, prefix: 7 });
+  results.flow1 = await cpuOf(product, () => runFlows({ ...api, concurrency: 1, seconds: SECONDS, prefix: 7 }));
   show(results.flow1);
 
   log('floor: a new Durable Object per request (again, next to the full flow)');
-  results.floorNewAgain = await wrk({ script: 'floor.lua', url: floor.url, args: ['/new'] });
+  results.floorNewAgain = await cpuOf(floor, () => wrk({ script: 'floor.lua', url: floor.url, args: ['/new'] }));
   show(results.floorNewAgain);
 
   log(`edge-otp: full flow, ${CONNECTIONS} at a time`);
-  results.flowN = await runFlows({ ...api, concurrency: CONNECTIONS, seconds: SECONDS, prefix: 8 });
+  results.flowN = await cpuOf(product, () => runFlows({ ...api, concurrency: CONNECTIONS, seconds: SECONDS, prefix: 8 }));
   show(results.flowN);
 
   // The codes of the first request-code run are now old enough for their objects to have
@@ -220,10 +339,10 @@ async function main() {
   const oldAge = (Date.now() - oldCodesAt) / 1000;
   const oldBound = clamp(Math.ceil(results.requestCode.codes / results.requestCode.rps), 2, SECONDS);
   log(`edge-otp: validate-code, each of ${results.requestCode.codes} codes once, ${oldAge.toFixed(0)}-${(oldAge + SECONDS).toFixed(0)} s old`);
-  results.validateOld = await wrk({
+  results.validateOld = await cpuOf(product, () => wrk({
     script: 'validate-code.lua', url: product.url, seconds: oldBound,
     env: { ...apiEnv, BENCH_CODES: oldCodes },
-  });
+  }));
   show(results.validateOld);
   const loadAfter = loadavg()[0];
 
@@ -285,10 +404,46 @@ async function main() {
     `loopback, ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before and ${loadAfter.toFixed(2)} after; ` +
     `each floor run right before the edge-otp run it is compared with; targets ${allOk ? 'all met' : 'NOT all met'}.`);
   for (const n of notes) lines.push(`- ${n}`);
+
+  // CPU per unit of work: far less noisy than requests/s on a shared machine.
+  const perUnit = (r, count) => ({
+    count,
+    ms: r.cpu.ms / count,
+    runtime: r.cpu.runtime_ms / count,
+    proxy: r.cpu.proxy_ms / count,
+  });
+  const flowsDone = (r) => r.requests - r.errors;
+  const cpuRows = [
+    ['request-code (new recipient each), per request', perUnit(results.requestCode, results.requestCode.requests), 'new DO', results.floorNew],
+    ['validate-code (code made < 10 s before), per request', perUnit(results.validateCode, results.validateCode.requests), 'hot DO', results.floorHot],
+    ['validate-code (object evicted), per request', perUnit(results.validateOld, results.validateOld.requests), 'new DO', results.floorNewAgain],
+    ['full flow, sequential, per flow', perUnit(results.flow1, flowsDone(results.flow1)), 'new DO, 1 at a time', results.floorNew1],
+    [`full flow, ${CONNECTIONS} at a time, per flow`, perUnit(results.flowN, flowsDone(results.flowN)), 'new DO', results.floorNewAgain],
+  ];
+  const cpu = {};
+  lines.push(
+    '',
+    '| workerd CPU | done | CPU ms | CPU ms each | runtime + proxy ms each | floor | floor requests | floor CPU ms per request | runtime + proxy ms | x floor |',
+    '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+  );
+  for (const [name, u, floorName, f] of cpuRows) {
+    const fu = perUnit(f, f.requests);
+    cpu[name] = { per_unit_ms: u.ms, runtime_ms: u.runtime, proxy_ms: u.proxy, units: u.count,
+      floor: floorName, floor_per_request_ms: fu.ms, floor_runtime_ms: fu.runtime, floor_proxy_ms: fu.proxy, ratio: u.ms / fu.ms };
+    lines.push(
+      `| ${name} | ${u.count} | ${fmt(u.ms * u.count, 0)} | ${fmt(u.ms, 3)} | ${fmt(u.runtime, 3)} + ${fmt(u.proxy, 3)} | ` +
+        `${floorName} | ${f.requests} | ${fmt(fu.ms, 3)} | ${fmt(fu.runtime, 3)} + ${fmt(fu.proxy, 3)} | ${fmt(u.ms / fu.ms, 2)}x |`,
+    );
+  }
+  const pidList = (s) => s.workerd.pids.map((pid) => `${pid} ${s.workerd.roles[pid]}`).join(', ');
+  lines.push('', `CPU = utime + stime (/proc/<pid>/stat, ${CLK_TCK} ticks/s) of the workerd processes serving each ` +
+    `Worker, over each run, divided by requests (floor, request-code, validate-code) or by completed flows; ` +
+    `runtime = the workerd that runs the Worker and its Durable Objects, proxy = wrangler's proxy in front of it ` +
+    `(edge-otp: ${pidList(product)}; floor: ${pidList(floor)}). x floor = CPU ms each / floor CPU ms per request.`);
   const table = lines.join('\n');
   process.stdout.write(`\n${table}\n`);
   writeFileSync(path.join(OUT, 'bench.md'), `${table}\n`);
-  writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ results, wasm: { release: rel, floor: flo } }, null, 2));
+  writeFileSync(path.join(OUT, 'results.json'), JSON.stringify({ results, cpu, clk_tck: CLK_TCK, workerd: { edge_otp: product.workerd, floor: floor.workerd }, wasm: { release: rel, floor: flo } }, null, 2));
 }
 
 try {

@@ -3,7 +3,8 @@
 //! Instances come from the `INSTANCES` var (config as code in `wrangler.toml`), the edge
 //! middleware from `MIDDLEWARE`; credentials come from secrets: `OTP_PEPPER` (codes and every
 //! derived key come from it), `API_TOKENS` (per instance, the SHA-256 of each valid API token),
-//! `INSTANCE_SECRETS` (provider credentials, token keys) and `COOKIE_KEY`. A missing or
+//! `INSTANCE_SECRETS` (provider credentials, HS256 token keys), `TOKEN_SIGNING_KEYS` (the ES256
+//! keys that sign verification tokens) and `COOKIE_KEY`. A missing or
 //! malformed one is a [`ConfigProblem`], answered with a clear 503, never a panic. Every key
 //! the service derives is derived here, through [`otp_core::Secret::derive`].
 //!
@@ -12,6 +13,7 @@
 use otp_core::config::{InstanceConfig, InstanceSecrets, ServiceConfig};
 use otp_core::secret::token_matches;
 use otp_core::web::middleware::{MiddlewareConfig, Mount};
+use otp_core::web::token::{parse_signing_keys, KeyMaterial};
 use otp_core::Secret;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -232,8 +234,9 @@ pub fn cookie_key(env: &Env) -> Result<Secret, ConfigProblem> {
     Ok(otp_core::web::middleware::cookie_key(&secret))
 }
 
-/// The key that signs `inst`'s verification tokens (`INSTANCE_SECRETS.token_keys[token_kid]`).
-/// Fetched before a challenge is spent, so a missing key never costs a code.
+/// The HS256 key that signs the verification tokens of `inst` (an instance with
+/// `token_alg = "HS256"`): `INSTANCE_SECRETS.<id>.token_keys[token_kid]`. Fetched before a
+/// challenge is spent, so a missing key never costs a code.
 pub fn token_key(env: &Env, inst: &InstanceConfig) -> Result<Secret, ConfigProblem> {
     instance_secrets(env, &inst.id)?
         .token_keys
@@ -241,19 +244,32 @@ pub fn token_key(env: &Env, inst: &InstanceConfig) -> Result<Secret, ConfigProbl
         .and_then(|k| Secret::new(k.as_bytes().to_vec()).ok())
         .ok_or_else(|| {
             ConfigProblem(format!(
-                "verification tokens need INSTANCE_SECRETS.{}.token_keys.{}",
+                "HS256 verification tokens need INSTANCE_SECRETS.{}.token_keys.{} (at least 32 bytes)",
                 inst.id, inst.token_kid
             ))
         })
 }
 
-/// Every token key of `instance` with its `kid`, for checking a token (rotation: several).
+/// Every HS256 token key of `instance` with its `kid`, for checking a token (rotation: several).
 pub fn token_keys(env: &Env, instance: &str) -> Result<Vec<(String, Secret)>, ConfigProblem> {
     Ok(instance_secrets(env, instance)?
         .token_keys
         .iter()
         .filter_map(|(kid, k)| Some((kid.clone(), Secret::new(k.as_bytes().to_vec()).ok()?)))
         .collect())
+}
+
+/// The secret holding the deploy's ES256 signing keys (`docs/configuration.md`).
+pub const SIGNING_KEYS_SECRET: &str = "TOKEN_SIGNING_KEYS";
+
+/// The deploy's ES256 signing keys, `kid` -> private key, as written (a private JWK or PKCS#8);
+/// `crate::keys` imports them into WebCrypto once per isolate. Absent: none.
+pub fn signing_keys(env: &Env) -> Result<Vec<(String, KeyMaterial)>, ConfigProblem> {
+    let Ok(raw) = env.secret(SIGNING_KEYS_SECRET) else {
+        return Ok(Vec::new());
+    };
+    parse_signing_keys(&raw.to_string())
+        .map_err(|why| ConfigProblem(format!("secret {SIGNING_KEYS_SECRET}: {why}")))
 }
 
 /// A plain var, if set.

@@ -7,6 +7,7 @@
 //!   and the one job runner.
 //! - `channels/`: who delivers. Providers, the choice of channel, site callbacks.
 //! - `config`, `clock`: the deploy's settings and secrets; the time.
+//! - `keys`: the ES256 signing keys, held by the runtime's WebCrypto.
 //!
 //! Nothing below this module calls back into it.
 
@@ -14,6 +15,7 @@ mod api;
 mod channels;
 mod clock;
 mod config;
+mod keys;
 mod outbound;
 mod store;
 
@@ -24,7 +26,7 @@ pub use store::metrics::MetricsObject;
 pub use store::recipient::RecipientObject;
 
 use api::middleware::{self, Routed};
-use api::{hypersender, login, outcome, webhooks, whatotp, widget};
+use api::{hypersender, login, outcome, webhooks, wellknown, whatotp, widget};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 #[event(fetch)]
@@ -57,6 +59,9 @@ async fn service_route(req: Request, env: &Env, path: &str) -> Result<Response> 
             webhooks::handle(req, env, provider, instance).await
         }
         (_, ["login", token]) => login::handle(req, env, token).await,
+        (Method::Get | Method::Head, [".well-known", name]) => {
+            wellknown::handle(req, env, name).await
+        }
         (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
         #[cfg(feature = "dev")]
         (_, ["dev", rest @ ..]) => api::dev::handle(req, env, rest).await,

@@ -58,8 +58,14 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
                     "whatsapp_app_secret": secrets.whatsapp_app_secret,
                     "whatsapp_verify_token": secrets.whatsapp_verify_token,
                     "webhook_secret": secrets.webhook_secret,
+                    "token_alg": demo.token_alg.as_str(),
                     "token_kid": demo.token_kid,
-                    "token_key": secrets.token_keys.get(&demo.token_kid),
+                    // A shared key exists only for an instance that opted into HS256; an ES256
+                    // token is checked against the public JWKS, as any backend does.
+                    "token_key": match demo.token_alg {
+                        otp_core::web::token::Alg::Hs256 => secrets.token_keys.get(&demo.token_kid),
+                        otp_core::web::token::Alg::Es256 => None,
+                    },
                     "publishable_key": demo.widget.as_ref().map(|w| &w.publishable_key),
                 }),
                 &[],

@@ -128,10 +128,14 @@ async fn verified(req: &Request, env: &Env, c: &LinkChallenge) -> Result<Respons
     }
     let url = req.url()?;
     let phone = c.claimer().map(|r| r.e164()).unwrap_or_default();
-    let Ok(key) = config::token_key(env, inst) else {
-        return unavailable();
+    let signer = match tokens::signer(env, inst).await {
+        Ok(s) => s,
+        Err(problem) => {
+            worker::console_error!("{}", problem.0);
+            return unavailable();
+        }
     };
-    let jwt = tokens::sign(env, &key, inst, &url, phone, &c.id);
+    let jwt = tokens::sign(&signer, env, inst, &url, phone, &c.id, clock::now()).await?;
     let Some(target) = inst.link.redirect_url.as_deref() else {
         return page(
             200,

@@ -6,18 +6,20 @@
 //! need the verification cookie (else the verification page, or 401 JSON for API calls);
 //! everything goes on to the origin with `X-Verified-Phone` set by us alone and the cookie
 //! removed. `POST {prefix}/session` turns a verification token from the page's widget into the
-//! cookie. The rules (patterns, cookie, `next`, the page) live in `otp_core::web::middleware`;
+//! cookie (checked as any backend would: ES256 against the deploy's keys, or the instance's
+//! HS256 key when it opted in). The rules (patterns, cookie, `next`, the page) live in `otp_core::web::middleware`;
 //! docs/middleware.md is the operator's guide.
 
 use super::outcome::{html_response as page_response, page};
 use super::request::{self, json, MAX_BODY};
+use super::tokens::{self, Refused};
 use crate::clock;
 use crate::config::{self, ConfigProblem};
 use otp_core::web::middleware::{
     self as core, cookie_values, is_phone_header, open_cookie, safe_next, seal_cookie,
     strip_cookie, Decision, MiddlewareConfig, Mount, Page, Requirement, Verified,
 };
-use otp_core::web::token;
+use otp_core::web::token::TokenError;
 use otp_core::{Recipient, Secret};
 use serde_json::json;
 use wasm_bindgen::JsValue;
@@ -275,17 +277,16 @@ async fn session(mut req: Request, env: &Env, cfg: &MiddlewareConfig) -> Result<
             cfg.instance
         )));
     };
-    let keys = match config::token_keys(env, &inst.id) {
-        Ok(k) => k,
-        Err(p) => return misconfigured(&p),
-    };
     let now = clock::now();
-    let claims = match token::verify(&keys, &presented, &inst.id, now) {
+    let claims = match tokens::verify(env, inst, &presented, now).await {
         Ok(c) => c,
-        Err(token::TokenError::Expired) => {
+        Err(Refused::Config(p)) => return misconfigured(&p),
+        Err(Refused::Token(TokenError::Expired)) => {
             return refuse("This verification has expired. Verify your phone number again.")
         }
-        Err(_) => return refuse("This verification is not valid. Verify your phone number again."),
+        Err(Refused::Token(_)) => {
+            return refuse("This verification is not valid. Verify your phone number again.")
+        }
     };
     let Ok(phone) = Recipient::parse(&claims.sub) else {
         return refuse("This verification is not for a phone number.");

@@ -7,13 +7,15 @@
 //! - [`webhooks`]: inbound provider webhooks (`/webhooks/{whatsapp,twilio}/{instance}`)
 //! - [`login`]: the one-time login link (`/login/{token}`)
 //! - [`middleware`]: the edge middleware in front of a site
+//! - [`wellknown`]: the public keys of the verification tokens (`/.well-known/…`)
 //! - `dev`: dev-only routes (the `dev` feature)
 //!
 //! Shared by the surfaces, and surfaces themselves never: [`request`] (bounded bodies, bearer
 //! tokens, client address, rate limits, idempotent sends), [`outcome`] (the one failure type
 //! and its renderers), [`tokens`] (verification tokens).
 //!
-//! May import: `crate::store`, `crate::channels`, `crate::config`, `crate::clock`, `otp-core`.
+//! May import: `crate::store`, `crate::channels`, `crate::config`, `crate::clock`, `crate::keys`,
+//! `otp-core`.
 //! A surface never imports another surface; nothing below `api` imports it.
 
 #[cfg(feature = "dev")]
@@ -25,5 +27,6 @@ pub mod outcome;
 pub mod request;
 pub mod tokens;
 pub mod webhooks;
+pub mod wellknown;
 pub mod whatotp;
 pub mod widget;

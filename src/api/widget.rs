@@ -4,7 +4,9 @@
 //! `verify` per client IP (`WIDGET_RL`, 20 a minute each), holds a server-side resend cooldown,
 //! and can ask Cloudflare Turnstile before sending anything. Codes run on the same recipient
 //! Durable Objects as the server APIs, links on the same link objects; a success hands the page
-//! the same HS256 verification token as the login link. Contract: docs/widget.md.
+//! the same verification token as the login link (`tokens`: ES256 unless the instance opts into
+//! HS256). A verified link session hands out one token, the same claims on every poll until
+//! its `exp`, and then only its status. Contract: docs/widget.md.
 
 use super::outcome::{self, internal, session_attempt, Outcome};
 use super::request::{self, json, json_object};
@@ -19,6 +21,7 @@ use otp_core::config::{InstanceConfig, TurnstileConfig, WidgetConfig};
 use otp_core::rules::challenge::SendOptions;
 use otp_core::rules::link_state::{Callbacks, LinkChallenge, LinkMessages, LinkStatus};
 use otp_core::time::iso8601;
+use otp_core::web::token;
 use otp_core::web::widget::{self as core, Mode, Session};
 use otp_core::{Alphabet, CodeSpec, Recipient, Secret};
 use serde::Serialize;
@@ -413,21 +416,26 @@ struct VerifiedData {
     expires_in: i64,
 }
 
-fn token_for(
+/// The token of challenge `id`, verified for `phone`, issued at `iat`; `expires_in` counts from
+/// `now`.
+async fn token_for(
     req: &Request,
     env: &Env,
-    key: &Secret,
+    signer: &tokens::Signer,
     inst: &InstanceConfig,
-    phone: String,
-    id: &str,
+    (phone, id): (String, &str),
+    iat: i64,
+    now: i64,
 ) -> std::result::Result<VerifiedData, Outcome> {
     let url = req.url().map_err(internal)?;
-    let token = tokens::sign(env, key, inst, &url, phone.clone(), id);
+    let token = tokens::sign(signer, env, inst, &url, phone.clone(), id, iat)
+        .await
+        .map_err(internal)?;
     Ok(VerifiedData {
         status: "verified",
         phone,
         token,
-        expires_in: tokens::TOKEN_TTL,
+        expires_in: (iat + tokens::TOKEN_TTL - now).max(0),
     })
 }
 
@@ -444,23 +452,19 @@ async fn verify(
     let (_, session) = open(env, &input.session, inst, Mode::Code)?;
     let recipient = Recipient::parse(&session.target).map_err(|_| Outcome::SessionNotFound)?;
     // The signing key is found before the code is spent: a right code always gets its token.
-    let signer = config::token_key(env, inst)?;
+    let signer = tokens::signer(env, inst).await?;
     let attempt = Recipients::new(env)
         .attempt(&inst.id, &recipient, &input.code, Some(&session.id))
         .await
         .map_err(internal)?;
     session_attempt(&session.id, attempt)?;
-    ok(&token_for(
-        req,
-        env,
-        &signer,
-        inst,
-        recipient.e164(),
-        &session.id,
-    )?)
+    let now = clock::now();
+    let who = (recipient.e164(), session.id.as_str());
+    ok(&token_for(req, env, &signer, inst, who, now, now).await?)
 }
 
-/// A poll's answer; `phone`, `token` and `expires_in` only once verified.
+/// A poll's answer; `phone`, `token` and `expires_in` once verified, until the token issued at
+/// verification expires.
 #[derive(Serialize, Default)]
 struct PollData {
     status: &'static str,
@@ -491,18 +495,28 @@ async fn poll(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own
             ..PollData::default()
         });
     };
-    let status = c.status(clock::now());
+    let now = clock::now();
+    let status = c.status(now);
     match (status, c.claimer()) {
-        (LinkStatus::Verified, Some(phone)) => {
-            let signer = config::token_key(env, inst)?;
-            let d = token_for(req, env, &signer, inst, phone.e164(), &c.id)?;
-            ok(&PollData {
-                status: d.status,
-                phone: Some(d.phone),
-                token: Some(d.token),
-                expires_in: Some(d.expires_in),
-            })
-        }
+        // One token per verification: its claims (iat = the moment of verification, exp, jti)
+        // are the same on every poll, so polling never extends it, and after its exp a poll
+        // answers the status alone (issue 12; docs/security.md).
+        (LinkStatus::Verified, Some(phone)) => match c.verified_at {
+            Some(iat) if token::still_valid(iat, now) => {
+                let signer = tokens::signer(env, inst).await?;
+                let d = token_for(req, env, &signer, inst, (phone.e164(), &c.id), iat, now).await?;
+                ok(&PollData {
+                    status: d.status,
+                    phone: Some(d.phone),
+                    token: Some(d.token),
+                    expires_in: Some(d.expires_in),
+                })
+            }
+            _ => ok(&PollData {
+                status: status.as_str(),
+                ..PollData::default()
+            }),
+        },
         _ => ok(&PollData {
             status: status.as_str(),
             ..PollData::default()

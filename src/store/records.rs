@@ -46,7 +46,11 @@ pub async fn put(env: &Env, uuid: &str, record: &ChallengeRecord, now: i64) -> R
     let kv = Reflect::get(env.as_ref(), &CHALLENGES_KV.into())?;
     let put: Function = Reflect::get(&kv, &"put".into())?.dyn_into()?;
     let options = Object::new();
-    Reflect::set(&options, &"expirationTtl".into(), &JsValue::from(ttl as f64))?;
+    Reflect::set(
+        &options,
+        &"expirationTtl".into(),
+        &JsValue::from(ttl as f64),
+    )?;
     let json = JsValue::from_str(&serde_json::to_string(record)?);
     let done: Promise = put
         .call3(&kv, &record_key(uuid).into(), &json, &options)?

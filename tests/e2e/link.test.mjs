@@ -161,9 +161,8 @@ describe('the link loop', () => {
     const location = new URL(post.headers.get('location'));
     assert.equal(`${location.origin}${location.pathname}`, 'https://app.acme.example/welcome');
     const jwt = new URLSearchParams(location.hash.slice(1)).get('token');
-    const key = new TextEncoder().encode(w.secrets.instances[WA].token_keys.k1);
-    const { payload, protectedHeader } = await jwtVerify(jwt, key, { audience: WA, algorithms: ['HS256'] });
-    assert.equal(protectedHeader.kid, 'k1');
+    const { payload, protectedHeader } = await jwtVerify(jwt, w.keySet(), { audience: WA, algorithms: ['ES256'] });
+    assert.deepEqual(protectedHeader, { alg: 'ES256', typ: 'JWT', kid: 'k1' });
     assert.equal(payload.sub, `+${r}`);
     assert.equal(payload.jti, d.uuid);
     assert.equal(payload.iss, w.url);

@@ -1,17 +1,17 @@
 // The edge middleware on workerd: the Worker in front of a fake origin on 127.0.0.1 that
 // records what it receives. The service lives under /_otp and the rest belongs to the site;
 // protected paths answer the verification page (HTML) or 401 JSON; a verification token (signed
-// here with the key the test put in INSTANCE_SECRETS, or earned through the widget API) becomes
+// here with the ES256 key the test put in TOKEN_SIGNING_KEYS, or earned through the widget API) becomes
 // a signed cookie through POST /_otp/session, which refuses cross-site posts and never redirects
 // off the site; with the cookie the origin gets X-Verified-Phone, and never a client's copy.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SignJWT } from 'jose';
-import { startWorker, newRecipient, DEMO, DEMO_PK, OTHER, ROOT } from '../support/worker.mjs';
+import { SignJWT, importJWK, jwtVerify } from 'jose';
+import { startWorker, newRecipient, newSigningKey, DEMO, DEMO_PK, OTHER, ROOT } from '../support/worker.mjs';
 import { waitFor } from '../support/wait.mjs';
 
 const PREFIX = '/_otp';
@@ -65,13 +65,22 @@ after(async () => {
 });
 
 const now = () => Math.floor(Date.now() / 1000);
-const tokenKey = (instance = DEMO) => new TextEncoder().encode(w.secrets.instances[instance].token_keys.k1);
+/** The deploy's ES256 key `k1` (TOKEN_SIGNING_KEYS), to sign tokens as the service does. */
+const signingKey = () => importJWK(w.secrets.signingKeys.k1, 'ES256');
 
-/** A verification token as the service signs one (src/login.rs): HS256, kid k1, aud = instance. */
-function signToken({ phone = `+${newRecipient()}`, aud = DEMO, iat = now(), exp = iat + 600, key = tokenKey() } = {}) {
-  return new SignJWT({ iss: w.url, sub: phone, aud, jti: randomUUID(), iat, exp })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid: 'k1' })
-    .sign(key);
+/** A verification token as the service signs one (src/api/tokens.rs): ES256, kid k1, aud = instance. */
+async function signToken({ phone = `+${newRecipient()}`, aud = DEMO, iat = now(), exp = iat + 600, key, alg = 'ES256', kid = 'k1' } = {}) {
+  return new SignJWT({ iss: `${w.url}${PREFIX}`, sub: phone, aud, jti: randomUUID(), iat, exp })
+    .setProtectedHeader({ alg, typ: 'JWT', kid })
+    .sign(key ?? (await signingKey()));
+}
+
+const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+/** `token` re-signed as HS256 with `secret` (the algorithm-confusion forgery). */
+function hs256With(token, secret) {
+  const input = `${b64url({ alg: 'HS256', typ: 'JWT', kid: 'k1' })}.${token.split('.')[1]}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
 /** POST /_otp/session as the verification page's form does (same origin unless told). */
@@ -132,6 +141,24 @@ describe('routing', () => {
 
     const lookalike = await get('/_otpx/health');
     assert.equal(lookalike.reached, true, 'only the prefix itself is the service\'s');
+  });
+
+  test('the_token_keys_are_published_under_the_prefix_and_the_sites_well_known_stays_the_sites', async () => {
+    const jwks = await get(`${PREFIX}/.well-known/jwks.json`);
+    assert.equal(jwks.reached, false);
+    assert.equal(jwks.status, 200);
+    assert.deepEqual(JSON.parse(jwks.text).keys.map((k) => [k.kid, k.alg, k.use]), [['k1', 'ES256', 'sig']]);
+    const discovery = await get(`${PREFIX}/.well-known/openid-configuration`);
+    assert.deepEqual(JSON.parse(discovery.text), {
+      issuer: `${w.url}${PREFIX}`,
+      jwks_uri: `${w.url}${PREFIX}/.well-known/jwks.json`,
+      id_token_signing_alg_values_supported: ['ES256'],
+    });
+    for (const p of ['/.well-known/jwks.json', '/.well-known/openid-configuration']) {
+      const site = await get(p);
+      assert.equal(site.reached, true, `${p} at the root is the site's`);
+      assert.equal(origin.last().url, p);
+    }
   });
 
   test('widget_files_come_from_the_static_assets_with_the_prefix_stripped', async () => {
@@ -304,10 +331,23 @@ describe('session', () => {
 
   test('bad_tokens_set_no_cookie', async () => {
     const t = now();
+    const good = await signToken();
+    const publicJwk = { ...w.secrets.signingKeys.k1, d: undefined };
+    const publicPem = createPublicKey({ key: w.secrets.signingKeys.k1, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+    const [h, c, sig] = good.split('.');
+    const flipped = Buffer.from(sig, 'base64url');
+    flipped[10] ^= 1;
     const table = [
       ['expired token', await signToken({ iat: t - 700, exp: t - 1 })],
-      ['another key', await signToken({ key: randomBytes(32) })],
-      ['another instance', await signToken({ aud: OTHER, key: tokenKey(OTHER) })],
+      ['another key under the same kid', await signToken({ key: await importJWK(newSigningKey(), 'ES256') })],
+      ['an unknown kid', await signToken({ kid: 'k9' })],
+      ['a tampered claim', `${h}.${b64url({ ...JSON.parse(Buffer.from(c, 'base64url')), sub: '+20100000000' })}.${sig}`],
+      ['a flipped signature bit', `${h}.${c}.${flipped.toString('base64url')}`],
+      ['another instance', await signToken({ aud: OTHER })],
+      ['alg none', `${b64url({ alg: 'none', typ: 'JWT', kid: 'k1' })}.${c}.`],
+      ['HS256 keyed with the public key (PEM)', hs256With(good, publicPem)],
+      ['HS256 keyed with the public key (JWK)', hs256With(good, JSON.stringify(publicJwk))],
+      ['HS256 keyed with the instance HS256 key', await signToken({ alg: 'HS256', key: new TextEncoder().encode(w.secrets.instances[DEMO].token_keys.k1) })],
       ['not a phone', await signToken({ phone: 'someone@example.com' })],
       ['garbage', 'not-a-token'],
       ['missing', ''],
@@ -341,6 +381,9 @@ describe('session', () => {
     const code = msgs[0].text.match(/\b(\d{6})\b/)[1];
     const v = await post('verify', { session: s.body.session, code });
     assert.equal(v.status, 200, JSON.stringify(v.body));
+    // Its issuer is the service under the prefix, where its keys are published.
+    const { payload } = await jwtVerify(v.body.token, w.keySet(PREFIX), { algorithms: ['ES256'], audience: DEMO, issuer: `${w.url}${PREFIX}` });
+    assert.equal(payload.sub, `+${to}`);
     const res = await postSession({ token: v.body.token, next: '/members' });
     assert.equal(res.status, 303);
     await w.fetch('/members', { headers: { Cookie: cookieFrom(res) } });

@@ -40,6 +40,8 @@ const WA = '/webhooks/whatsapp/{instance}';
 const TW = '/webhooks/twilio/{instance}';
 const LOGIN = '/login/{token}';
 const HEALTH = '/health';
+const JWKS = '/.well-known/jwks.json';
+const OIDC = '/.well-known/openid-configuration';
 const V1_SEND = '/v1/otp/send';
 const V1_VERIFY = '/v1/otp/verify';
 const V1_MESSAGE = '/v1/messages/send';
@@ -80,6 +82,8 @@ const ROUTES = [
   ['GET', LOGIN, 404],
   ['POST', LOGIN, 404],
   ['GET', HEALTH, 200],
+  ['GET', JWKS, 200],
+  ['GET', OIDC, 200],
   ['GET', OUTBOX, 200],
   ['GET', INFO, 200],
 ];
@@ -454,6 +458,9 @@ test('paths the document does not list are not served', async () => {
     ['POST', '/widget/v1/start/extra'],
     ['GET', '/login'],
     ['GET', '/login/a/b'],
+    ['GET', '/.well-known/security.txt'],
+    ['GET', '/.well-known/jwks.json/x'],
+    ['GET', '/.well-known'],
   ];
   // Other paths (`/`, `/demo.js`, ...) are static files of www/ served by the assets layer
   // before the Worker runs (wrangler.toml `run_worker_first`): not part of the API.
@@ -1006,8 +1013,8 @@ test('link flow: claim, confirm page, 303 with a verification token, 409 after; 
     assert.ok(location.startsWith(`${w.url}/#token=`), `${location} (the demo's redirect_url /#verified, its fragment replaced)`);
     const jwt = location.split('#token=')[1];
     const { header, claims } = checkVerificationToken(jwt);
-    assert.equal(header.kid, 'k1');
-    const { payload } = await jwtVerify(jwt, new TextEncoder().encode(secrets.token_keys.k1), { algorithms: ['HS256'], audience: DEMO, issuer: w.url });
+    assert.deepEqual([header.alg, header.kid], ['ES256', 'k1']);
+    const { payload } = await jwtVerify(jwt, w.keySet(), { algorithms: ['ES256'], audience: DEMO, issuer: w.url });
     assert.deepEqual(payload, claims);
     assert.deepEqual([claims.sub, claims.jti, claims.exp - claims.iat], [`+${from}`, uuid, 600]);
     assert.deepEqual(Object.keys(claims), Object.keys(spec.components.schemas.VerificationTokenClaims.properties), 'claims order');
@@ -1362,7 +1369,7 @@ test('widget: code flow: start 200, verify 422, 200 with a verification token, t
   assert.equal(res.status, 200, JSON.stringify(res.body));
   const { claims } = checkVerificationToken(res.body.token);
   assert.deepEqual([claims.sub, claims.aud, claims.exp - claims.iat], [`+${to}`, DEMO, res.body.expires_in]);
-  const { payload } = await jwtVerify(res.body.token, new TextEncoder().encode(w.secrets.instances[DEMO].token_keys.k1), { algorithms: ['HS256'], audience: DEMO });
+  const { payload } = await jwtVerify(res.body.token, w.keySet(), { algorithms: ['ES256'], audience: DEMO });
   assert.equal(payload.sub, `+${to}`);
   res = await wverify({ session, code });
   assert.equal(res.status, 409);
@@ -1717,6 +1724,41 @@ test('503 when an instance has no credential for a provider webhook', async () =
 // ------------------------------------------------------------------------------------------
 // health and the dev routes
 
+test('token keys: the JWK Set and the discovery document, public and cacheable; HEAD too', async () => {
+  let res = conforms('GET', JWKS, await call(w, 'GET', JWKS));
+  assert.equal(res.status, 200);
+  const { d: _d, ...pub } = w.secrets.signingKeys.k1;
+  assert.deepEqual(res.body, { keys: [{ kty: 'EC', crv: 'P-256', x: pub.x, y: pub.y, kid: 'k1', alg: 'ES256', use: 'sig' }] });
+  assert.deepEqual(Object.keys(res.body.keys[0]), Object.keys(spec.components.schemas.PublicJwk.properties), 'members order');
+  res = conforms('GET', OIDC, await call(w, 'GET', OIDC));
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.body, { issuer: w.url, jwks_uri: `${w.url}${JWKS}`, id_token_signing_alg_values_supported: ['ES256'] });
+  for (const p of [JWKS, OIDC]) {
+    const head = await w.fetch(p, { method: 'HEAD' });
+    assert.equal(head.status, 200, `HEAD ${p}`);
+    assert.equal(head.headers.get('cache-control'), 'public, max-age=600');
+  }
+});
+
+test('token keys: 503 when TOKEN_SIGNING_KEYS is not valid, and the key is never echoed', async () => {
+  const { d } = w.secrets.signingKeys.k1;
+  for (const signingKeys of [
+    'not an object',
+    { k1: { ...w.secrets.signingKeys.k1, crv: 'P-384' } },
+    { k1: { ...w.secrets.signingKeys.k1, x: w.secrets.signingKeys.k1.y } },
+  ]) {
+    const broken = await startWorker({ secrets: { ...w.secrets, signingKeys } });
+    try {
+      const res = conforms('GET', JWKS, await call(broken, 'GET', JWKS));
+      assert.equal(res.status, 503, JSON.stringify(signingKeys).slice(0, 40));
+      assert.equal(res.body.error.code, 'service_unavailable');
+      assert.ok(!JSON.stringify(res.body).includes(d), 'the private key is never echoed');
+    } finally {
+      await broken.stop();
+    }
+  }
+});
+
 test('health', async () => {
   const res = conforms('GET', HEALTH, await call(w, 'GET', HEALTH));
   assert.deepEqual(res.body, { status: 'ok' });
@@ -1750,8 +1792,8 @@ test('dev info: the demo instance, its token and credentials; 403 off loopback',
   assert.equal(res.body.api_token, token(DEMO));
   const secrets = w.secrets.instances[DEMO];
   assert.deepEqual(
-    [res.body.whatsapp_number, res.body.whatsapp_phone_number_id, res.body.whatsapp_app_secret, res.body.whatsapp_verify_token, res.body.webhook_secret, res.body.token_kid, res.body.token_key],
-    [BUSINESS_NUMBER, DEMO_PHONE_NUMBER_ID, secrets.whatsapp_app_secret, secrets.whatsapp_verify_token, secrets.webhook_secret, 'k1', secrets.token_keys.k1],
+    [res.body.whatsapp_number, res.body.whatsapp_phone_number_id, res.body.whatsapp_app_secret, res.body.whatsapp_verify_token, res.body.webhook_secret, res.body.token_alg, res.body.token_kid, res.body.token_key],
+    [BUSINESS_NUMBER, DEMO_PHONE_NUMBER_ID, secrets.whatsapp_app_secret, secrets.whatsapp_verify_token, secrets.webhook_secret, 'ES256', 'k1', null],
   );
   assert.equal(res.body.publishable_key, DEMO_PK);
   res = conforms('GET', INFO, await getWithHost(INFO, 'otp.example.com'));

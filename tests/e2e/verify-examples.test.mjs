@@ -1,18 +1,19 @@
-// The backend examples in examples/verify-token (Node with jose, Python with PyJWT, Rust with
-// jsonwebtoken) against real tokens: the Worker signs one through the widget's code flow, and
-// each example must accept it and print the phone, pick the key by kid from a token_keys object,
-// and refuse it with a flipped signature byte, another audience or issuer, an unknown kid, another
-// algorithm, and once expired (token.rs's known-answer token, whose exp is long past).
+// The backend examples in examples/verify-token (Node with jose's createRemoteJWKSet, Python with
+// PyJWT's PyJWKClient, Rust with jsonwebtoken and a JWK) against a live Worker's JWKS: the Worker
+// signs a token through the widget's code flow, and each example, given only the JWKS URL, must
+// accept it and print the phone; accept a token of the other published key (a rotation); and
+// refuse a tampered, expired, misaddressed or unpublished-key token, an unknown kid, and any
+// algorithm but ES256 (`none`, HS256 keyed with the public key, ES384, RS256).
 // Needs `make setup` (scripts/setup.sh): the Python venv and the Rust example's build.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { jwtVerify } from 'jose';
-import { startWorker, newRecipient, ROOT, DEMO, OTHER, DEMO_PK, SHOP_ORIGIN } from '../support/worker.mjs';
+import { SignJWT, importJWK } from 'jose';
+import { startWorker, newRecipient, newSigningKey, ROOT, DEMO, OTHER, DEMO_PK, SHOP_ORIGIN } from '../support/worker.mjs';
 
 const run = promisify(execFile);
 const EX = path.join(ROOT, 'examples/verify-token');
@@ -20,20 +21,11 @@ const PYTHON = path.join(ROOT, '.venv-examples/bin/python');
 const RUST_DIR = path.join(EX, 'rust');
 const RUST_BIN = path.join(RUST_DIR, 'target/release/verify-token-example');
 
-/** How each example is run: argv before `<token> <key> <audience> <issuer>`. */
+/** How each example is run: argv before `<token> <jwks-url> <audience> <issuer>`. */
 const EXAMPLES = {
   node: [process.execPath, path.join(EX, 'node/verify.mjs')],
   python: [PYTHON, path.join(EX, 'python/verify.py')],
   rust: [RUST_BIN],
-};
-
-/** token.rs's known-answer token: valid from iat 1767225600 until exp 1767226200 (2026-01-01). */
-const KAT = {
-  token:
-    'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IjIwMjYtMDEifQ.eyJpc3MiOiJodHRwczovL290cC5leGFtcGxlLmNvbSIsInN1YiI6IjIwMTIzNDU2Nzg5IiwiYXVkIjoic2hvcC5leGFtcGxlIiwianRpIjoiYTBiNWRmNmEtYjQ5MS00MTkwLTgwYTUtMzhkODVhMmE0ODM2IiwiaWF0IjoxNzY3MjI1NjAwLCJleHAiOjE3NjcyMjYyMDB9.5g5oUHXUQTiNoy97tvNjXFpA6YQGXtCrxQJ30WzsLps',
-  key: 'edge-otp-token-key-0123456789abcdef',
-  aud: 'shop.example',
-  iss: 'https://otp.example.com',
 };
 
 /** Fails with what to do when an example's runtime is missing or older than its sources. */
@@ -54,10 +46,10 @@ function checkPrerequisites() {
 }
 
 /** Runs an example; resolves with its exit code, stdout and stderr (never rejects on exit 1). */
-async function verifyWith(name, token, key, audience, issuer) {
+async function verifyWith(name, token, { jwks = live.jwks, aud = live.aud, iss = live.iss } = {}) {
   const [cmd, ...args] = EXAMPLES[name];
   try {
-    const { stdout, stderr } = await run(cmd, [...args, token, key, audience, issuer], { timeout: 30_000 });
+    const { stdout, stderr } = await run(cmd, [...args, token, jwks, aud, iss], { timeout: 30_000 });
     return { code: 0, stdout, stderr };
   } catch (e) {
     if (typeof e.code !== 'number') throw e;
@@ -65,29 +57,18 @@ async function verifyWith(name, token, key, audience, issuer) {
   }
 }
 
-const b64url = (buf) => Buffer.from(buf).toString('base64url');
-
-/** `token` with the first byte of its signature flipped. */
-function flipSignatureByte(token) {
-  const [h, c, s] = token.split('.');
-  const sig = Buffer.from(s, 'base64url');
-  sig[0] ^= 0x01;
-  return `${h}.${c}.${b64url(sig)}`;
-}
-
-/** `token`'s claims re-signed with `key` under another header (e.g. another `alg`). */
-function resign(token, header, key, hash = 'sha256') {
-  const claims = token.split('.')[1];
-  const input = `${b64url(JSON.stringify(header))}.${claims}`;
-  return `${input}.${b64url(createHmac(hash, key).update(input).digest())}`;
-}
+const b64url = (v) => Buffer.from(typeof v === 'string' || Buffer.isBuffer(v) ? v : JSON.stringify(v)).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
 
 let w;
-let live; // { token, phone, key, aud, iss }
+let live; // { token, phone, claims, jwks, aud, iss }
+/** The deploy's signing keys (private JWKs): k1 signs now, k0 is the previous one, still published. */
+const signingKeys = { k0: newSigningKey(), k1: newSigningKey() };
 
 before(async () => {
   checkPrerequisites();
-  w = await startWorker();
+  // A Worker whose key set holds two live keys (a rotation in progress).
+  w = await startWorker({ signingKeys });
   const phone = `+${newRecipient()}`;
   const post = async (route, body) => {
     const res = await w.fetch(`/widget/v1/${route}`, {
@@ -104,74 +85,95 @@ before(async () => {
   assert.ok(code, `no code in ${msg.text}`);
   const verified = await post('verify', { publishable_key: DEMO_PK, session: started.session, code });
   assert.equal(verified.status, 'verified');
-  live = { token: verified.token, phone, key: w.secrets.instances[DEMO].token_keys.k1, aud: DEMO, iss: w.url };
+  const claims = JSON.parse(Buffer.from(verified.token.split('.')[1], 'base64url'));
+  live = { token: verified.token, phone, claims, jwks: `${w.url}/.well-known/jwks.json`, aud: DEMO, iss: w.url };
 });
 after(async () => {
   await w?.stop();
 });
 
-test('the Worker token is what the examples assume: HS256, kid k1, claims in order', () => {
-  const [h, c] = live.token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url')));
-  assert.deepEqual(h, { alg: 'HS256', typ: 'JWT', kid: 'k1' });
+/** A token with the live claims (or `claims` over them), signed as the Worker would by `key`. */
+async function signed({ claims = {}, kid = 'k1', alg = 'ES256', key } = {}) {
+  return new SignJWT({ ...live.claims, jti: randomUUID(), ...claims })
+    .setProtectedHeader({ alg, typ: 'JWT', kid })
+    .sign(key ?? (await importJWK(signingKeys[kid] ?? signingKeys.k1, 'ES256')));
+}
+
+/** `token`'s header and claims re-signed with HMAC-SHA256 keyed by `secret`. */
+function hs256With(token, secret) {
+  const input = `${b64url({ alg: 'HS256', typ: 'JWT', kid: 'k1' })}.${token.split('.')[1]}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+
+test('the Worker token is what the examples assume: ES256, kid k1, claims in order; the JWKS lists both live keys', async () => {
+  const [h] = live.token.split('.').slice(0, 1).map((p) => JSON.parse(Buffer.from(p, 'base64url')));
+  assert.deepEqual(h, { alg: 'ES256', typ: 'JWT', kid: 'k1' });
+  const c = live.claims;
   assert.deepEqual(Object.keys(c), ['iss', 'sub', 'aud', 'jti', 'iat', 'exp']);
   assert.deepEqual([c.iss, c.sub, c.aud, c.exp - c.iat], [live.iss, live.phone, DEMO, 600]);
-});
-
-test('the known-answer token is valid before its exp, so refusing it below is about expiry', async () => {
-  const { payload } = await jwtVerify(KAT.token, new TextEncoder().encode(KAT.key), {
-    algorithms: ['HS256'], audience: KAT.aud, issuer: KAT.iss, currentDate: new Date(1767225700 * 1000),
-  });
-  assert.equal(payload.sub, '20123456789');
-  assert.ok(Date.now() / 1000 > payload.exp);
+  const jwks = await (await fetch(live.jwks)).json();
+  assert.deepEqual(jwks.keys.map((k) => k.kid), ['k0', 'k1']);
+  for (const k of jwks.keys) {
+    assert.deepEqual([k.kty, k.crv, k.alg, k.use, k.d], ['EC', 'P-256', 'ES256', 'sig', undefined]);
+    assert.deepEqual([k.x, k.y], [signingKeys[k.kid].x, signingKeys[k.kid].y]);
+  }
 });
 
 for (const name of Object.keys(EXAMPLES)) {
   describe(`${name} example`, () => {
     /** Asserts a refusal: exit 1, nothing on stdout, the library's error matching `why`. */
-    const refused = (r, why) => {
-      assert.equal(r.code, 1, `exit ${r.code}; stdout ${r.stdout}; stderr ${r.stderr}`);
-      assert.equal(r.stdout, '');
-      assert.match(r.stderr, why);
+    const refused = (r, why, what = '') => {
+      assert.equal(r.code, 1, `${what}: exit ${r.code}; stdout ${r.stdout}; stderr ${r.stderr}`);
+      assert.equal(r.stdout, '', what);
+      assert.match(r.stderr, why, what);
     };
 
     test('accepts the Worker token and prints the phone', async () => {
-      const r = await verifyWith(name, live.token, live.key, live.aud, live.iss);
+      const r = await verifyWith(name, live.token);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, `${live.phone}\n`);
     });
 
-    test('picks the key by kid from a token_keys object (rotation)', async () => {
-      const keys = JSON.stringify({ k0: 'an-older-key-0123456789abcdef0123', k1: live.key });
-      const r = await verifyWith(name, live.token, keys, live.aud, live.iss);
+    test('accepts a token of the other published key and refuses a kid the JWKS lacks (rotation)', async () => {
+      const r = await verifyWith(name, await signed({ kid: 'k0' }));
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, `${live.phone}\n`);
-      const onlyOld = JSON.stringify({ k0: live.key });
-      refused(await verifyWith(name, live.token, onlyOld, live.aud, live.iss), /kid/i);
+      refused(await verifyWith(name, await signed({ kid: 'k9' })), /kid|key/i, 'unknown kid');
     });
 
-    test('refuses a flipped signature byte', async () => {
-      refused(await verifyWith(name, flipSignatureByte(live.token), live.key, live.aud, live.iss), /signature/i);
+    test('refuses a flipped signature bit, altered claims and a key that is not published', async () => {
+      const [h, c, s] = live.token.split('.');
+      const sig = Buffer.from(s, 'base64url');
+      sig[5] ^= 0x01;
+      refused(await verifyWith(name, `${h}.${c}.${b64url(sig)}`), /signature/i, 'flipped bit');
+      const altered = b64url({ ...live.claims, sub: '+20100000000' });
+      refused(await verifyWith(name, `${h}.${altered}.${s}`), /signature/i, 'altered claims');
+      const stranger = await importJWK(newSigningKey(), 'ES256');
+      refused(await verifyWith(name, await signed({ key: stranger })), /signature/i, 'unpublished key');
     });
 
     test('refuses another audience and another issuer', async () => {
-      refused(await verifyWith(name, live.token, live.key, OTHER, live.iss), /aud/i);
-      refused(await verifyWith(name, live.token, live.key, live.aud, 'https://otp.example.com'), /iss/i);
-    });
-
-    test('refuses the token under another key', async () => {
-      refused(await verifyWith(name, live.token, 'not-the-key-0123456789abcdef0123', live.aud, live.iss), /signature/i);
+      refused(await verifyWith(name, live.token, { aud: OTHER }), /aud/i);
+      refused(await verifyWith(name, live.token, { iss: 'https://otp.example.com' }), /iss/i);
     });
 
     test('refuses an expired token', async () => {
-      refused(await verifyWith(name, KAT.token, KAT.key, KAT.aud, KAT.iss), /expired/i);
+      const t = now();
+      refused(await verifyWith(name, await signed({ claims: { iat: t - 700, exp: t - 100 } })), /expired|exp/i);
     });
 
-    test('refuses any algorithm but HS256, even signed with the right key', async () => {
-      const hs512 = resign(live.token, { alg: 'HS512', typ: 'JWT', kid: 'k1' }, live.key, 'sha512');
-      refused(await verifyWith(name, hs512, live.key, live.aud, live.iss), /alg/i);
+    test('refuses any algorithm but ES256: none, HS256 keyed with the public key, ES384, RS256', async () => {
       const [, claims] = live.token.split('.');
-      const none = `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT', kid: 'k1' }))}.${claims}.`;
-      refused(await verifyWith(name, none, live.key, live.aud, live.iss), /./);
+      const none = `${b64url({ alg: 'none', typ: 'JWT', kid: 'k1' })}.${claims}.`;
+      refused(await verifyWith(name, none), /./, 'none');
+      const publicJwk = { kty: 'EC', crv: 'P-256', x: signingKeys.k1.x, y: signingKeys.k1.y };
+      const pem = createPublicKey({ key: publicJwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+      refused(await verifyWith(name, hs256With(live.token, pem)), /alg/i, 'HS256 keyed with the PEM public key');
+      refused(await verifyWith(name, hs256With(live.token, JSON.stringify(publicJwk))), /alg/i, 'HS256 keyed with the JWK');
+      const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+      refused(await verifyWith(name, await signed({ alg: 'ES384', key: p384 })), /alg/i, 'ES384');
+      const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      refused(await verifyWith(name, await signed({ alg: 'RS256', key: rsa })), /alg/i, 'RS256');
     });
   });
 }

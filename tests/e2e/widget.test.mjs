@@ -165,9 +165,8 @@ describe('code flow', () => {
     assert.deepEqual(Object.keys(good.body), ['status', 'phone', 'token', 'expires_in']);
     assert.equal(good.body.status, 'verified');
     assert.equal(good.body.phone, `+${phone}`);
-    const key = new TextEncoder().encode(w.secrets.instances[DEMO].token_keys.k1);
-    const { payload, protectedHeader } = await jwtVerify(good.body.token, key, { audience: DEMO, algorithms: ['HS256'] });
-    assert.equal(protectedHeader.kid, 'k1');
+    const { payload, protectedHeader } = await jwtVerify(good.body.token, w.keySet(), { audience: DEMO, algorithms: ['ES256'] });
+    assert.deepEqual(protectedHeader, { alg: 'ES256', typ: 'JWT', kid: 'k1' });
     assert.equal(payload.sub, `+${phone}`);
     assert.equal(payload.iss, w.url);
     assert.equal(payload.exp - payload.iat, 600);
@@ -278,9 +277,70 @@ describe('WhatsApp link flow', () => {
     assert.equal(done.status, 200);
     assert.deepEqual(Object.keys(done.body), ['status', 'phone', 'token', 'expires_in']);
     assert.equal(done.body.phone, `+${from}`);
-    const key = new TextEncoder().encode(w.secrets.instances[DEMO].token_keys.k1);
-    const { payload } = await jwtVerify(done.body.token, key, { audience: DEMO });
+    const { payload } = await jwtVerify(done.body.token, w.keySet(), { audience: DEMO, algorithms: ['ES256'] });
     assert.equal(payload.sub, `+${from}`);
+  });
+});
+
+describe('a verified link session hands out one token (issue 12)', () => {
+  // Its own Worker on a dev clock the test moves: the token's lifetime passes in no time.
+  let c;
+  before(async () => {
+    c = await startWorker({ vars: { DEV_CLOCK: 'manual' } });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  /** A link session of `c` taken to verified: the user wrote from `from` and confirmed. */
+  async function verifiedLinkSession(from) {
+    const call = async (route, body) => {
+      const res = await c.fetch(`/widget/v1/${route}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Origin: SHOP_ORIGIN, 'CF-Connecting-IP': freshIp() },
+        body: JSON.stringify({ publishable_key: DEMO_PK, ...body }),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const s = (await call('start', { mode: 'link' })).body;
+    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: '100000000000001', from, body: prefilled(s.link) }));
+    const hook = await c.fetch(`/webhooks/whatsapp/${DEMO}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(c.secrets.instances[DEMO].whatsapp_app_secret, raw) },
+      body: raw,
+    });
+    assert.equal(hook.status, 200);
+    const loginPath = (await c.nextMessage(from)).text.match(/https?:\/\/[^\s/]+(\/login\/[A-Za-z0-9_-]+)/)[1];
+    assert.equal((await c.fetch(loginPath, { method: 'POST', redirect: 'manual' })).status, 200);
+    return () => call('poll', { session: s.session, poll_secret: s.poll_secret });
+  }
+
+  const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url'));
+
+  test('every_poll_before_exp_gets_the_same_claims_and_none_after_it', async () => {
+    const from = newRecipient();
+    const poll = await verifiedLinkSession(from);
+    const first = await poll();
+    assert.equal(first.status, 200);
+    assert.equal(first.body.expires_in, 600);
+    const { payload } = await jwtVerify(first.body.token, c.keySet(), { audience: DEMO, algorithms: ['ES256'] });
+    assert.equal(payload.sub, `+${from}`);
+
+    // 30 s later (the old behaviour minted a new token with a new iat and exp on every poll).
+    await c.advanceClock(30);
+    const later = await poll();
+    assert.equal(later.status, 200);
+    assert.deepEqual(claimsOf(later.body.token), claimsOf(first.body.token));
+    assert.equal(later.body.expires_in, 570);
+    await jwtVerify(later.body.token, c.keySet(), { audience: DEMO, algorithms: ['ES256'], currentDate: new Date((payload.iat + 30) * 1000) });
+
+    // Past the token's exp the session answers with its status alone, for good.
+    await c.advanceClock(571);
+    for (let i = 0; i < 2; i++) {
+      const after = await poll();
+      assert.equal(after.status, 200);
+      assert.deepEqual(after.body, { status: 'verified' });
+    }
   });
 });
 

@@ -2,7 +2,8 @@
 // on 127.0.0.1 with a random port, with test instances and fresh secrets, and returns small
 // helpers for calling its APIs. Kept out of tests/e2e so `node --test` does not run it.
 import { unstable_startWorker } from 'wrangler';
-import { createHash, randomBytes } from 'node:crypto';
+import { createRemoteJWKSet } from 'jose';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -24,6 +25,8 @@ export const QUICK = '33333333-3333-4333-8333-333333333333';
 /** The demo instance's publishable key (widget API), and an origin on its allowlist. */
 export const DEMO_PK = 'pk_test_edgeotpdemo0000000001';
 export const SHOP_ORIGIN = 'https://shop.example';
+/** The "another site" `make dev` serves (scripts/another-site.mjs), on the demo's list as in wrangler.toml. */
+export const ANOTHER_SITE_ORIGINS = ['http://127.0.0.1:8789', 'http://localhost:8789'];
 
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const random = (n) => randomBytes(n).toString('hex');
@@ -37,7 +40,7 @@ export function testInstances() {
       business_number: '15550001234',
       whatsapp: { phone_number_id: '100000000000001' },
       link: { redirect_url: '/#verified' },
-      widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example'] },
+      widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example', ...ANOTHER_SITE_ORIGINS] },
     },
     { id: OTHER, name: 'Other', channel: 'outbox' },
     {
@@ -49,7 +52,17 @@ export function testInstances() {
   ];
 }
 
-/** Fresh per-instance credentials (INSTANCE_SECRETS entry) for an instance. */
+/**
+ * A fresh ES256 signing key as a private JWK (what TOKEN_SIGNING_KEYS holds per kid). Tests
+ * sign their own tokens with it (jose's `importJWK(jwk, 'ES256')`); backends only ever see
+ * its public half, from /.well-known/jwks.json.
+ */
+export function newSigningKey() {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+}
+
+/** Fresh per-instance credentials (INSTANCE_SECRETS entry) for an instance; `token_keys` is for
+ * instances that opt into HS256 (`token_alg = "HS256"`). */
 export function instanceSecretsFor() {
   return {
     whatsapp_app_secret: random(16),
@@ -68,10 +81,11 @@ export function instanceSecretsFor() {
  * `extraInstances` (instance tables added to the test ones, with tokens and credentials made
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
  * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
- * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves).
+ * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves), `signingKeys`
+ * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default).
  */
 export async function startWorker({
-  persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {},
+  persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -86,6 +100,7 @@ export async function startWorker({
     tokens: Object.fromEntries(instances.map((i) => [i.id, `t_${random(16)}`])),
     instances: Object.fromEntries(instances.map((i) => [i.id, { ...instanceSecretsFor(), ...credentials[i.id] }])),
   };
+  if (signingKeys) secrets.signingKeys = signingKeys;
   const bindings = {
     ALLOW_LOOPBACK_CALLBACKS: { type: 'plain_text', value: 'true' },
     // [env.dev] turns the edge middleware on for `make dev`; tests get the plain service unless
@@ -98,6 +113,8 @@ export async function startWorker({
     INSTANCES: { type: 'json', value: instances },
     INSTANCE_SECRETS: { type: 'secret_text', value: JSON.stringify(secrets.instances) },
     OTP_PEPPER: { type: 'secret_text', value: secrets.pepper },
+    // The deploy's ES256 token keys (docs/configuration.md), public at /.well-known/jwks.json.
+    TOKEN_SIGNING_KEYS: { type: 'secret_text', value: JSON.stringify((secrets.signingKeys ??= { k1: newSigningKey() })) },
     DEV_API_TOKEN: { type: 'secret_text', value: secrets.tokens[DEMO] },
     // The edge middleware's cookie key (docs/middleware.md).
     COOKIE_KEY: { type: 'secret_text', value: (secrets.cookieKey ??= random(32)) },
@@ -141,6 +158,13 @@ export class Harness {
     this.worker = worker;
     this.url = url;
     this.secrets = secrets;
+  }
+
+  /** The Worker's public keys as a backend fetches them (jose's remote JWKS, for `jwtVerify`). */
+  keySet(base = '') {
+    this.keySets ??= new Map();
+    if (!this.keySets.has(base)) this.keySets.set(base, createRemoteJWKSet(new URL(`${this.url}${base}/.well-known/jwks.json`)));
+    return this.keySets.get(base);
   }
 
   /** fetch() against the Worker's loopback address. */

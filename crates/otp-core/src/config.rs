@@ -321,9 +321,14 @@ pub struct InstanceConfig {
     /// WhatsApp link flow settings.
     #[serde(default)]
     pub link: LinkConfig,
-    /// The `kid` of the key (in `INSTANCE_SECRETS.token_keys`) that signs verification tokens.
+    /// The `kid` of the key that signs verification tokens: a key of `TOKEN_SIGNING_KEYS`
+    /// (ES256), or of `INSTANCE_SECRETS.<id>.token_keys` when `token_alg` is `HS256`.
     #[serde(default = "default_kid")]
     pub token_kid: String,
+    /// How verification tokens are signed: `ES256` (the default, public keys in the JWKS) or
+    /// `HS256` (a shared key: weaker, for deployments that already rely on it).
+    #[serde(default)]
+    pub token_alg: crate::web::token::Alg,
     /// The browser widget's settings; without them the widget API refuses the instance.
     #[serde(default)]
     pub widget: Option<WidgetConfig>,
@@ -365,7 +370,8 @@ pub struct InstanceSecrets {
     pub sender_secret: Option<String>,
     /// `whsec_...`: signs callbacks to the site (Standard Webhooks).
     pub webhook_secret: Option<String>,
-    /// Keys that sign verification tokens, by `kid` (several allow rotation).
+    /// HS256 keys that sign verification tokens, by `kid` (several allow rotation); read only
+    /// for an instance with `token_alg = "HS256"`.
     pub token_keys: std::collections::BTreeMap<String, String>,
     /// Cloudflare Turnstile secret key, for the widget's `start`.
     pub turnstile_secret: Option<String>,
@@ -590,6 +596,26 @@ mod tests {
         );
         assert_eq!(c.instances[0].token_kid, "k1");
         assert_eq!(c.instances[0].link.max_failures, 5);
+    }
+
+    #[test]
+    fn tokens_are_es256_unless_an_instance_opts_into_hs256() {
+        use crate::web::token::Alg;
+        let alg = |extra: &str| {
+            ServiceConfig::from_json(&format!(
+                r#"[{{"id":"{ID}","name":"D","channel":"outbox"{extra}}}]"#
+            ))
+            .map(|c| c.instances[0].token_alg)
+        };
+        assert_eq!(alg(""), Ok(Alg::Es256));
+        assert_eq!(alg(r#","token_alg":"ES256""#), Ok(Alg::Es256));
+        assert_eq!(alg(r#","token_alg":"HS256""#), Ok(Alg::Hs256));
+        for other in ["none", "hs256", "RS256", "EdDSA"] {
+            assert!(
+                alg(&format!(r#","token_alg":"{other}""#)).is_err(),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -1,31 +1,41 @@
-//! Code mode: the phone step, then one real `<input autocomplete="one-time-code">` drawn as
-//! boxes (input-otp's model: paste, undo, autofill and screen readers work because it is one
-//! input), auto-submit, attempts left, and a resend countdown that is the server's number.
+//! Code mode: the phone step (a country selector beside the number, its E.164 form shown as
+//! it is typed), then one real `<input autocomplete="one-time-code">` drawn as boxes
+//! (input-otp's model: paste, undo, autofill and screen readers work because it is one input),
+//! auto-submit, attempts left, and a resend countdown that is the server's number.
 
 use crate::api;
 use crate::dom::escape;
 use crate::dom::Timer;
+use crate::phone::{self, PhoneError};
 use crate::Inner;
 use js_sys::{Function, Reflect};
 use std::rc::Rc;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{Element, Event, HtmlElement};
+use web_sys::{Element, Event, HtmlElement, HtmlSelectElement};
 
-/// A phone number as `+` and digits, if it is one: 8-15 digits, the first not 0; spaces,
-/// dashes, dots and brackets are ignored.
-pub fn normalize_phone(input: &str) -> Option<String> {
-    let trimmed = input.trim();
-    let rest = trimmed.strip_prefix('+').unwrap_or(trimmed);
-    let mut digits = String::new();
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
-            _ => return None,
-        }
-    }
-    ((8..=15).contains(&digits.len()) && !digits.starts_with('0')).then(|| format!("+{digits}"))
+#[wasm_bindgen(inline_js = r#"
+export function country_options(table, locale) {
+  const escape = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const names = typeof Intl === "object" && Intl.DisplayNames ? new Intl.DisplayNames([locale], { type: "region" }) : null;
+  const list = table.match(/[A-Z]{2}[0-9]+/g).map((e) => {
+    const region = e.slice(0, 2);
+    let name = region;
+    try { name = names?.of(region) ?? region; } catch {}
+    return [name, region, e.slice(2)];
+  });
+  list.sort((a, b) => a[0].localeCompare(b[0], locale));
+  return list.map(([name, region, code]) => `<option value="${region}">${escape(name)} +${code}</option>`).join("");
+}
+"#)]
+extern "C" {
+    /// The selector's options: every region of `table` as "name +code" (the name first: typing
+    /// a letter in an open select jumps by the option's text), named in `locale` and sorted by
+    /// that name (Intl.DisplayNames, localeCompare; the ISO code where a browser has no names).
+    /// In JavaScript because it is mostly calls into Intl: about 1.2 KB (gzip) less Wasm than
+    /// the same in Rust.
+    fn country_options(table: &str, locale: &str) -> String;
 }
 
 /// What a typed or pasted code becomes: separators dropped, only the alphabet's characters,
@@ -58,9 +68,16 @@ impl Inner {
     pub(crate) fn render_phone(self: &Rc<Self>, phone: &str) {
         self.reset();
         let (id, t) = (&self.id, &self.text);
+        let options = {
+            let mut s = self.state.borrow_mut();
+            s.countries
+                .get_or_insert_with(|| country_options(phone::TABLE, &self.opts.locale))
+                .clone()
+        };
         self.root.set_inner_html(&format!(
-            r#"<form id="{id}-form" novalidate><label for="{id}-phone">{label}</label><input id="{id}-phone" class="eo-phone" type="tel" autocomplete="tel" inputmode="tel" dir="ltr" aria-describedby="{id}-hint {id}-status" value="{phone}"><p class="eo-hint" id="{id}-hint">{hint}</p><div class="eo-ts" id="{id}-ts"></div><button type="submit" id="{id}-send">{send}</button><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p></form>"#,
+            r#"<form id="{id}-form" novalidate><label for="{id}-phone">{label}</label><div class="eo-tel" dir="ltr"><div class="eo-cc"><span id="{id}-ccv" aria-hidden="true"></span><select id="{id}-cc" aria-label="{country}"><option value="">{country}</option>{options}</select></div><input id="{id}-phone" class="eo-phone" type="tel" autocomplete="tel" inputmode="tel" aria-describedby="{id}-hint {id}-status" value="{phone}"></div><p class="eo-hint" id="{id}-hint">{hint}</p><div class="eo-ts" id="{id}-ts"></div><button type="submit" id="{id}-send">{send}</button><p class="eo-status" id="{id}-status" role="status" aria-live="polite"></p></form>"#,
             label = escape(&t.get("phone_label")),
+            country = escape(&t.get("country")),
             hint = escape(&t.get("phone_hint")),
             send = escape(&t.get("send_code")),
             phone = escape(phone),
@@ -70,20 +87,95 @@ impl Inner {
                 e.prevent_default();
                 me.submit_phone();
             });
+            // One listener for both fields: a select fires `input` too.
+            self.listen(&form, "input", |me, _| me.sync_phone());
         }
+        self.paint_phone();
+        self.sync_phone();
         self.show_check();
+    }
+
+    fn select(&self) -> Option<HtmlSelectElement> {
+        self.el("cc")?.dyn_into().ok()
+    }
+
+    /// Reads the phone step after an edit: a region picked in the selector, or a number typed
+    /// with `+` (or `00`), which moves the selector to its country; both count as chosen.
+    fn sync_phone(&self) {
+        let (Some(select), Some(input)) = (self.select(), self.input("phone")) else {
+            return;
+        };
+        let mut region = select.value();
+        if let Some(digits) = phone::international(&input.value()) {
+            region = phone::region_of(&digits, &region)
+                .map(str::to_owned)
+                .unwrap_or(region);
+        }
+        {
+            let mut s = self.state.borrow_mut();
+            if region != s.region {
+                s.region = region;
+                s.region_chosen = true;
+            }
+        }
+        self.paint_phone();
+    }
+
+    /// The service's default country (`/widget/v1/config`), unless one was chosen.
+    pub(crate) fn hint_region(&self, region: &str) {
+        {
+            let mut s = self.state.borrow_mut();
+            if s.region_chosen {
+                return;
+            }
+            s.region = region.to_owned();
+        }
+        self.paint_phone();
+    }
+
+    /// Shows the selected region (the select's value, its flag and code) and, in the hint line,
+    /// the number in E.164 as it will be used, once it is one.
+    fn paint_phone(&self) {
+        let region = self.state.borrow().region.clone();
+        let code = phone::lookup(&region).map(|(_, c)| c);
+        if let Some(select) = self.select() {
+            select.set_value(&region);
+        }
+        if let Some(shown) = self.el("ccv") {
+            let text = match code {
+                Some(code) => format!("{} +{code}", phone::flag(&region)),
+                None => self.text.get("country"),
+            };
+            shown.set_text_content(Some(&text));
+        }
+        if let (Some(input), Some(hint)) = (self.input("phone"), self.el("hint")) {
+            let text = match phone::to_e164(&input.value(), &region) {
+                Ok(e164) => self
+                    .text
+                    .fill("phone_preview", "phone", &phone::display(&e164)),
+                Err(_) => self.text.get("phone_hint"),
+            };
+            hint.set_text_content(Some(&text));
+        }
     }
 
     pub(crate) fn submit_phone(self: &Rc<Self>) {
         let Some(input) = self.input("phone") else {
             return;
         };
-        match normalize_phone(&input.value()) {
-            Some(phone) => {
+        let region = self.state.borrow().region.clone();
+        match phone::to_e164(&input.value(), &region) {
+            Ok(phone) => {
                 let _ = input.set_attribute("aria-invalid", "false");
                 self.start_code(phone);
             }
-            None => {
+            Err(PhoneError::NeedCountry) => {
+                self.status(&self.text.get("country_needed"), true);
+                if let Some(select) = self.select() {
+                    let _ = select.focus();
+                }
+            }
+            Err(PhoneError::Invalid) => {
                 let _ = input.set_attribute("aria-invalid", "true");
                 self.status(&self.text.get("phone_invalid"), true);
                 let _ = input.focus();
@@ -368,21 +460,6 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phone_numbers_are_normalized() {
-        for (input, want) in [
-            ("+1 (415) 555-0100", Some("+14155550100")),
-            ("20 123 456 789", Some("+20123456789")),
-            ("+0123456789", None),
-            ("+1234567", None),
-            ("+1234567890123456", None),
-            ("+1415555010a", None),
-            ("", None),
-        ] {
-            assert_eq!(normalize_phone(input).as_deref(), want, "{input}");
-        }
-    }
 
     #[test]
     fn codes_drop_separators_and_stop_at_their_length() {

@@ -6,19 +6,21 @@
 //! verification token through `onVerified` and a bubbling `verified` event.
 //!
 //! The widget holds no secret: the publishable key only names the instance, and the token it
-//! hands over is for the site's backend to check (an HS256 JWT).
+//! hands over is for the site's backend to check (a JWT). Failures reach the page through
+//! `onError` and an `error` event on the element (not bubbling).
 
 mod api;
 mod code;
 mod dom;
 mod link;
+pub mod phone;
 pub mod qr;
 mod strings;
 mod style;
 mod turnstile;
 mod webotp;
 
-pub use code::{clean_code, normalize_phone};
+pub use code::clean_code;
 
 use dom::{escape, Listener, Timer};
 use js_sys::{Function, Object, Reflect};
@@ -28,6 +30,15 @@ use strings::Strings;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, Event, HtmlElement, HtmlInputElement};
+
+/// A free-list allocator instead of the standard dlmalloc: about 3.3 KB (gzip) less Wasm, which
+/// is what the country selector costs. Its O(free blocks) allocations suit a widget's few, small
+/// ones. Sound because the widget's Wasm has no threads (built without atomics).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    // SAFETY: wasm32-unknown-unknown without the atomics feature is single-threaded.
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 
 thread_local! {
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
@@ -48,6 +59,8 @@ struct Options {
     theme: String,
     /// The page's own Turnstile token source: then the widget renders no Turnstile.
     turnstile_token: Option<Function>,
+    /// The page's `nonce` for the widget's `<style>` (instead of a constructed stylesheet).
+    nonce: Option<String>,
 }
 
 fn opt_str(o: &JsValue, key: &str) -> Option<String> {
@@ -82,6 +95,12 @@ struct State {
     /// The current screen's Turnstile, and its latest unused token.
     check: Option<turnstile::Check>,
     token: Option<String>,
+    /// The country selector's region (ISO code, `""` for none), and whether the page or the
+    /// person chose it (then the service's hint leaves it alone).
+    region: String,
+    region_chosen: bool,
+    /// The selector's options, built once (names sorted in the widget's locale).
+    countries: Option<String>,
 }
 
 struct Inner {
@@ -114,16 +133,31 @@ impl Widget {
 
 /// Mounts the widget in `element`. Options: `endpoint` (the service's base URL, `""` for the
 /// page's own origin), `publishableKey`, `mode` (`code` or `link`), `locale`, `strings`,
-/// `theme` (`light`, `dark`, `auto`), `phone` (prefilled), `onVerified({token, phone})`,
-/// `onError({code})`, `turnstileToken()` (the page's own Turnstile: a token or its Promise).
+/// `theme` (`light`, `dark`, `auto`), `phone` (prefilled), `defaultCountry` (ISO code),
+/// `nonce` (for a `<style>`), `onVerified({token, phone})`, `onError({code})`,
+/// `turnstileToken()` (the page's own Turnstile: a token or its Promise).
 #[wasm_bindgen]
 pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
     let root: HtmlElement = element.dyn_into()?;
     let doc = root.owner_document().ok_or("element has no document")?;
-    style::inject(&doc);
+    let nonce = opt_str(&options, "nonce").filter(|n| !n.is_empty());
+    style::inject(&root, &doc, nonce.as_deref());
+    let page_lang = doc.document_element().and_then(|e| e.get_attribute("lang"));
     let locale = opt_str(&options, "locale")
-        .or_else(|| doc.document_element()?.get_attribute("lang"))
+        .or_else(|| page_lang.clone())
         .unwrap_or_else(|| "en".into());
+    // The selector's first region: the page's choice, else the browser's language, else the
+    // page's (`/widget/v1/config` may still suggest one while nobody has chosen).
+    let chosen = opt_str(&options, "defaultCountry")
+        .and_then(|c| phone::lookup(&c))
+        .map(|(r, _)| r);
+    let region = chosen
+        .or_else(|| {
+            let lang = web_sys::window()?.navigator().language()?;
+            phone::region_from_locale(&lang)
+        })
+        .or_else(|| phone::region_from_locale(&page_lang?))
+        .unwrap_or_default();
     let mode = opt_str(&options, "mode").unwrap_or_default();
     let theme = opt_str(&options, "theme").unwrap_or_else(|| "auto".into());
     let opts = Options {
@@ -136,6 +170,7 @@ pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
         on_error: opt_fn(&options, "onError"),
         theme,
         turnstile_token: opt_fn(&options, "turnstileToken"),
+        nonce,
     };
     let text = Strings::new(
         &locale,
@@ -156,7 +191,11 @@ pub fn mount(element: Element, options: JsValue) -> Result<Widget, JsValue> {
         id,
         opts,
         text,
-        state: RefCell::new(State::default()),
+        state: RefCell::new(State {
+            region: region.to_owned(),
+            region_chosen: chosen.is_some(),
+            ..State::default()
+        }),
     });
     if me.opts.link_mode {
         me.render_link_button();
@@ -228,10 +267,25 @@ impl Inner {
             _ => t.get("error"),
         };
         self.status(&msg, true);
+        let detail = Object::new();
+        let _ = Reflect::set(&detail, &"code".into(), &f.code.as_str().into());
+        let _ = Reflect::set(&detail, &"message".into(), &msg.as_str().into());
+        // `error` does not bubble (as a resource's error event): a page's window.onerror and
+        // error monitoring never mistake it for a script error.
+        self.emit("error", &detail, false);
         if let Some(cb) = &self.opts.on_error {
-            let detail = Object::new();
-            let _ = Reflect::set(&detail, &"code".into(), &f.code.as_str().into());
             let _ = cb.call1(&JsValue::NULL, &detail);
+        }
+    }
+
+    /// Dispatches `name` on the element with `detail` (composed: it leaves a shadow root).
+    fn emit(&self, name: &str, detail: &Object, bubbles: bool) {
+        let init = web_sys::CustomEventInit::new();
+        init.set_detail(detail);
+        init.set_bubbles(bubbles);
+        init.set_composed(true);
+        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict(name, &init) {
+            let _ = self.root.dispatch_event(&ev);
         }
     }
 
@@ -250,13 +304,7 @@ impl Inner {
         let detail = Object::new();
         let _ = Reflect::set(&detail, &"token".into(), &token.as_str().into());
         let _ = Reflect::set(&detail, &"phone".into(), &phone.as_str().into());
-        let init = web_sys::CustomEventInit::new();
-        init.set_detail(&detail);
-        init.set_bubbles(true);
-        init.set_composed(true);
-        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("verified", &init) {
-            let _ = self.root.dispatch_event(&ev);
-        }
+        self.emit("verified", &detail, true);
         if let Some(cb) = &self.opts.on_verified {
             let _ = cb.call1(&JsValue::NULL, &detail);
         }

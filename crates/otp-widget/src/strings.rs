@@ -7,11 +7,20 @@ use wasm_bindgen::JsValue;
 /// The keys and the English texts.
 const EN: &[(&str, &str)] = &[
     ("phone_label", "Phone number"),
-    ("phone_hint", "With country code, e.g. +1 415 555 0100"),
+    (
+        "phone_hint",
+        "Choose your country, or start with + and the country code.",
+    ),
     (
         "phone_invalid",
-        "Enter the number with its country code, such as +14155550100.",
+        "That does not look like a phone number. Check the country and the number.",
     ),
+    ("country", "Country"),
+    (
+        "country_needed",
+        "Choose your country, or start the number with + and its country code.",
+    ),
+    ("phone_preview", "The code goes to {phone}"),
     ("send_code", "Send code"),
     ("sending", "Sending…"),
     ("code_label", "Enter the code sent to {phone}"),
@@ -55,12 +64,18 @@ const ES: &[(&str, &str)] = &[
     ("phone_label", "Número de teléfono"),
     (
         "phone_hint",
-        "Con el código de país, p. ej. +34 612 345 678",
+        "Elige tu país o empieza con + y el prefijo del país.",
     ),
     (
         "phone_invalid",
-        "Escribe el número con su código de país, como +34612345678.",
+        "No parece un número de teléfono. Revisa el país y el número.",
     ),
+    ("country", "País"),
+    (
+        "country_needed",
+        "Elige tu país o empieza el número con + y el prefijo del país.",
+    ),
+    ("phone_preview", "El código se enviará a {phone}"),
     ("send_code", "Enviar código"),
     ("sending", "Enviando…"),
     ("code_label", "Escribe el código enviado a {phone}"),
@@ -108,11 +123,17 @@ const ES: &[(&str, &str)] = &[
 
 const AR: &[(&str, &str)] = &[
     ("phone_label", "رقم الهاتف"),
-    ("phone_hint", "مع رمز الدولة، مثل ‎+20 100 123 4567"),
+    ("phone_hint", "اختر بلدك، أو ابدأ بـ ‎+‎ ورمز الدولة."),
     (
         "phone_invalid",
-        "اكتب الرقم مع رمز الدولة، مثل ‎+201001234567.",
+        "لا يبدو هذا رقم هاتف. تحقّق من البلد والرقم.",
     ),
+    ("country", "البلد"),
+    (
+        "country_needed",
+        "اختر بلدك، أو ابدأ الرقم بـ ‎+‎ ورمز الدولة.",
+    ),
+    ("phone_preview", "سيُرسل الرمز إلى ‎{phone}"),
     ("send_code", "إرسال الرمز"),
     ("sending", "جارٍ الإرسال…"),
     ("code_label", "أدخل الرمز المرسل إلى {phone}"),
@@ -219,5 +240,24 @@ mod tests {
             }
             assert_eq!(table.len(), EN.len());
         }
+    }
+
+    #[test]
+    fn the_typescript_key_union_lists_every_key() {
+        // edge-otp.d.ts's `StringKey`: these keys plus the loader's own `load_failed`.
+        let dts = include_str!("../js/edge-otp.d.ts");
+        let union = dts
+            .split("export type StringKey =")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .expect("StringKey in edge-otp.d.ts");
+        let listed: Vec<&str> = union
+            .split('|')
+            .map(|k| k.trim().trim_matches('"'))
+            .filter(|k| !k.is_empty())
+            .collect();
+        let mut want: Vec<&str> = EN.iter().map(|(k, _)| *k).collect();
+        want.push("load_failed");
+        assert_eq!(listed, want);
     }
 }

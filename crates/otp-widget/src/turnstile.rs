@@ -1,5 +1,6 @@
 //! Cloudflare Turnstile before `start`, when the instance asks for it. At mount the widget reads
-//! `GET /widget/v1/config`; a `turnstile_site_key` there means every `start` carries a
+//! `GET /widget/v1/config` (its `default_country`, when the service gives one, is the country
+//! selector's suggestion); a `turnstile_site_key` there means every `start` carries a
 //! `turnstile_token`. The widget renders Turnstile itself (explicit rendering, the script added
 //! once per document) in a slot of each screen that can start, keeps the latest token, and
 //! resets Turnstile after each start (a token works once). A page that passes its own
@@ -38,8 +39,9 @@ fn call(method: &str, args: &js_sys::Array) -> Option<JsValue> {
     f.apply(&t, args).ok()
 }
 
-/// Turnstile's script element, added to the document unless it is there.
-fn script() -> Option<Element> {
+/// Turnstile's script element, added to the document unless it is there (with the page's
+/// `nonce`, for a Content-Security-Policy that lists scripts by nonce).
+fn script(nonce: Option<&str>) -> Option<Element> {
     let doc = web_sys::window()?.document()?;
     if let Some(s) = doc.get_element_by_id(SCRIPT_ID) {
         return Some(s);
@@ -48,6 +50,9 @@ fn script() -> Option<Element> {
     s.set_id(SCRIPT_ID);
     let _ = s.set_attribute("src", SCRIPT_SRC);
     let _ = s.set_attribute("async", "");
+    if let Some(n) = nonce {
+        let _ = s.set_attribute("nonce", n);
+    }
     doc.head()?.append_child(&s).ok()?;
     Some(s)
 }
@@ -69,12 +74,18 @@ impl Inner {
             js_sys::encode_uri_component(&self.opts.key)
         );
         spawn_local(async move {
-            let key = api::get(&endpoint, &route)
-                .await
-                .ok()
-                .and_then(|b| b.str("turnstile_site_key"))
-                .filter(|k| !k.is_empty());
+            // A widget destroyed at once (before this task ran) asks for nothing.
+            if me.upgrade().is_none_or(|me| me.state.borrow().done) {
+                return;
+            }
+            let config = api::get(&endpoint, &route).await.ok();
+            let field = |name| config.as_ref().and_then(|b| b.str(name));
+            let key = field("turnstile_site_key").filter(|k| !k.is_empty());
+            let country = field("default_country");
             let Some(me) = me.upgrade() else { return };
+            if let Some((region, _)) = country.as_deref().and_then(crate::phone::lookup) {
+                me.hint_region(region);
+            }
             let waiting = {
                 let mut s = me.state.borrow_mut();
                 s.config = Some(key);
@@ -118,7 +129,7 @@ impl Inner {
         };
         if turnstile().is_some() {
             self.render_check(&slot, &key);
-        } else if let Some(script) = script() {
+        } else if let Some(script) = script(self.opts.nonce.as_deref()) {
             // A listener of this screen: gone with it, so a later screen renders its own.
             self.listen(&script, "load", |me, _| me.show_check());
         }

@@ -28,7 +28,8 @@ export function fake_api(cfg) {
       { status, headers: { "content-type": "application/json" } });
     if (route.endsWith("/widget/v1/config")) {
       return json(200, { name: "test", modes: ["code", "link"], code_length: 6, alphabet: "digits",
-        channel: "whatsapp", resend_cooldown: 30, turnstile_site_key: cfg.site_key ?? null });
+        channel: "whatsapp", resend_cooldown: 30, turnstile_site_key: cfg.site_key ?? null,
+        ...(cfg.default_country ? { default_country: cfg.default_country } : {}) });
     }
     if (route.endsWith("/widget/v1/start") && cfg.turnstile_fail) {
       return json(403, { error: { code: "turnstile_failed", message: "the human check failed",
@@ -38,6 +39,9 @@ export function fake_api(cfg) {
       return json(200, { session: "L1", mode: "link", link: cfg.link, poll_secret: "ps1",
         expires_at: "2026-12-04T12:00:00+00:00", expires_in: cfg.expires_in ?? 600,
         poll_interval: cfg.poll_interval ?? 0.05 });
+    }
+    if (route.endsWith("/widget/v1/start") && cfg.rate_limited) {
+      return json(429, { error: { code: "rate_limited", message: "slow down", retry_after: 42 } });
     }
     if (route.endsWith("/widget/v1/start")) {
       if (cfg.cooldown && state.requests.filter(r => r.route.endsWith("/start")).length > 1) {
@@ -115,6 +119,19 @@ export function paste_into(input, text) {
   input.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
 }
 
+export function pick(select, value) {
+  select.value = value;
+  select.dispatchEvent(new Event("input", { bubbles: true }));
+  select.dispatchEvent(new Event("change", { bubbles: true }));
+}
+
+export function language() { return navigator.language; }
+
+export function adopted_widget_sheets() {
+  return document.adoptedStyleSheets.filter((s) =>
+    [...s.cssRules].some((r) => r.selectorText === ".edge-otp")).length;
+}
+
 export function submit(form) {
   form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
 }
@@ -136,6 +153,9 @@ extern "C" {
     fn type_into(input: &HtmlInputElement, value: &str);
     fn paste_into(input: &HtmlInputElement, text: &str);
     fn submit(form: &Element);
+    fn pick(select: &Element, value: &str);
+    fn language() -> String;
+    fn adopted_widget_sheets() -> u32;
     fn on_event(el: &Element, name: &str) -> js_sys::Array;
 }
 
@@ -237,12 +257,17 @@ async fn invalid_phone_shows_inline_error_and_sends_nothing() {
     let host = host();
     let mut w = mount(host.clone(), options("code", None)).unwrap_throw();
     let phone: HtmlInputElement = find(&host, ".eo-phone").await.unchecked_into();
+    pick(&find(&host, "select").await, "US");
     phone.set_value("555-0100");
     submit(&find(&host, "form").await);
     assert_eq!(phone.get_attribute("aria-invalid").as_deref(), Some("true"));
     let status = find(&host, ".eo-status").await;
     assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
-    assert!(text(&status).contains("country code"), "{}", text(&status));
+    assert!(
+        text(&status).contains("does not look like a phone number"),
+        "{}",
+        text(&status)
+    );
     let described = phone.get_attribute("aria-describedby").unwrap_or_default();
     assert!(described.contains(&status.id()));
     wait(50).await;
@@ -511,15 +536,33 @@ async fn theme_is_one_shared_stylesheet_and_a_data_attribute() {
     let mut wb = mount(b.clone(), options("code", None)).unwrap_throw();
     assert_eq!(a.get_attribute("data-theme").as_deref(), Some("dark"));
     assert_eq!(b.get_attribute("data-theme").as_deref(), Some("auto"));
+    // A constructed sheet, adopted once: no <style> a Content-Security-Policy would refuse.
+    assert_eq!(adopted_widget_sheets(), 1);
     let doc = web_sys::window().unwrap_throw().document().unwrap_throw();
-    assert_eq!(
-        doc.query_selector_all("style#edge-otp-style")
-            .unwrap_throw()
-            .length(),
-        1
-    );
+    assert!(doc
+        .query_selector("style#edge-otp-style:not([nonce])")
+        .unwrap_throw()
+        .is_none());
     wa.destroy();
     wb.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_nonce_option_styles_the_widget_with_a_style_element_carrying_it() {
+    fake_api(&cfg(&[]));
+    let host = host();
+    let o = options("code", None);
+    Reflect::set(&o, &"nonce".into(), &"n0nce".into()).unwrap_throw();
+    let mut w = mount(host.clone(), o).unwrap_throw();
+    let doc = web_sys::window().unwrap_throw().document().unwrap_throw();
+    let style = doc
+        .query_selector("head style#edge-otp-style")
+        .unwrap_throw()
+        .expect("a <style> in head");
+    assert_eq!(get(&style, "nonce"), "n0nce");
+    assert!(text(&style).contains(".edge-otp{"));
+    w.destroy();
+    style.remove();
 }
 
 fn len(v: &JsValue) -> u32 {
@@ -726,4 +769,197 @@ async fn turnstile_waits_for_its_script_and_renders_on_its_load() {
     wb.destroy();
     unstub_turnstile();
     script.remove();
+}
+
+// ----- the country selector and E.164 as it is typed ----------------------------------------
+
+/// Mounts a code-mode widget with `extra` options; returns its host, handle, select and input.
+async fn phone_step(
+    fake: &[(&str, JsValue)],
+    extra: &[(&str, &str)],
+) -> (Element, Widget, Element, HtmlInputElement) {
+    fake_api(&cfg(fake));
+    let host = host();
+    let o = options("code", None);
+    for (k, v) in extra {
+        Reflect::set(&o, &(*k).into(), &(*v).into()).unwrap_throw();
+    }
+    let widget = mount(host.clone(), o).unwrap_throw();
+    let select = find(&host, "select").await;
+    let phone: HtmlInputElement = find(&host, ".eo-phone").await.unchecked_into();
+    (host, widget, select, phone)
+}
+
+fn value(select: &Element) -> String {
+    get(select, "value").as_string().unwrap_or_default()
+}
+
+fn shown(host: &Element) -> String {
+    text(
+        &host
+            .query_selector("[id$=-ccv]")
+            .unwrap_throw()
+            .unwrap_throw(),
+    )
+}
+
+fn hint(host: &Element) -> String {
+    text(
+        &host
+            .query_selector(".eo-hint")
+            .unwrap_throw()
+            .unwrap_throw(),
+    )
+}
+
+#[wasm_bindgen_test]
+async fn the_selector_starts_at_the_browsers_region_with_its_flag_and_code() {
+    let (host, mut w, select, _) = phone_step(&[], &[]).await;
+    let want = edge_otp_widget::phone::region_from_locale(&language()).unwrap_or_default();
+    assert_eq!(value(&select), want, "navigator.language = {}", language());
+    if let Some((region, code)) = edge_otp_widget::phone::lookup(want) {
+        let flag = edge_otp_widget::phone::flag(region);
+        assert_eq!(shown(&host), format!("{flag} +{code}"));
+    }
+    assert_eq!(
+        select.get_attribute("aria-label").as_deref(),
+        Some("Country")
+    );
+    // Every region, after a "Country" placeholder.
+    let options = select.query_selector_all("option").unwrap_throw();
+    assert_eq!(options.length(), 246);
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn spanish_digits_with_spain_selected_become_plus_34_never_plus_61() {
+    let (host, mut w, select, phone) = phone_step(&[], &[("defaultCountry", "es")]).await;
+    assert_eq!(value(&select), "ES");
+    assert_eq!(shown(&host), "🇪🇸 +34");
+    type_into(&phone, "612 345 678");
+    assert_eq!(hint(&host), "The code goes to +34 612345678");
+    submit(&find(&host, "form").await);
+    find(&host, ".eo-code").await;
+    let start = requests("/widget/v1/start").get(0);
+    assert_eq!(get(&start, "phone"), "+34612345678");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_number_typed_with_plus_overrides_the_selector_and_moves_it() {
+    let (host, mut w, select, phone) = phone_step(&[], &[("defaultCountry", "ES")]).await;
+    type_into(&phone, "+44 7400 123456");
+    assert_eq!(value(&select), "GB");
+    assert_eq!(shown(&host), "🇬🇧 +44");
+    assert_eq!(hint(&host), "The code goes to +44 7400123456");
+    // 00 is the international prefix too.
+    type_into(&phone, "0033 6 12 34 56 78");
+    assert_eq!(value(&select), "FR");
+    submit(&find(&host, "form").await);
+    find(&host, ".eo-code").await;
+    assert_eq!(
+        get(&requests("/widget/v1/start").get(0), "phone"),
+        "+33612345678"
+    );
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn picking_a_country_reformats_the_preview_and_drops_the_trunk_zero() {
+    let (host, mut w, select, phone) = phone_step(&[], &[("defaultCountry", "ES")]).await;
+    type_into(&phone, "07400 123456");
+    pick(&select, "GB");
+    assert_eq!(shown(&host), "🇬🇧 +44");
+    assert_eq!(hint(&host), "The code goes to +44 7400123456");
+    pick(&select, "IT");
+    assert_eq!(hint(&host), "The code goes to +39 07400123456");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn without_a_country_a_national_number_asks_for_one_and_sends_nothing() {
+    let (host, mut w, select, phone) = phone_step(&[], &[]).await;
+    pick(&select, "");
+    assert_eq!(shown(&host), "Country");
+    type_into(&phone, "612 345 678");
+    assert!(
+        hint(&host).starts_with("Choose your country"),
+        "{}",
+        hint(&host)
+    );
+    submit(&find(&host, "form").await);
+    let status = find(&host, ".eo-status").await;
+    assert!(
+        text(&status).contains("Choose your country, or start the number with +"),
+        "{}",
+        text(&status)
+    );
+    assert_eq!(status.get_attribute("data-kind").as_deref(), Some("error"));
+    wait(50).await;
+    assert_eq!(requests("/widget/v1/start").length(), 0);
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn the_services_suggestion_applies_until_someone_chooses() {
+    let (_, mut w, select, _) = phone_step(&[("default_country", "EG".into())], &[]).await;
+    until("the service's country", || value(&select) == "EG").await;
+    w.destroy();
+    // The page's own choice wins over the service's.
+    let (_, mut w, select, _) = phone_step(
+        &[("default_country", "EG".into())],
+        &[("defaultCountry", "MX")],
+    )
+    .await;
+    until("the config", || queries("/widget/v1/config").length() == 1).await;
+    wait(20).await;
+    assert_eq!(value(&select), "MX");
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn countries_are_named_in_the_widgets_language_and_sorted_by_name() {
+    fake_api(&cfg(&[]));
+    let host = host();
+    let mut w = mount(host.clone(), options("code", Some("es".into()))).unwrap_throw();
+    let select = find(&host, "select").await;
+    let label = |region: &str| {
+        select
+            .query_selector(&format!("option[value={region}]"))
+            .unwrap_throw()
+            .map(|o| text(&o))
+            .unwrap_or_default()
+    };
+    assert_eq!(label("ES"), "España +34");
+    assert_eq!(label("DE"), "Alemania +49");
+    let list = select.query_selector_all("option").unwrap_throw();
+    let names: Vec<String> = (1..list.length())
+        .map(|i| text(&list.item(i).unwrap_throw().unchecked_into()))
+        .collect();
+    let at = |name: &str| names.iter().position(|n| n.starts_with(name)).unwrap();
+    assert!(at("Alemania") < at("España"));
+    assert!(at("España") < at("Estados Unidos"));
+    assert!(at("Estados Unidos") < at("Japón"));
+    w.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn api_errors_dispatch_an_error_event_that_does_not_bubble() {
+    let (host, mut w, _, phone) = phone_step(
+        &[("rate_limited", true.into())],
+        &[("defaultCountry", "US")],
+    )
+    .await;
+    let mine = on_event(&host, "error");
+    let parent = on_event(&host.parent_element().unwrap_throw(), "error");
+    type_into(&phone, "(415) 555-0100");
+    submit(&find(&host, "form").await);
+    until("the error event", || mine.length() == 1).await;
+    assert_eq!(get(&mine.get(0), "code"), "rate_limited");
+    assert_eq!(
+        get(&mine.get(0), "message"),
+        "Too many tries. Try again in 42 s."
+    );
+    assert_eq!(parent.length(), 0);
+    w.destroy();
 }

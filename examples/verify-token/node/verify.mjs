@@ -1,26 +1,29 @@
 // Checks an edge-otp verification token the way a site's backend would, with `jose`.
 //
-//   node verify.mjs <token> <key> <audience> <issuer>   (or env TOKEN, TOKEN_KEY, AUDIENCE, ISSUER)
+//   node verify.mjs <token> <jwks-url> <audience> <issuer>   (or env TOKEN, JWKS_URL, AUDIENCE, ISSUER)
 //
-// <key> is the instance's token key (INSTANCE_SECRETS.<instance>.token_keys.<kid>), or the whole
-// token_keys object as JSON, {"k1": "...", "k0": "..."}, to pick the key by the token's kid
-// during a rotation. Prints the verified phone (+...) and exits 0, or the library's error and 1.
-import { jwtVerify, errors } from 'jose';
+// <jwks-url> is the service's public key set, <issuer>/.well-known/jwks.json; <audience> is the
+// instance id; <issuer> the service's public URL (the token's `iss`). Prints the verified phone
+// (+...) and exits 0, or prints the library's error and exits 1.
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Verifies `token`: HS256 only, for `audience` (the instance id), from `issuer` (the service's
- * public URL), not expired. `key` is a string, or `{kid: key}` (token_keys) to choose by kid.
- * Returns `{phone, jti}`; remember `jti` until the token's `exp` and refuse it a second time.
+ * The service's public keys: fetched on first use, cached, and fetched again when a token names
+ * a `kid` the cache lacks (a key rotation), at most every 30 s. Make it once per process.
  */
-export async function verifyPhoneToken(token, { key, audience, issuer }) {
-  const utf8 = (k) => new TextEncoder().encode(k);
-  const secret = typeof key === 'string' ? utf8(key) : ({ kid }) => {
-    if (!Object.hasOwn(key, kid ?? '')) throw new errors.JWKSNoMatchingKey(`unknown kid ${JSON.stringify(kid)}`);
-    return utf8(key[kid]);
-  };
-  const { payload } = await jwtVerify(token, secret, {
-    algorithms: ['HS256'], // never let the token choose
+export function serviceKeys(jwksUrl) {
+  return createRemoteJWKSet(new URL(jwksUrl));
+}
+
+/**
+ * Verifies `token`: ES256 only, signed by a key of `keys` (the one its `kid` names), for
+ * `audience` (the instance id), from `issuer`, not expired. Returns `{phone, jti}`; remember
+ * `jti` until the token's `exp` and refuse it a second time.
+ */
+export async function verifyPhoneToken(token, { keys, audience, issuer }) {
+  const { payload } = await jwtVerify(token, keys, {
+    algorithms: ['ES256'], // never let the token choose
     audience,
     issuer,
     requiredClaims: ['sub', 'jti', 'iat', 'exp'],
@@ -29,16 +32,15 @@ export async function verifyPhoneToken(token, { key, audience, issuer }) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [token, key, audience, issuer] = ['TOKEN', 'TOKEN_KEY', 'AUDIENCE', 'ISSUER'].map(
+  const [token, jwksUrl, audience, issuer] = ['TOKEN', 'JWKS_URL', 'AUDIENCE', 'ISSUER'].map(
     (name, i) => process.argv[2 + i] ?? process.env[name],
   );
-  if (!token || !key || !audience || !issuer) {
-    console.error('usage: node verify.mjs <token> <key> <audience> <issuer>');
+  if (!token || !jwksUrl || !audience || !issuer) {
+    console.error('usage: node verify.mjs <token> <jwks-url> <audience> <issuer>');
     process.exit(2);
   }
   try {
-    const keys = key.trimStart().startsWith('{') ? JSON.parse(key) : key;
-    const { phone } = await verifyPhoneToken(token.trim(), { key: keys, audience, issuer });
+    const { phone } = await verifyPhoneToken(token.trim(), { keys: serviceKeys(jwksUrl), audience, issuer });
     console.log(phone);
   } catch (e) {
     console.error(`refused: ${e.code ?? e.name}: ${e.message}`);

@@ -1,15 +1,16 @@
 //! Checks an edge-otp verification token the way a site's backend would, with `jsonwebtoken`.
 //!
-//! Usage: verify-token-example <token> <key> <audience> <issuer>
-//! (or env TOKEN, TOKEN_KEY, AUDIENCE, ISSUER). `<key>` is the instance's token key
-//! (`INSTANCE_SECRETS.<instance>.token_keys.<kid>`), or the whole `token_keys` object as JSON,
-//! `{"k1": "...", "k0": "..."}`, to pick the key by the token's `kid` during a rotation.
-//! Prints the verified phone (`+…`) and exits 0, or prints the library's error and exits 1.
+//! Usage: verify-token-example <token> <jwks-url> <audience> <issuer>
+//! (or env TOKEN, JWKS_URL, AUDIENCE, ISSUER). `<jwks-url>` is the service's public key set,
+//! `<issuer>/.well-known/jwks.json`; `<audience>` is the instance id; `<issuer>` the service's
+//! public URL (the token's `iss`). Prints the verified phone (`+…`) and exits 0, or prints the
+//! library's error and exits 1.
 
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// The claims edge-otp signs (`iss`, `aud`, `exp` and `iat` are checked by `Validation`).
 #[derive(Debug, Deserialize)]
@@ -20,34 +21,59 @@ pub struct Claims {
     pub jti: String,
 }
 
-/// The key(s) a backend holds: one key, or `token_keys` by kid.
-pub enum Keys {
-    One(String),
-    ByKid(HashMap<String, String>),
+type Error = Box<dyn std::error::Error>;
+
+/// The service's public keys (its JWK Set), fetched on first use and cached; a token naming a
+/// `kid` the cache lacks (a key rotation) fetches them again, at most once a minute. Keep one
+/// per process.
+pub struct ServiceKeys {
+    url: String,
+    set: JwkSet,
+    fetched: Option<Instant>,
 }
 
-/// Verifies `token` and returns its claims: HS256 only, for `audience` (the instance id), from
-/// `issuer` (the service's public URL), not expired.
+impl ServiceKeys {
+    pub fn new(jwks_url: &str) -> Self {
+        Self {
+            url: jwks_url.to_owned(),
+            set: JwkSet { keys: Vec::new() },
+            fetched: None,
+        }
+    }
+
+    /// The key `kid` names.
+    pub fn key(&mut self, kid: &str) -> Result<DecodingKey, Error> {
+        let stale = self
+            .fetched
+            .is_none_or(|at| at.elapsed() > Duration::from_secs(60));
+        if self.set.find(kid).is_none() && stale {
+            self.set = ureq::get(&self.url).call()?.body_mut().read_json()?;
+            self.fetched = Some(Instant::now());
+        }
+        let jwk = self
+            .set
+            .find(kid)
+            .ok_or_else(|| format!("no key in the service's JWKS has kid {kid:?}"))?;
+        Ok(DecodingKey::from_jwk(jwk)?)
+    }
+}
+
+/// Verifies `token` and returns its claims: ES256 only, signed by the key its `kid` names, for
+/// `audience` (the instance id), from `issuer`, not expired.
 pub fn verify_phone_token(
     token: &str,
-    keys: &Keys,
+    keys: &mut ServiceKeys,
     audience: &str,
     issuer: &str,
-) -> Result<Claims, Box<dyn std::error::Error>> {
-    let key = match keys {
-        Keys::One(key) => key,
-        Keys::ByKid(by_kid) => {
-            // The header is read unverified only to choose the key; decode() then checks it.
-            let kid = decode_header(token)?.kid.ok_or("token has no kid")?;
-            by_kid.get(&kid).ok_or(format!("unknown kid {kid:?}"))?
-        }
-    };
-    let mut validation = Validation::new(Algorithm::HS256); // pins the algorithm
+) -> Result<Claims, Error> {
+    // The header is read unverified only to choose the key; decode() then checks it all.
+    let kid = decode_header(token)?.kid.ok_or("token has no kid")?;
+    let key = keys.key(&kid)?;
+    let mut validation = Validation::new(Algorithm::ES256); // pins the algorithm
     validation.set_audience(&[audience]);
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     validation.leeway = 0; // the token lives 600 s; the default allows 60 s more
-    let key = DecodingKey::from_secret(key.as_bytes())?;
     Ok(decode::<Claims>(token, &key, &validation)?.claims)
 }
 
@@ -57,27 +83,17 @@ fn arg(args: &[String], i: usize, env: &str) -> Option<String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(token), Some(key), Some(audience), Some(issuer)) = (
+    let (Some(token), Some(jwks_url), Some(audience), Some(issuer)) = (
         arg(&args, 0, "TOKEN"),
-        arg(&args, 1, "TOKEN_KEY"),
+        arg(&args, 1, "JWKS_URL"),
         arg(&args, 2, "AUDIENCE"),
         arg(&args, 3, "ISSUER"),
     ) else {
-        eprintln!("usage: verify-token-example <token> <key> <audience> <issuer>");
+        eprintln!("usage: verify-token-example <token> <jwks-url> <audience> <issuer>");
         return ExitCode::from(2);
     };
-    let keys = if key.trim_start().starts_with('{') {
-        match serde_json::from_str(&key) {
-            Ok(by_kid) => Keys::ByKid(by_kid),
-            Err(e) => {
-                eprintln!("token_keys is not a JSON object of strings: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        Keys::One(key)
-    };
-    match verify_phone_token(token.trim(), &keys, &audience, &issuer) {
+    let mut keys = ServiceKeys::new(&jwks_url);
+    match verify_phone_token(token.trim(), &mut keys, &audience, &issuer) {
         Ok(claims) => {
             println!("{}", claims.sub);
             ExitCode::SUCCESS
