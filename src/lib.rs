@@ -16,6 +16,7 @@ mod channels;
 mod clock;
 mod config;
 mod keys;
+mod outbound;
 mod store;
 
 pub use store::budget::BudgetObject;

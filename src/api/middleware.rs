@@ -23,9 +23,7 @@ use otp_core::web::token::TokenError;
 use otp_core::{Recipient, Secret};
 use serde_json::json;
 use wasm_bindgen::JsValue;
-use worker::{
-    Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
-};
+use worker::{Env, Fetch, Headers, Method, Request, Response, Result};
 
 /// The static assets binding the widget's files are served from.
 const ASSETS_BINDING: &str = "ASSETS";
@@ -93,9 +91,8 @@ async fn asset(req: Request, env: &Env, rest: &str) -> Result<Response> {
     let Ok(assets) = env.assets(ASSETS_BINDING) else {
         return super::outcome::not_found();
     };
-    let mut init = RequestInit::new();
-    init.with_method(req.method());
-    assets.fetch(target.to_string(), Some(init)).await
+    let request = crate::outbound::request(req.method(), target.as_str(), None, None, false)?;
+    assets.fetch_request(request).await
 }
 
 /// The first cookie of the configured name that opens (several may arrive when a sibling
@@ -352,12 +349,9 @@ async fn to_origin(
             headers.set(core::PHONE_HEADER, &phone.e164())?;
         }
     }
-    let mut init = RequestInit::new();
-    init.with_method(req.method())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(req.inner().body().map(JsValue::from));
-    let outbound = Request::new_with_init(&target, &init)?;
+    let body = req.inner().body().map(JsValue::from);
+    let outbound =
+        crate::outbound::request(req.method(), &target, Some(&headers), body.as_ref(), true)?;
     let resp = match Fetch::Request(outbound).send().await {
         Ok(r) => r,
         Err(e) => {

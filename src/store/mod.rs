@@ -20,7 +20,7 @@ mod table;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, RequestInit, Result, Stub};
+use worker::{Env, Method, Request, Result, Stub};
 
 /// An operation on a Durable Object: the path of the internal request that carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,10 +126,14 @@ pub async fn call<Q: Serialize, A: DeserializeOwned>(stub: &Stub, op: Op, msg: &
 
 /// [`call`] without the types: one copy of the request code for every message type.
 async fn call_raw(stub: &Stub, op: Op, body: String) -> Result<String> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
-    let req = Request::new_with_init(&format!("https://object/{}", op.as_str()), &init)?;
+    let url = format!("https://object/{}", op.as_str());
+    let req = crate::outbound::request(
+        Method::Post,
+        &url,
+        None,
+        Some(&JsValue::from_str(&body)),
+        false,
+    )?;
     let mut resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
         return Err(worker::Error::RustError(format!(

@@ -36,14 +36,26 @@ fn record_key(uuid: &str) -> String {
     format!("challenge:{}", uuid.to_ascii_lowercase())
 }
 
-/// Writes a challenge's record once, kept until a day after it expires.
+/// Writes a challenge's record once, kept until a day after it expires. Called through the
+/// binding's own `put` with a string and `{expirationTtl}`: worker's builder serializes its
+/// options with serde-wasm-bindgen and formats numbers, several KB of Wasm for one call.
 pub async fn put(env: &Env, uuid: &str, record: &ChallengeRecord, now: i64) -> Result<()> {
-    let ttl = (record.expires_at - now + otp_core::rules::challenge::RETENTION).max(60) as u64;
-    env.kv(CHALLENGES_KV)?
-        .put(&record_key(uuid), serde_json::to_string(record)?)?
-        .expiration_ttl(ttl)
-        .execute()
-        .await?;
+    use js_sys::{Function, Object, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    let ttl = (record.expires_at - now + otp_core::rules::challenge::RETENTION).max(60);
+    let kv = Reflect::get(env.as_ref(), &CHALLENGES_KV.into())?;
+    let put: Function = Reflect::get(&kv, &"put".into())?.dyn_into()?;
+    let options = Object::new();
+    Reflect::set(
+        &options,
+        &"expirationTtl".into(),
+        &JsValue::from(ttl as f64),
+    )?;
+    let json = JsValue::from_str(&serde_json::to_string(record)?);
+    let done: Promise = put
+        .call3(&kv, &record_key(uuid).into(), &json, &options)?
+        .dyn_into()?;
+    js_sys::futures::JsFuture::from(done).await?;
     Ok(())
 }
 

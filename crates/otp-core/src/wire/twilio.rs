@@ -16,7 +16,7 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 fn mac_of(auth_token: &[u8], url: &str, params: &[(String, String)]) -> hmac::Hmac<sha1::Sha1> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     // Repeated names keep a stable order by value, as Twilio's own libraries sort them.
-    sorted.sort();
+    sorted.sort_unstable();
     let mut mac = sha1_mac(auth_token);
     mac.update(url.as_bytes());
     for (key, value) in sorted {
