@@ -7,7 +7,7 @@ use super::{fetch_with_deadline, DeliveryError, Net};
 use otp_core::url_guard::check_callback_url;
 use otp_core::wire::webhook::{self, WebhookSecret};
 use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{Headers, Method};
 
 /// POSTs `body` to `url`, signed with `secret` under `webhook_id`; `Ok` on a 2xx answer.
 pub async fn deliver(
@@ -30,12 +30,9 @@ pub async fn deliver(
         headers.set(webhook::HEADER_ID, webhook_id)?;
         headers.set(webhook::HEADER_TIMESTAMP, &timestamp.to_string())?;
         headers.set(webhook::HEADER_SIGNATURE, &signature)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(Some(JsValue::from_str(body)));
-        let (status, _) = fetch_with_deadline(Request::new_with_init(url, &init)?, net).await?;
+        let body = JsValue::from_str(body);
+        let req = crate::outbound::request(Method::Post, url, Some(&headers), Some(&body), true)?;
+        let (status, _) = fetch_with_deadline(req, net).await?;
         Ok::<u16, worker::Error>(status)
     };
     match attempt.await {

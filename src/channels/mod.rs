@@ -22,10 +22,7 @@ use otp_core::config::{ChannelKind, InstanceConfig};
 use otp_core::rules::template::render;
 use otp_core::Recipient;
 use wasm_bindgen::JsValue;
-use worker::{
-    web_sys, AbortSignal, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    SqlStorage,
-};
+use worker::{web_sys, AbortSignal, Env, Fetch, Headers, Method, Request, SqlStorage};
 
 /// One message to deliver.
 pub struct Outbound<'a> {
@@ -113,12 +110,9 @@ async fn post(
         for (k, v) in headers {
             h.set(k, v)?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(h)
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(Some(JsValue::from_str(&body)));
-        fetch_with_deadline(Request::new_with_init(url, &init)?, net).await
+        let body = JsValue::from_str(&body);
+        let req = crate::outbound::request(Method::Post, url, Some(&h), Some(&body), true)?;
+        fetch_with_deadline(req, net).await
     };
     attempt
         .await
