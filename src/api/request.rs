@@ -97,8 +97,8 @@ pub async fn json_object(
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok((Map::new(), raw));
     }
-    match serde_json::from_slice::<Value>(&raw) {
-        Ok(Value::Object(map)) => Ok((map, raw)),
+    match otp_core::json::from_bytes::<Value>(&raw) {
+        Some(Value::Object(map)) => Ok((map, raw)),
         _ => Err(Outcome::Malformed),
     }
 }

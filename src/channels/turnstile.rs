@@ -19,7 +19,7 @@ pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str, n
     let headers = [("content-type", "application/x-www-form-urlencoded")];
     match post(siteverify_url, &headers, form.finish(), net).await {
         Ok((200, body)) => {
-            serde_json::from_slice::<SiteverifyAnswer>(&body).is_ok_and(|answer| answer.success)
+            otp_core::json::from_bytes::<SiteverifyAnswer>(&body).is_some_and(|answer| answer.success)
         }
         Ok((status, _)) => {
             worker::console_error!("turnstile siteverify answered {status}");

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod ids;
+pub mod json;
 pub mod mac;
 pub mod rules;
 pub mod secret;

@@ -217,7 +217,7 @@ pub fn parse(token: &str, alg: Alg) -> Result<Unverified<'_>, TokenError> {
     let header: Header = URL_SAFE_NO_PAD
         .decode(header_b64)
         .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
+        .and_then(|json| crate::json::from_bytes(&json))
         .ok_or(TokenError::Malformed)?;
     if header.alg != alg.as_str() || header.crit.is_some() {
         return Err(TokenError::UnsupportedAlgorithm);
@@ -243,7 +243,7 @@ impl Unverified<'_> {
         let claims: Claims = URL_SAFE_NO_PAD
             .decode(self.claims_b64)
             .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok())
+            .and_then(|json| crate::json::from_bytes(&json))
             .ok_or(TokenError::Malformed)?;
         if now >= claims.exp {
             return Err(TokenError::Expired);

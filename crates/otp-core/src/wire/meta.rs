@@ -207,7 +207,7 @@ fn unix_seconds(v: &Value) -> Option<i64> {
 /// The text messages and statuses of a webhook body, in the order they appear. Other message
 /// types, other webhook fields, and items lacking a field the service needs are skipped.
 pub fn parse_events(raw_body: &[u8]) -> Result<Vec<MetaEvent>, MetaError> {
-    let payload: Payload = serde_json::from_slice(raw_body).map_err(|_| MetaError::InvalidJson)?;
+    let payload: Payload = crate::json::from_bytes(raw_body).ok_or(MetaError::InvalidJson)?;
     if payload.object != "whatsapp_business_account" {
         return Err(MetaError::NotWhatsApp(payload.object));
     }
@@ -630,13 +630,13 @@ pub fn error_is_permanent(http_status: u16, code: i64) -> bool {
 
 /// The `(code, message)` of a Graph API error body (`{"error": {"code": 131030, …}}`).
 pub fn send_error(raw_body: &[u8]) -> Option<(i64, String)> {
-    let body: Value = serde_json::from_slice(raw_body).ok()?;
+    let body: Value = crate::json::from_bytes(raw_body)?;
     crate::wire::provider::code_and_message(body.get("error")?)
 }
 
 /// The message id (`wamid.…`) of a successful send, the key of its status webhooks.
 pub fn message_id(raw_body: &[u8]) -> Option<String> {
-    let body: Value = serde_json::from_slice(raw_body).ok()?;
+    let body: Value = crate::json::from_bytes(raw_body)?;
     body.get("messages")?
         .get(0)?
         .get("id")?

@@ -301,13 +301,13 @@ pub fn error_is_permanent(http_status: u16, code: Option<i64>) -> bool {
 
 /// The `(code, message)` of a Messages API error body (`{"code": 21211, "message": …}`).
 pub fn send_error(raw_body: &[u8]) -> Option<(i64, String)> {
-    let body: serde_json::Value = serde_json::from_slice(raw_body).ok()?;
+    let body: serde_json::Value = crate::json::from_bytes(raw_body)?;
     crate::wire::provider::code_and_message(&body)
 }
 
 /// The message SID (`SM…`) of a successful Messages API answer.
 pub fn message_sid(raw_body: &[u8]) -> Option<String> {
-    let body: serde_json::Value = serde_json::from_slice(raw_body).ok()?;
+    let body: serde_json::Value = crate::json::from_bytes(raw_body)?;
     body.get("sid")?.as_str().map(str::to_owned)
 }
 
