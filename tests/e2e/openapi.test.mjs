@@ -598,6 +598,10 @@ test('request-code: 400, 401, 404, 405, 413, 422', async () => {
   res = await rc({ length: 99, expires: 1 });
   assert.equal(res.status, 422);
   assert.equal(res.body.message, 'The chat id field is required. (and 2 more errors)');
+  // The locale extension is one of the fields a 422 may name (the fuzzer found it missing).
+  res = await rc({ chatId: to, locale: 'e n' });
+  assert.equal(res.status, 422);
+  assert.deepEqual(Object.keys(res.body.errors), ['locale']);
 });
 
 test('request-code: 429 when the send cap is reached', async () => {

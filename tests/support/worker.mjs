@@ -82,10 +82,13 @@ export function instanceSecretsFor() {
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
  * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
  * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves), `signingKeys`
- * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default).
+ * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default),
+ * `bindings` (wrangler bindings put over the config's, e.g. a `ratelimit` with a higher limit),
+ * `port` (0, the default, for a free one; a fixed one to restart a Worker on the same address).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
+  bindings: extraBindings = {}, port = 0,
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -128,6 +131,7 @@ export async function startWorker({
       ]))),
     },
   };
+  Object.assign(bindings, extraBindings);
   for (const name of omit) delete bindings[name];
   const worker = await unstable_startWorker({
     config,
@@ -136,7 +140,7 @@ export async function startWorker({
     envFiles: [emptyEnvFile()],
     bindings,
     dev: {
-      server: { hostname: '127.0.0.1', port: 0 },
+      server: { hostname: '127.0.0.1', port },
       inspector: false,
       persist,
       watch: false,
