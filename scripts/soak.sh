@@ -4,7 +4,7 @@
 # receivers, a restart of workerd halfway), then one table. Not part of `make test`. Builds the
 # dev Worker, then runs scripts/soak.mjs (which says what it checks). Needs Node 20 and what
 # scripts/setup.sh installs. Settings: SOAK_SECONDS (default 180), SOAK_CONCURRENCY (default 6),
-# SOAK_CALLBACK_WAIT (default 60). Every process it starts is stopped on exit.
+# SOAK_CALLBACK_WAIT (default 90). Every process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
