@@ -8,6 +8,7 @@
 // Settings: FUZZ_EXAMPLES (generated cases per operation and phase, default 500),
 // FUZZ_MIN_REQUESTS (the run fails below it, default 10000), FUZZ_WORKERS (schemathesis
 // workers, default 2), FUZZ_SEED (default 12), FUZZ_TIME_LIMIT (seconds, default 1500),
+// FUZZ_DEPLOYED_LIMITS=1 (keep the deploy's rate limiters instead of raising them),
 // FUZZ_ARGS (more schemathesis options, e.g. `--include-operation-id requestCode`; then the
 // operations it leaves out are not required).
 // Exit status: 0 when every operation was called, at least FUZZ_MIN_REQUESTS requests were
@@ -104,7 +105,8 @@ async function main() {
     pepper: randomBytes(32).toString('hex'),
     tokens: { [DEMO]: `t_${randomBytes(16).toString('hex')}`, [OTHER]: `t_${randomBytes(16).toString('hex')}`, [QUICK]: `t_${randomBytes(16).toString('hex')}`, [FUZZ]: TOKEN },
   });
-  const worker = await startWorker({ extraInstances: [fuzzInstance], secrets, bindings: GENEROUS });
+  const bindings = env.FUZZ_DEPLOYED_LIMITS === '1' ? {} : GENEROUS;
+  const worker = await startWorker({ extraInstances: [fuzzInstance], secrets, bindings });
   started.push(() => worker.stop());
   log(`Worker on ${worker.url}; fake Meta ${meta.url}, fake Twilio ${twilio.url}, callback receiver ${receiver.url}`);
 
