@@ -18,13 +18,17 @@ venv=.venv-fuzz
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
 export PATH="$HOME/.cargo/bin:$root/node_modules/.bin:$PATH"
 
-command -v python3 >/dev/null || die "python3 is missing: install Python 3.9 or newer (Debian: apt-get install python3 python3-venv)"
-python3 -c 'import venv, ensurepip' 2>/dev/null ||
-  die "python3-venv is missing: install it (Debian/Ubuntu: apt-get install python3-venv) to create $venv"
-
 if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
+  command -v python3 >/dev/null || die "python3 is missing: install Python 3.9 or newer (Debian/Ubuntu: apt-get install python3 python3-venv)"
+  if [ ! -x "$venv/bin/pip" ]; then
+    # Debian's python3 without python3-venv has the venv module but cannot put pip in one.
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      die "python3-venv is missing: install it (Debian/Ubuntu: apt-get install python3-venv), then run make fuzz again"
+    fi
+  fi
   log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
