@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make fuzz`: property-based fuzzing of every operation in docs/openapi.yaml against the dev
-# Worker on 127.0.0.1, with schemathesis. Not part of `make test` (about 6 minutes on 2 cores).
+# Worker on 127.0.0.1, with schemathesis. Not part of `make test` (about 10 minutes on 2 cores).
 # Installs schemathesis (a pinned version, from the Python package index) into .venv-fuzz once,
 # builds the dev Worker, then scripts/fuzz.mjs starts the Worker and the fake providers, runs
 # schemathesis and prints the table. Needs python3 with venv (Debian: python3-venv), Node 20 and
