@@ -6,12 +6,13 @@
 //! May import: `worker` only.
 
 use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, Result};
+use worker::{Headers, Request, Result};
 
-/// A request to `url` with `method`, optional headers and body; redirects are answered, not
-/// followed, when `manual_redirect` (callbacks and the origin: a redirect is their answer).
+/// A request to `url` with `method` (a `worker::Method`, or the name a client sent), optional headers
+/// and body; redirects are answered, not followed, when `manual_redirect` (callbacks and the
+/// origin: a redirect is their answer).
 pub fn request(
-    method: Method,
+    method: impl AsRef<str>,
     url: &str,
     headers: Option<&Headers>,
     body: Option<&JsValue>,
