@@ -8,8 +8,8 @@
 use wasm_bindgen::JsValue;
 use worker::{Headers, Request, Result};
 
-/// A request to `url` with `method` (a `worker::Method`, or the name a client sent), optional headers
-/// and body; redirects are answered, not followed, when `manual_redirect` (callbacks and the
+/// A request to `url` with `method` (a `worker::Method`, or the name a client sent), optional
+/// headers and body; redirects are answered, not followed, when `manual_redirect` (callbacks and the
 /// origin: a redirect is their answer).
 pub fn request(
     method: impl AsRef<str>,
@@ -18,8 +18,19 @@ pub fn request(
     body: Option<&JsValue>,
     manual_redirect: bool,
 ) -> Result<Request> {
+    build(method.as_ref(), url, headers, body, manual_redirect)
+}
+
+/// [`request`] for one method name (one copy in the Wasm, whatever the callers pass).
+fn build(
+    method: &str,
+    url: &str,
+    headers: Option<&Headers>,
+    body: Option<&JsValue>,
+    manual_redirect: bool,
+) -> Result<Request> {
     let init = web_sys::RequestInit::new();
-    init.set_method(method.as_ref());
+    init.set_method(method);
     if let Some(h) = headers {
         init.set_headers(&h.0);
     }
