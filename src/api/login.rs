@@ -124,7 +124,7 @@ fn confirm_page(c: &LinkChallenge, now: i64) -> Result<Response> {
 <li>Where: <strong id=\"started-near\">{near}</strong> (approximate)</li>\
 <li>Browser: <strong id=\"started-with\">{with}</strong></li></ul>\
 <p class=\"muted\">Confirm only if you asked to log in to {name} yourself, on this device or another of yours. If someone sent you the WhatsApp link or asked you to send that message, choose \"This wasn't me\": they are trying to log in as you.</p>\
-<form method=\"post\"><input type=\"hidden\" name=\"action\" value=\"confirm\"><button type=\"submit\">Confirm login</button></form>\
+<form method=\"post\"><button type=\"submit\">Confirm login</button></form>\
 <form method=\"post\"><input type=\"hidden\" name=\"action\" value=\"deny\"><button type=\"submit\" style=\"background:#b42318;margin-top:.6rem\">This wasn't me</button></form>",
         name = escape(&c.name),
         phone = escape(&c.claimer().map(|r| r.e164()).unwrap_or_default()),
