@@ -1,9 +1,12 @@
 //! The one-time login URL of the WhatsApp-link flow: `/login/{token}`.
 //!
 //! `GET` only shows a confirm page and changes nothing, because WhatsApp, mail and chat apps
-//! fetch links for previews. `POST` (the page's button) verifies the challenge once, fires
-//! the success callback, and redirects to the instance's `link.redirect_url` with a signed
-//! verification token in the URL fragment, which never reaches a server log or a `Referer`.
+//! fetch links for previews. The page says when, where and with what browser the login was
+//! started, so a user sent someone else's link can tell. `POST` (the page's button) verifies
+//! the challenge once, fires the success callback, and redirects to the instance's
+//! `link.redirect_url` with a signed verification token in the URL fragment, which never
+//! reaches a server log or a `Referer`; with `action=deny` ("This wasn't me") it fails the
+//! challenge instead, so whoever started it never gets a token.
 
 use super::outcome::{self, Outcome};
 use super::{request, tokens};
@@ -57,11 +60,11 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
             }
         }
         Method::Post => {
-            // The form carries no field; its body is read through the cap all the same, like
-            // every body the Worker takes.
+            // The form's one field, `action`, says confirm or deny; the body is read through
+            // the cap like every body the Worker takes.
             let mut req = req;
             let deny = match request::bytes(&mut req, request::MAX_BODY).await {
-                // "This wasn't me" posts `action=deny`; anything else confirms.
+                // "This wasn't me" posts `action=deny`; anything else (or nothing) confirms.
                 Ok(body) => {
                     url::form_urlencoded::parse(&body).any(|(k, v)| k == "action" && v == "deny")
                 }
