@@ -65,9 +65,7 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
             let mut req = req;
             let deny = match request::bytes(&mut req, request::MAX_BODY).await {
                 // "This wasn't me" posts `action=deny`; anything else (or nothing) confirms.
-                Ok(body) => {
-                    url::form_urlencoded::parse(&body).any(|(k, v)| k == "action" && v == "deny")
-                }
+                Ok(body) => body.split(|&b| b == b'&').any(|p| p == b"action=deny"),
                 Err(Outcome::TooLarge) => return page(413, "Request too large", ""),
                 Err(_) => return page(400, "Bad request", ""),
             };
@@ -99,11 +97,8 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
                 Confirm::Denied => page(
                     200,
                     "Login cancelled",
-                    &format!(
-                        "<p>Nobody was logged in, and whoever started this login gets nothing.</p>\
-<p class=\"muted\">If someone sent you the WhatsApp link, or asked you to send that message, they were trying to log in to {} as you. Never forward login links or codes.</p>",
-                        escape(&reply.challenge.name)
-                    ),
+                    "<p>Nobody was logged in, and whoever started this login gets nothing.</p>\
+<p class=\"muted\">If someone sent you the WhatsApp link, or asked you to send that message, they were trying to log in as you. Never forward login links or codes.</p>",
                 ),
                 Confirm::AlreadyVerified => closed_page(LinkStatus::Verified),
                 Confirm::Expired => closed_page(LinkStatus::Expired),
