@@ -217,12 +217,13 @@ struct ValidateCodeData {
 }
 
 async fn validate_code(req: &mut Request, env: &Env, instance: &str) -> Answer {
-    let inst = authorize(req, env, instance)?.inst;
+    let auth = authorize(req, env, instance)?;
+    let inst = auth.inst;
     config::pepper(env)?;
     let (body, _) = json_object(req).await?;
     let input = parse_validate_code(&body).map_err(Outcome::Invalid)?;
     let attempt = Recipients::new(env)
-        .attempt(&inst.id, &input.recipient, &input.code, None)
+        .validate(&inst.id, &input.recipient, &input.code, auth.test_key)
         .await
         .map_err(internal)?;
     let Attempt::Validated { challenge } = attempt else {
@@ -383,6 +384,13 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
         input.failed.as_deref(),
         input.expired.as_deref(),
     );
+    // The site's backend calls generate-link, so where its request came from says nothing
+    // about the user: the backend may pass its user's User-Agent and location on.
+    let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
+    let started = (
+        otp_core::web::login::bounded(&header("x-otp-client-location")),
+        otp_core::web::login::browser(&header("x-otp-client-user-agent")),
+    );
     let charge = guard_link(env, &inst, input.recipient.as_ref()).await?;
     let now = clock::now();
     let expires = (now, now + input.expires);
@@ -392,7 +400,7 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
         input.recipient.as_ref(),
         expires,
         |id, code| {
-            LinkChallenge::new(
+            let mut c = LinkChallenge::new(
                 id,
                 inst.id.clone(),
                 code,
@@ -405,7 +413,9 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
                     failed: input.callback_failed.clone(),
                 },
                 inst.link.max_failures,
-            )
+            );
+            (c.started_near, c.started_with) = started.clone();
+            c
         },
     )
     .await;

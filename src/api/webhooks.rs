@@ -176,16 +176,21 @@ pub async fn handle(
                 let error = get("ErrorCode").map(|c| format!("twilio {c}"));
                 on_status(env, &inst.id, to, sid, status, error).await?;
             } else if let (Some(from), Some(text)) = (get("From"), get("Body")) {
-                let from = from.strip_prefix("whatsapp:").unwrap_or(from);
-                on_text(
-                    env,
-                    &inst.id,
-                    from,
-                    get("MessageSid").unwrap_or(""),
-                    text,
-                    &origin,
-                )
-                .await?;
+                let whatsapp = from.strip_prefix("whatsapp:");
+                if whatsapp.is_none() && !inst.link.allow_sms_claims {
+                    // An SMS sender is easy to spoof: it claims no link unless the instance
+                    // opts in (`link.allow_sms_claims`). Logged; the sender gets no answer.
+                    if find_code(text).is_some() {
+                        worker::console_log!(
+                            "webhook: instance {}: link claim over SMS refused (link.allow_sms_claims is off)",
+                            inst.id
+                        );
+                    }
+                } else {
+                    let sid = get("MessageSid").unwrap_or("");
+                    let from = whatsapp.unwrap_or(from);
+                    on_text(env, &inst.id, from, sid, text, &origin).await?;
+                }
             }
             let mut resp = Response::ok("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")?;
             resp.headers_mut().set("content-type", "text/xml")?;

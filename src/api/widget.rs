@@ -289,7 +289,7 @@ async fn start(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, ow
             start_code(env, inst, w, &key, phone, input.locale, test).await
         }
         (Mode::Code, None) => Err(Outcome::Malformed),
-        (Mode::Link, _) => start_link(env, inst, w, &key).await,
+        (Mode::Link, _) => start_link(env, inst, w, &key, request::started_by(req)).await,
     }
 }
 
@@ -347,7 +347,14 @@ async fn start_code(
     })
 }
 
-async fn start_link(env: &Env, inst: &InstanceConfig, w: &WidgetConfig, key: &Secret) -> Answer {
+/// Starts a link session; `started` (place, browser) is shown on the login link's confirm page.
+async fn start_link(
+    env: &Env,
+    inst: &InstanceConfig,
+    w: &WidgetConfig,
+    key: &Secret,
+    started: (Option<String>, Option<String>),
+) -> Answer {
     use otp_core::rules::link::{prefilled_text, wa_me_link};
 
     let business_number = inst.business_number.as_deref().ok_or(Outcome::NoLinkMode)?;
@@ -370,6 +377,7 @@ async fn start_link(env: &Env, inst: &InstanceConfig, w: &WidgetConfig, key: &Se
             inst.link.max_failures,
         );
         c.widget = true;
+        (c.started_near, c.started_with) = started.clone();
         c
     })
     .await

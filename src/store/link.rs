@@ -42,10 +42,13 @@ pub struct InboundMsg {
     pub origin: String,
 }
 
-/// A confirmation of the login URL for challenge `id`.
+/// A confirmation of the login URL for challenge `id`, or with `deny` its refusal ("this
+/// wasn't me").
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ConfirmMsg {
     pub id: String,
+    #[serde(default)]
+    pub deny: bool,
 }
 
 /// What confirming did, with the challenge as it now is.
@@ -285,12 +288,19 @@ impl LinkObject {
             return Response::error("unknown challenge", 404);
         };
         let was_open = c.is_open(now);
-        let result = c.confirm(now);
+        let result = if msg.deny {
+            c.deny(now)
+        } else {
+            c.confirm(now)
+        };
         self.save(&c)?;
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         let expired_now = result == Confirm::Expired && was_open;
-        if result == Confirm::Verified || expired_now {
+        if result == Confirm::Denied {
+            self.count(&c.instance, &[("links_failed", 1)]);
+        }
+        if matches!(result, Confirm::Verified | Confirm::Denied) || expired_now {
             self.enqueue_callback(&jobs, &c, now)?;
             jobs.arm(&self.state.storage(), &self.env).await?;
         }
@@ -507,14 +517,15 @@ pub async fn view(env: &Env, instance: &str, code: &str, op: Op) -> Result<LinkV
     call(&link_stub(env, instance, code)?, op, &serde_json::json!({})).await
 }
 
-/// Confirms the login URL of challenge `id`: verified once, callbacks persisted.
-pub async fn confirm(env: &Env, instance: &str, code: &str, id: String) -> Result<ConfirmReply> {
-    call(
-        &link_stub(env, instance, code)?,
-        Op::Confirm,
-        &ConfirmMsg { id },
-    )
-    .await
+/// Confirms the login URL of challenge `id` (verified once), or with `deny` refuses it;
+/// callbacks persisted.
+pub async fn confirm(
+    env: &Env,
+    instance: &str,
+    code: &str,
+    msg: &ConfirmMsg,
+) -> Result<ConfirmReply> {
+    call(&link_stub(env, instance, code)?, Op::Confirm, msg).await
 }
 
 /// Hands an inbound message that carried `code` to its link's object.

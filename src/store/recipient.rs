@@ -89,6 +89,10 @@ pub struct AttemptMsg {
     /// When set, the attempt counts only if this challenge is still the latest.
     #[serde(default)]
     pub expected: Option<String>,
+    /// Without `expected`: the test mode whose latest code is checked (a test key's
+    /// validation never sees a live code, nor a live key's a test code).
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// A free-text message for a recipient (a link-flow reply), queued once per `key`.
@@ -254,6 +258,26 @@ impl<'a> Recipients<'a> {
             recipient: recipient.digits().into(),
             code: code.into(),
             expected: expected.map(str::to_owned),
+            test: false,
+        };
+        self.call(instance, recipient, Op::Attempt, &msg).await
+    }
+
+    /// Checks a code against the recipient's latest challenge of test mode `test`
+    /// (validate-code, which names no challenge).
+    pub async fn validate(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        code: &str,
+        test: bool,
+    ) -> Result<Attempt> {
+        let msg = AttemptMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            code: code.into(),
+            expected: None,
+            test,
         };
         self.call(instance, recipient, Op::Attempt, &msg).await
     }
@@ -530,7 +554,7 @@ impl RecipientObject {
         };
         let outcome = match &msg.expected {
             Some(id) => state.attempt_for(now, &instance.limits, id, is_right),
-            None => state.attempt(now, &instance.limits, is_right),
+            None => state.attempt_as(now, &instance.limits, msg.test, is_right),
         };
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;

@@ -682,20 +682,23 @@ test('validate-code: wrong codes (422 with attempts left), then 429 once used up
 });
 
 test('validate-code: 429 while the recipient is locked out with an open code', async () => {
-  // The second code must be a new challenge (a same-mode request would send the first code
+  // The second code must be another challenge (a same-mode request would send the first code
   // again, whose attempts then run out with the lockout): a test key's (the demo instance's
-  // sk_test_ key) after a live one's. Wrong codes count across both and lock the number.
+  // sk_test_ key) beside a live one's, each validated with its own key. Wrong codes count
+  // across both and lock the number.
   const to = newRecipient();
   const first = await rc({ chatId: to });
   for (let i = 0; i < 3; i++) assert.equal((await vc({ chatId: to, code: wrong(first.body.data.code) })).status, 422);
-  const second = await rc({ chatId: to }, { token: w.secrets.whatotpKey });
+  const test = { token: w.secrets.whatotpKey };
+  const second = await rc({ chatId: to }, test);
   assert.notEqual(second.body.data.uuid, first.body.data.uuid);
-  for (let i = 0; i < 2; i++) assert.equal((await vc({ chatId: to, code: wrong(second.body.data.code) })).status, 422);
-  const res = await vc({ chatId: to, code: second.body.data.code });
+  for (let i = 0; i < 2; i++) assert.equal((await vc({ chatId: to, code: wrong(second.body.data.code) }, test)).status, 422);
+  const res = await vc({ chatId: to, code: second.body.data.code }, test);
   assert.equal(res.status, 429);
   assert.match(res.body.message, /^Too many failed attempts for this chat\. Try again in \d+ seconds\.$/);
   assert.ok(!res.headers.has('x-otp-attempts-remaining'));
-  assert.equal((await otp(first.body.data.uuid)).body.data.status, 'superseded');
+  // A test-mode send never voids a live code: both stay open.
+  assert.match((await otp(first.body.data.uuid)).body.data.status, /^(pending|sent)$/);
   assert.match((await otp(second.body.data.uuid)).body.data.status, /^(pending|sent)$/);
 });
 
@@ -1161,10 +1164,11 @@ async function v1call(template, body, { harness = v1, key = V1_KEYS[DEMO], ip = 
 
 /** Sends a code to `to` and reads it from the dev outbox: `{ session, code }`. */
 async function v1code(to, opts = {}) {
-  const before = (await v1.outbox(to)).length;
+  const harness = opts.harness ?? v1;
+  const before = (await harness.outbox(to)).length;
   const res = await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' }, opts);
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  const msg = await v1.nextMessage(to, before);
+  const msg = await harness.nextMessage(to, before);
   return { session: res.body.session_id, code: msg.text.match(/\b\d{6}\b/)[0] };
 }
 
@@ -1201,23 +1205,30 @@ test('whatotp: the request schemas and the Worker agree on what is valid', async
 });
 
 test('whatotp: send 200, verify 422 then 200 then 409, 404, 410 for a superseded session', async () => {
-  // A live key's code, then a test key's (the demo instance's sk_test_ key): a send the live
-  // code cannot serve starts a new one and supersedes it (a same-mode send would resend it).
-  const to = newRecipient();
-  const first = await v1code(to);
-  const second = await v1code(to, { key: v1.secrets.whatotpKey });
-  let res = await v1call(V1_VERIFY, { session_id: first.session, code: first.code });
-  assert.equal(res.status, 410);
-  assert.equal(res.body.error.code, 'session_superseded');
-  res = await v1call(V1_VERIFY, { session_id: second.session, code: wrong(second.code) });
-  assert.equal(res.status, 422);
-  assert.equal(res.body.error.attempts_remaining, 4);
-  res = await v1call(V1_VERIFY, { session_id: second.session, code: second.code });
-  assert.equal(res.status, 200);
-  res = await v1call(V1_VERIFY, { session_id: second.session, code: second.code });
-  assert.equal(res.status, 409);
-  res = await v1call(V1_VERIFY, { session_id: `otp_${randomBytes(16).toString('hex')}`, code: '123456' });
-  assert.equal(res.status, 404);
+  // A send while a code is live sends it again; only a code about to expire (under 30 s to go)
+  // is superseded by the next send. Its own Worker (the same keys), whose clock this test moves.
+  const clocked = await startWorker({ secrets: v1.secrets, vars: { DEV_CLOCK: 'manual' } });
+  const on = (template, body) => v1call(template, body, { harness: clocked });
+  try {
+    const to = newRecipient();
+    const first = await v1code(to, { harness: clocked });
+    await clocked.advanceClock(300 - 29);
+    const second = await v1code(to, { harness: clocked });
+    let res = await on(V1_VERIFY, { session_id: first.session, code: first.code });
+    assert.equal(res.status, 410);
+    assert.equal(res.body.error.code, 'session_superseded');
+    res = await on(V1_VERIFY, { session_id: second.session, code: wrong(second.code) });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.error.attempts_remaining, 4);
+    res = await on(V1_VERIFY, { session_id: second.session, code: second.code });
+    assert.equal(res.status, 200);
+    res = await on(V1_VERIFY, { session_id: second.session, code: second.code });
+    assert.equal(res.status, 409);
+    res = await on(V1_VERIFY, { session_id: `otp_${randomBytes(16).toString('hex')}`, code: '123456' });
+    assert.equal(res.status, 404);
+  } finally {
+    await clocked.stop();
+  }
 });
 
 test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflicts (409)', async () => {
@@ -1326,10 +1337,11 @@ const preflight = (template, origin, harness = w) =>
 
 /** Starts a code for `to` on the demo instance and reads it from the outbox: `{ session, code, started }`. */
 async function widgetCode(to, opts = {}) {
-  const before = (await w.outbox(to)).length;
+  const harness = opts.harness ?? w;
+  const before = (await harness.outbox(to)).length;
   const started = await wstart({ phone: `+${to}` }, opts);
   assert.equal(started.status, 200, JSON.stringify(started.body));
-  const msg = await w.nextMessage(to, before);
+  const msg = await harness.nextMessage(to, before);
   return { session: started.body.session, code: msg.text.match(/\b\d{6}\b/)[0], started };
 }
 
@@ -1395,13 +1407,21 @@ test('widget: code flow: start 200, verify 422, 200 with a verification token, t
 });
 
 test('widget: verify 410 for a superseded session, 429 once its attempts are used up; start 429 while the number is locked', async () => {
-  // A code from the server API supersedes the widget's: only the latest code verifies.
-  const to = newRecipient();
-  const first = await widgetCode(to);
-  assert.equal((await rc({ chatId: to })).status, 200);
-  let res = await wverify({ session: first.session, code: first.code });
-  assert.equal(res.status, 410);
-  assert.equal(res.body.error.code, 'session_superseded');
+  // A send while a code is live sends it again; only a code about to expire (under 30 s to go)
+  // is superseded by the next one: on a Worker whose clock this test moves.
+  const clocked = await startWorker({ vars: { DEV_CLOCK: 'manual' } });
+  let res;
+  try {
+    const to = newRecipient();
+    const first = await widgetCode(to, { harness: clocked });
+    await clocked.advanceClock(300 - 29);
+    await widgetCode(to, { harness: clocked });
+    res = await wverify({ session: first.session, code: first.code }, { harness: clocked });
+    assert.equal(res.status, 410);
+    assert.equal(res.body.error.code, 'session_superseded');
+  } finally {
+    await clocked.stop();
+  }
 
   const other = newRecipient();
   const { session, code } = await widgetCode(other);

@@ -89,11 +89,11 @@ function assertError(res, status, code, field) {
 }
 
 /** Sends a code to `to` (digits) and returns `{session, code}` read from the dev outbox. */
-async function sendAndRead(to, { key = KEYS[DEMO], length } = {}) {
-  const before = (await w.outbox(to)).length;
-  const res = await send({ to: `+${to}`, channel: 'whatsapp', ...(length ? { length } : {}) }, { key });
+async function sendAndRead(to, { key = KEYS[DEMO], length, harness = w } = {}) {
+  const before = (await harness.outbox(to)).length;
+  const res = await send({ to: `+${to}`, channel: 'whatsapp', ...(length ? { length } : {}) }, { key, harness });
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  const msg = await w.nextMessage(to, before);
+  const msg = await harness.nextMessage(to, before);
   const code = msg.text.match(/\b\d{4,8}\b/)[0];
   return { session: res.body.session_id, code, body: res.body };
 }
@@ -294,18 +294,36 @@ describe('code flow', () => {
   });
 
   test('a newer code supersedes the session, and verifying the old one spends none of the new attempts', async () => {
-    // Only a send the live code cannot serve starts a new one: here, a test key's send
-    // (w.secrets.whatotpKey, the demo instance's sk_test_ key) after a live key's.
+    // Only a send the live code cannot serve starts a new one: here, a send when the code has
+    // under 30 s to go (its lifetime is 300 s), on a Worker whose clock the test moves.
+    const clocked = await startWorker({ extraInstances: EXTRA, secrets: w.secrets, vars: { DEV_CLOCK: 'manual' } });
+    try {
+      const harness = clocked;
+      const to = newRecipient();
+      const first = await sendAndRead(to, { harness });
+      await clocked.advanceClock(300 - 29);
+      const second = await sendAndRead(to, { harness });
+      assert.notEqual(first.session, second.session);
+      assertError(await verify({ session_id: first.session, code: first.code }, { harness }), 410, 'session_superseded', 'session_id');
+      assertError(await verify({ session_id: first.session, code: second.code }, { harness }), 410, 'session_superseded', 'session_id');
+      // The new session still has all 5 attempts: the wrong one below leaves 4.
+      const err = assertError(await verify({ session_id: second.session, code: wrongCode(second.code) }, { harness }), 422, 'invalid_code');
+      assert.equal(err.attempts_remaining, 4);
+      assert.equal((await verify({ session_id: second.session, code: second.code }, { harness })).status, 200);
+    } finally {
+      await clocked.stop();
+    }
+  });
+
+  test('a test key send beside a live code is another session and voids nothing', async () => {
+    // w.secrets.whatotpKey is the demo instance's sk_test_ key: test and live keep one open
+    // code each, so neither send voids the other's session.
     const to = newRecipient();
-    const first = await sendAndRead(to);
-    const second = await sendAndRead(to, { key: w.secrets.whatotpKey });
-    assert.notEqual(first.session, second.session);
-    assertError(await verify({ session_id: first.session, code: first.code }), 410, 'session_superseded', 'session_id');
-    assertError(await verify({ session_id: first.session, code: second.code }), 410, 'session_superseded', 'session_id');
-    // The new session still has all 5 attempts: the wrong one below leaves 4.
-    const err = assertError(await verify({ session_id: second.session, code: wrongCode(second.code) }), 422, 'invalid_code');
-    assert.equal(err.attempts_remaining, 4);
-    assert.equal((await verify({ session_id: second.session, code: second.code })).status, 200);
+    const live = await sendAndRead(to);
+    const test = await sendAndRead(to, { key: w.secrets.whatotpKey });
+    assert.notEqual(live.session, test.session);
+    assert.equal((await verify({ session_id: test.session, code: test.code })).status, 200);
+    assert.equal((await verify({ session_id: live.session, code: live.code })).status, 200);
   });
 
   test('five wrong codes end the session and lock the number for a while', async () => {

@@ -131,6 +131,9 @@ pub struct LinkConfig {
     pub redirect_url: Option<String>,
     /// Wrong or altered messages after which a link challenge fails.
     pub max_failures: u32,
+    /// Whether a link may be claimed by an SMS (through Twilio), whose sender is easy to spoof;
+    /// off by default: only WhatsApp messages claim links.
+    pub allow_sms_claims: bool,
 }
 
 impl Default for LinkConfig {
@@ -138,6 +141,7 @@ impl Default for LinkConfig {
         Self {
             redirect_url: None,
             max_failures: 5,
+            allow_sms_claims: false,
         }
     }
 }

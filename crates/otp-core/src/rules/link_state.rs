@@ -136,6 +136,14 @@ pub struct LinkChallenge {
     /// so the login page ends with "return to the page" rather than a redirect.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub widget: bool,
+    /// Where the login was started, as the edge placed the starting request ("Cairo, EG"),
+    /// at most [`crate::web::login::MAX_ORIGIN_LEN`] characters; shown on the confirm page so
+    /// a user sent someone else's link can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_near: Option<String>,
+    /// The starting browser, family and system ("Chrome on Android"), bounded likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_with: Option<String>,
 }
 
 /// Why an inbound message did not claim the challenge.
@@ -182,6 +190,8 @@ pub enum Confirm {
     Expired,
     /// Failed earlier.
     Failed,
+    /// Refused now by its user ("this wasn't me"): failed, fire the failed callback.
+    Denied,
 }
 
 impl LinkChallenge {
@@ -225,6 +235,8 @@ impl LinkChallenge {
             max_failures,
             seen: vec![],
             widget: false,
+            started_near: None,
+            started_with: None,
         }
     }
 
@@ -307,6 +319,27 @@ impl LinkChallenge {
                 self.stage = LinkStatus::Verified;
                 self.verified_at = Some(now);
                 Confirm::Verified
+            }
+            LinkStatus::Verified => Confirm::AlreadyVerified,
+            LinkStatus::Pending => Confirm::NotClaimed,
+            LinkStatus::Expired => Confirm::Expired,
+            LinkStatus::Failed => Confirm::Failed,
+        }
+    }
+
+    /// The user of the login URL says they did not start this login: a claimed challenge
+    /// fails (`denied`), so whoever started it never gets a token. Otherwise as
+    /// [`LinkChallenge::confirm`] answers, without changing anything.
+    pub fn deny(&mut self, now: i64) -> Confirm {
+        if self.expire(now) {
+            return Confirm::Expired;
+        }
+        match self.stage {
+            LinkStatus::Claimed => {
+                self.stage = LinkStatus::Failed;
+                self.failed_at = Some(now);
+                self.failure = Some("denied".into());
+                Confirm::Denied
             }
             LinkStatus::Verified => Confirm::AlreadyVerified,
             LinkStatus::Pending => Confirm::NotClaimed,
@@ -528,6 +561,24 @@ mod tests {
         c.on_inbound(T0, &from("20123456789"), "m1", &text());
         assert_eq!(c.confirm(T0 + 1800), Confirm::Expired);
         assert!(!c.expire(T0 + 1900), "expires once");
+    }
+
+    #[test]
+    fn a_denied_link_fails_and_never_verifies() {
+        let mut c = challenge(None);
+        assert_eq!(c.deny(T0), Confirm::NotClaimed);
+        c.on_inbound(T0 + 1, &from("20123456789"), "m1", &text());
+        assert_eq!(c.deny(T0 + 2), Confirm::Denied);
+        assert_eq!(c.status(T0 + 3), LinkStatus::Failed);
+        assert_eq!(c.confirm(T0 + 3), Confirm::Failed);
+        assert_eq!(c.deny(T0 + 4), Confirm::Failed);
+        assert_eq!(c.callback_payload()["reason"], "denied");
+        // Too late once verified.
+        let mut c = challenge(None);
+        c.on_inbound(T0 + 1, &from("20123456789"), "m1", &text());
+        c.confirm(T0 + 2);
+        assert_eq!(c.deny(T0 + 3), Confirm::AlreadyVerified);
+        assert_eq!(c.status(T0 + 3), LinkStatus::Verified);
     }
 
     #[test]
