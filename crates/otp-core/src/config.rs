@@ -131,6 +131,8 @@ pub struct LinkConfig {
     pub redirect_url: Option<String>,
     /// Wrong or altered messages after which a link challenge fails.
     pub max_failures: u32,
+    /// The label of the login URL's button in the WhatsApp reply (at most 20 characters).
+    pub button_text: String,
 }
 
 impl Default for LinkConfig {
@@ -138,6 +140,7 @@ impl Default for LinkConfig {
         Self {
             redirect_url: None,
             max_failures: 5,
+            button_text: "Log in".into(),
         }
     }
 }
@@ -353,6 +356,41 @@ pub struct InstanceConfig {
     /// The browser widget's settings; without them the widget API refuses the instance.
     #[serde(default)]
     pub widget: Option<WidgetConfig>,
+    /// Message templates of `POST /v1/messages/send`, by `template_id`.
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, MessageTemplate>,
+}
+
+/// An operator-defined message template: a text per locale with `{variables}`, and/or a
+/// WhatsApp Cloud API approved template whose body parameters are variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessageTemplate {
+    /// The text for every locale.
+    pub text: Option<String>,
+    /// The text per locale (`en`, `pt-BR`), tried before `text`.
+    pub text_by_locale: crate::rules::messages::Texts,
+    /// On the `whatsapp` channel, send this approved template instead of the text.
+    pub whatsapp: Option<ApprovedTemplate>,
+}
+
+/// A WhatsApp Cloud API approved template and the variables that fill its body `{{1}}`, `{{2}}`….
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedTemplate {
+    pub name: String,
+    #[serde(default = "default_template_language")]
+    pub language: String,
+    /// Variable names, in the order of the template's body parameters.
+    #[serde(default)]
+    pub parameters: Vec<String>,
+}
+
+impl MessageTemplate {
+    /// The text for `locale`, if the template has one.
+    pub fn text_for(&self, locale: Option<&str>) -> Option<&str> {
+        self.text_by_locale.pick(locale).or(self.text.as_deref())
+    }
 }
 
 impl InstanceConfig {
@@ -365,6 +403,15 @@ impl InstanceConfig {
             }
         }
         chain
+    }
+
+    /// True when the instance's channel (which answers inbound messages) speaks WhatsApp:
+    /// `whatsapp`, `twilio_whatsapp`, or `outbox`, the development stand-in for WhatsApp.
+    pub fn sends_whatsapp(&self) -> bool {
+        matches!(
+            self.channel,
+            ChannelKind::Whatsapp | ChannelKind::TwilioWhatsapp | ChannelKind::Outbox
+        )
     }
 
     /// True when any channel of the chain reaches real phones.
@@ -527,6 +574,30 @@ impl ServiceConfig {
                         inst.id
                     )));
                 }
+            }
+            for (id, t) in &inst.templates {
+                let textless = t.text_for(None).is_none();
+                let problem = if id == "text" || !crate::wire::whatotp::is_identifier(id) {
+                    Some("its id must be 1 to 64 letters, digits, `_`, `.` or `-`, not `text`")
+                } else if textless && t.whatsapp.is_none() {
+                    Some("needs `text`, `text_by_locale` or `whatsapp`")
+                } else if textless && !inst.sends_whatsapp() {
+                    Some("needs a text: the instance's channel is not WhatsApp")
+                } else {
+                    None
+                };
+                if let Some(why) = problem {
+                    return Err(ConfigError(format!(
+                        "instance {}: template {id:?} {why}",
+                        inst.id
+                    )));
+                }
+            }
+            if inst.link.button_text.chars().count() > 20 {
+                return Err(ConfigError(format!(
+                    "instance {}: link.button_text must be at most 20 characters (WhatsApp's limit)",
+                    inst.id
+                )));
             }
             if let Some(m) = inst.max_expires {
                 if !(60..=1800).contains(&m) {
