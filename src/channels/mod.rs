@@ -34,6 +34,36 @@ pub struct Outbound<'a> {
     pub text_template: &'a str,
     /// The code, derived just before sending; `None` for messages without one (link replies).
     pub code: Option<&'a str>,
+    /// What the message is beside its text, for channels that can show more.
+    pub form: &'a Form,
+}
+
+/// What a message is beside its text. Channels that cannot show the form send the text, which
+/// always stands on its own (a link reply's text holds the URL too).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Form {
+    #[default]
+    Text,
+    /// A button labelled `label` that opens `url` (WhatsApp's `cta_url` interactive message).
+    Button { label: String, url: String },
+    /// A WhatsApp Cloud API approved template with its body parameters.
+    Template {
+        name: String,
+        language: String,
+        params: Vec<String>,
+    },
+}
+
+impl Form {
+    /// The form's name, as the outbox records it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Button { .. } => "cta_url",
+            Self::Template { .. } => "template",
+        }
+    }
 }
 
 impl Outbound<'_> {

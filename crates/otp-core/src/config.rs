@@ -581,8 +581,10 @@ impl ServiceConfig {
                     Some("its id must be 1 to 64 letters, digits, `_`, `.` or `-`, not `text`")
                 } else if textless && t.whatsapp.is_none() {
                     Some("needs `text`, `text_by_locale` or `whatsapp`")
-                } else if textless && !inst.sends_whatsapp() {
-                    Some("needs a text: the instance's channel is not WhatsApp")
+                } else if textless
+                    && !matches!(inst.channel, ChannelKind::Whatsapp | ChannelKind::Outbox)
+                {
+                    Some("needs a text: only the whatsapp channel sends approved templates")
                 } else {
                     None
                 };
@@ -780,6 +782,35 @@ mod tests {
     fn instance_secrets_never_print() {
         let s: InstanceSecrets = serde_json::from_str(r#"{"webhook_secret":"whsec_abc"}"#).unwrap();
         assert_eq!(format!("{s:?}"), "InstanceSecrets(***)");
+    }
+
+    #[test]
+    fn templates_need_a_text_unless_whatsapp_sends_them() {
+        let with = |channel: &str, templates: &str| {
+            ServiceConfig::from_json(&format!(
+                r#"[{{"id":"00000000-0000-4000-8000-000000000000","name":"A","channel":"{channel}",
+                "twilio":{{"account_sid":"AC1","from":"+15550001111"}},"templates":{templates}}}]"#
+            ))
+        };
+        let wa = r#"{"order":{"whatsapp":{"name":"order_update","parameters":["n"]}}}"#;
+        let t = with("outbox", wa).unwrap();
+        let order = &t.instances[0].templates["order"];
+        assert_eq!(order.whatsapp.as_ref().unwrap().language, "en_US");
+        assert!(order.text_for(Some("en")).is_none());
+        assert!(
+            with("twilio_sms", wa).is_err(),
+            "an SMS instance needs a text"
+        );
+        let texts = r#"{"hi":{"text":"Hi {n}","text_by_locale":{"pt-BR":"Oi {n}"}}}"#;
+        let t = with("twilio_sms", texts).unwrap();
+        let hi = &t.instances[0].templates["hi"];
+        assert_eq!(hi.text_for(Some("pt-BR")), Some("Oi {n}"));
+        assert_eq!(hi.text_for(Some("de")), Some("Hi {n}"));
+        assert!(
+            with("outbox", r#"{"text":{"text":"x"}}"#).is_err(),
+            "`text` is built in"
+        );
+        assert!(with("outbox", r#"{"empty":{}}"#).is_err());
     }
 
     #[test]

@@ -105,7 +105,11 @@ mod tests {
             text,
             "Log in to Acme with NFBNWZSF [NFBNWZSF] - DO NOT CHANGE THIS MESSAGE"
         );
-        assert!(is_unaltered(&text, "Log in to Acme with {code}", "NFBNWZSF"));
+        assert!(is_unaltered(
+            &text,
+            "Log in to Acme with {code}",
+            "NFBNWZSF"
+        ));
         assert_eq!(find_code(&text), Some("NFBNWZSF"));
     }
 
