@@ -146,8 +146,10 @@ describe('the link loop', () => {
     assert.equal((await inbound(r, prefilled(d))).status, 200);
 
     const [reply] = await meta.waitForMessages(1, { to: r });
-    assert.equal(reply.type, 'text');
+    // WhatsApp's URL button (cta_url), its body the success text with the same URL.
+    assert.equal(reply.type, 'interactive');
     assert.match(reply.text, /^Welcome! Here is your login link: http/);
+    assert.deepEqual(reply.interactive.action.parameters, { display_text: 'Log in', url: reply.text.split(': ')[1] });
     assertClaimed(await status(d.uuid));
 
     // GET is preview-safe: it shows the confirm page and changes nothing.
