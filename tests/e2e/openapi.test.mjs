@@ -45,6 +45,7 @@ const OIDC = '/.well-known/openid-configuration';
 const V1_SEND = '/v1/otp/send';
 const V1_VERIFY = '/v1/otp/verify';
 const V1_MESSAGE = '/v1/messages/send';
+const V1_MESSAGE_STATUS = '/v1/messages/{id}';
 const OUTBOX = '/dev/outbox';
 const INFO = '/dev/info';
 const W_CONFIG = '/widget/v1/config';
@@ -68,6 +69,7 @@ const ROUTES = [
   ['POST', V1_SEND, 401],
   ['POST', V1_VERIFY, 401],
   ['POST', V1_MESSAGE, 401],
+  ['GET', V1_MESSAGE_STATUS, 401],
   ['GET', W_CONFIG, 403],
   ['OPTIONS', W_CONFIG, 403],
   ['POST', W_START, 403],
@@ -112,7 +114,7 @@ after(async () => {
 
 const token = (instance = DEMO) => w.secrets.tokens[instance];
 const concrete = (template, { instance = DEMO, uuid = UNKNOWN_UUID, login = 'not-a-login-token' } = {}) =>
-  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login);
+  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login).replace('{id}', `msg_${'0'.repeat(32)}`);
 
 /**
  * Any request; redirects are not followed. The body comes back parsed when the answer is
@@ -145,7 +147,7 @@ const dataOrder = (template, data) =>
     : Object.keys(spec.components.schemas[SUCCESS_SCHEMA[template]].properties.data.properties);
 
 /** The success schema of each WhatOTP operation. */
-const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse' };
+const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse', [V1_MESSAGE_STATUS]: 'WhatOtpMessageStatus' };
 
 /** The success schema of each widget operation (start: by its `mode`). */
 const WIDGET_SUCCESS = {
@@ -1181,7 +1183,8 @@ test('whatotp: the request schemas and the Worker agree on what is valid', async
     [V1_VERIFY, { session_id: `otp_${'0'.repeat(32)}` }, false],
     [V1_MESSAGE, { phone_number: '+20 123 456 789', template_id: 'text', variables: { text: 'hi {n}', n: 1, vip: true } }, true],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, expires_in_seconds: 86400 }, true],
-    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'welcome', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'wel come', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, locale: 'pt-BR' }, true],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { name: 'x' } }, false],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text' }, false],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi', a: null } }, false],
@@ -1239,6 +1242,21 @@ test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflic
   res = await v1call(V1_MESSAGE, { ...note, variables: { text: 'other' } }, { headers });
   assert.equal(res.status, 409);
   assert.equal(res.body.error.code, 'idempotency_conflict');
+});
+
+test('whatotp: a message\'s status 200 (queued or sent), 404 for an unknown id or another instance\'s', async () => {
+  const res = await v1call(V1_MESSAGE, { phone_number: newRecipient(), template_id: 'text', variables: { text: 'hi' } });
+  assert.equal(res.status, 202);
+  const get = async (id, key = V1_KEYS[DEMO]) => conforms('GET', V1_MESSAGE_STATUS, await call(v1, 'GET', V1_MESSAGE_STATUS.replace('{id}', id), {
+    auth: key,
+    headers: { 'CF-Connecting-IP': clientIp() },
+  }));
+  const s = await get(res.body.id);
+  assert.equal(s.status, 200, JSON.stringify(s.body));
+  assert.match(s.body.status, /^(queued|sent)$/);
+  assert.equal(s.body.expires_at, res.body.expires_at);
+  assert.equal((await get(res.body.id, V1_KEYS[OTHER])).status, 404);
+  assert.equal((await get(`msg_${'f'.repeat(32)}`)).status, 404);
 });
 
 test('whatotp: 400 for bodies that are not objects, 413 for large ones, on every operation', async () => {
