@@ -568,6 +568,42 @@ mod tests {
     }
 
     #[test]
+    fn instance_templates_give_a_text_by_locale_or_an_approved_template() {
+        let config = otp_core::config::ServiceConfig::from_json(
+            r#"[{"id":"00000000-0000-4000-8000-000000000000","name":"A","channel":"whatsapp",
+            "whatsapp":{"phone_number_id":"1"},"templates":{
+              "hi":{"text":"Hi {name}","text_by_locale":{"pt":"Oi {name}"}},
+              "ship":{"whatsapp":{"name":"order_shipped","parameters":["name","order"]}}}}]"#,
+        )
+        .expect("a valid configuration");
+        let inst = &config.instances[0];
+        let msg = |id: &str, vars: Value, locale: Option<&str>| {
+            let mut m = message(
+                json!({"phone_number": "20123456789", "template_id": id, "variables": vars}),
+            );
+            m.locale = locale.map(str::to_owned);
+            compose(inst, &m)
+        };
+        let hi = msg("hi", json!({"name": "Ana"}), Some("pt-BR")).ok();
+        assert_eq!(hi, Some(("Oi Ana".into(), Form::Text)));
+        let ship = msg("ship", json!({"name": "Ana", "order": 7}), None).ok();
+        let form = Form::Template {
+            name: "order_shipped".into(),
+            language: "en_US".into(),
+            params: vec!["Ana".into(), "7".into()],
+        };
+        assert_eq!(ship, Some(("[order_shipped] Ana | 7".into(), form)));
+        let refused = |r: std::result::Result<(String, Form), Outcome>, field: &str| {
+            assert!(
+                matches!(&r, Err(Outcome::InvalidField(e)) if e.field == Some(field)),
+                "{field}"
+            );
+        };
+        refused(msg("ship", json!({"name": "Ana"}), None), "variables");
+        refused(msg("nope", json!({}), None), "template_id");
+    }
+
+    #[test]
     fn an_outcome_about_another_challenge_means_the_session_was_superseded() {
         let ours = "a0b5df6a-b491-4190-80a5-38d85a2a4836";
         let other = "00000000-0000-4000-8000-000000000000";
