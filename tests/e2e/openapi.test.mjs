@@ -300,7 +300,8 @@ test('operations have unique operationIds, a summary, tags, and dev-only routes 
     } else if (path.startsWith('/v1/')) {
       assert.deepEqual(operation.security, [{ whatotpKey: [] }], `${method} ${path}: WhatOTP key`);
       assert.deepEqual(operation.tags, ['WhatOTP']);
-      for (const s of ['401', '405', '413', '429', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+      const statuses = method === 'POST' ? ['401', '405', '413', '429', '503'] : ['401', '405', '429', '503'];
+      for (const s of statuses) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
     } else if (path.startsWith('/widget/v1/')) {
       // Browsers call it: the publishable key is in the body (or config's `key`), not a credential.
       assert.deepEqual(operation.security, [], `${method} ${path}: no credential`);
@@ -1244,13 +1245,18 @@ test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflic
   assert.equal(res.body.error.code, 'idempotency_conflict');
 });
 
+/** `GET /v1/messages/{id}`, checked against the document. */
+async function v1get(id, { harness = v1, key = V1_KEYS[DEMO], ip = clientIp() } = {}) {
+  return conforms('GET', V1_MESSAGE_STATUS, await call(harness, 'GET', V1_MESSAGE_STATUS.replace('{id}', id), {
+    auth: key,
+    headers: { 'CF-Connecting-IP': ip },
+  }));
+}
+
 test('whatotp: a message\'s status 200 (queued or sent), 404 for an unknown id or another instance\'s', async () => {
   const res = await v1call(V1_MESSAGE, { phone_number: newRecipient(), template_id: 'text', variables: { text: 'hi' } });
   assert.equal(res.status, 202);
-  const get = async (id, key = V1_KEYS[DEMO]) => conforms('GET', V1_MESSAGE_STATUS, await call(v1, 'GET', V1_MESSAGE_STATUS.replace('{id}', id), {
-    auth: key,
-    headers: { 'CF-Connecting-IP': clientIp() },
-  }));
+  const get = (id, key) => v1get(id, { key });
   const s = await get(res.body.id);
   assert.equal(s.status, 200, JSON.stringify(s.body));
   assert.match(s.body.status, /^(queued|sent)$/);
@@ -1293,6 +1299,9 @@ test('whatotp: 429 rate_limited on every operation after 120 requests a minute f
     assert.equal(res.body.error.code, 'rate_limited');
     assert.equal(res.headers.get('retry-after'), '60');
   }
+  const res = await v1get(`msg_${'0'.repeat(32)}`, { key: V1_KEYS[OTHER], ip });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'rate_limited');
 });
 
 test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
@@ -1304,6 +1313,7 @@ test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
       assert.match(res.body.error.message, /not configured/);
       assert.doesNotMatch(res.body.error.message, /API_TOKENS/, 'the setting is named in the log only');
     }
+    assert.equal((await v1get(`msg_${'0'.repeat(32)}`, { harness: broken })).status, 503);
   } finally {
     await broken.stop();
   }
