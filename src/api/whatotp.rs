@@ -308,7 +308,7 @@ fn compose(
     input: &core::SendMessage,
 ) -> std::result::Result<(String, Form), Outcome> {
     if input.template_id == "text" {
-        return Ok((render_template(input)?, Form::Text));
+        return Ok((render_template(input)?, Form::default()));
     }
     let t = inst.templates.get(&input.template_id).ok_or_else(|| {
         let ids: Vec<&str> = inst.templates.keys().map(String::as_str).collect();
@@ -336,19 +336,16 @@ fn compose(
                     invalid("variables", why)
                 })
             });
-            Form::Template {
-                name: w.name.clone(),
-                language: w.language.clone(),
-                params: params.collect::<std::result::Result<_, _>>()?,
-            }
+            let params = params.collect::<std::result::Result<_, _>>()?;
+            Form::template(&w.name, &w.language, params)
         }
-        None => Form::Text,
+        None => Form::default(),
     };
     // A template with no text (the configuration allows it on WhatsApp only) reads in the
     // outbox as its name and parameters.
-    let text = match (text, &form) {
+    let text = match (text, form.0.as_slice()) {
         (Some(text), _) => text,
-        (None, Form::Template { name, params, .. }) => format!("[{name}] {}", params.join(" | ")),
+        (None, [_, name, _, params @ ..]) => format!("[{name}] {}", params.join(" | ")),
         (None, _) => String::new(),
     };
     if text.chars().count() > MESSAGE_MAX {
@@ -455,10 +452,10 @@ async fn queue_message(
 }
 
 #[derive(Serialize)]
-struct MessageStatusData {
-    id: String,
-    status: String,
-    channel: Option<String>,
+struct MessageStatusData<'a> {
+    id: &'a str,
+    status: &'a str,
+    channel: Option<&'a str>,
     expires_at: String,
     sent_at: Option<String>,
 }
@@ -480,11 +477,11 @@ async fn message_status(env: &Env, caller: &Caller, id: &str) -> Answer {
         .map_err(internal)?
         .ok_or(Outcome::NotFound)?;
     let body = serde_json::to_string(&MessageStatusData {
-        id: id.to_owned(),
-        status: s.status,
-        channel: s.channel,
+        id,
+        status: s["status"].as_str().unwrap_or("queued"),
+        channel: s["channel"].as_str(),
         expires_at: iso8601(record.expires_at),
-        sent_at: s.sent_at.map(iso8601),
+        sent_at: s["sent_at"].as_i64().map(iso8601),
     })
     .map_err(internal)?;
     reply(200, body, false)
@@ -585,13 +582,9 @@ mod tests {
             compose(inst, &m)
         };
         let hi = msg("hi", json!({"name": "Ana"}), Some("pt-BR")).ok();
-        assert_eq!(hi, Some(("Oi Ana".into(), Form::Text)));
+        assert_eq!(hi, Some(("Oi Ana".into(), Form::default())));
         let ship = msg("ship", json!({"name": "Ana", "order": 7}), None).ok();
-        let form = Form::Template {
-            name: "order_shipped".into(),
-            language: "en_US".into(),
-            params: vec!["Ana".into(), "7".into()],
-        };
+        let form = Form::template("order_shipped", "en_US", vec!["Ana".into(), "7".into()]);
         assert_eq!(ship, Some(("[order_shipped] Ana | 7".into(), form)));
         let refused = |r: std::result::Result<(String, Form), Outcome>, field: &str| {
             assert!(

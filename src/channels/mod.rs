@@ -38,31 +38,32 @@ pub struct Outbound<'a> {
     pub form: &'a Form,
 }
 
-/// What a message is beside its text. Channels that cannot show the form send the text, which
-/// always stands on its own (a link reply's text holds the URL too).
+/// What a message is beside its text, as words: none for plain text, `["cta_url", label,
+/// url]` for a URL button (WhatsApp's `cta_url` interactive message), `["template", name,
+/// language, params…]` for a WhatsApp Cloud API approved template. Channels that cannot show
+/// it send the text, which always stands on its own (a link reply's text holds the URL too).
+/// A list of strings rather than an enum: it is stored with queued messages, and a list costs
+/// the Wasm no deserializer of its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Form {
-    #[default]
-    Text,
-    /// A button labelled `label` that opens `url` (WhatsApp's `cta_url` interactive message).
-    Button { label: String, url: String },
-    /// A WhatsApp Cloud API approved template with its body parameters.
-    Template {
-        name: String,
-        language: String,
-        params: Vec<String>,
-    },
-}
+#[serde(transparent)]
+pub struct Form(pub Vec<String>);
 
 impl Form {
-    /// The form's name, as the outbox records it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Button { .. } => "cta_url",
-            Self::Template { .. } => "template",
-        }
+    /// A button labelled `label` that opens `url`.
+    pub fn button(label: String, url: String) -> Self {
+        Self(vec!["cta_url".into(), label, url])
+    }
+
+    /// An approved template with its body parameters.
+    pub fn template(name: &str, language: &str, params: Vec<String>) -> Self {
+        let mut words = vec!["template".into(), name.into(), language.into()];
+        words.extend(params);
+        Self(words)
+    }
+
+    /// The form's name, as the outbox records it: `text`, `cta_url` or `template`.
+    pub fn kind(&self) -> &str {
+        self.0.first().map_or("text", String::as_str)
     }
 }
 

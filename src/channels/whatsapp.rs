@@ -1,6 +1,6 @@
 //! Meta's WhatsApp Cloud API.
 
-use super::{post, Channel, DeliveryError, Form, Net, Outbound};
+use super::{post, Channel, DeliveryError, Net, Outbound};
 use otp_core::config::WhatsappConfig;
 use otp_core::wire::meta;
 
@@ -18,18 +18,12 @@ pub struct WhatsappCloud<'a> {
 impl Channel for WhatsappCloud<'_> {
     async fn send(&self, msg: &Outbound<'_>) -> Result<Option<String>, DeliveryError> {
         let (to, text) = (msg.to.digits(), msg.text());
-        let body = match (&self.config.template, msg.code, msg.form) {
+        let body = match (&self.config.template, msg.code, msg.form.0.as_slice()) {
             (Some(t), Some(code), _) => meta::template_message(to, &t.name, &t.language, code),
-            (
-                _,
-                _,
-                Form::Template {
-                    name,
-                    language,
-                    params,
-                },
-            ) => meta::approved_template_message(to, name, language, params),
-            (_, _, Form::Button { label, url }) if text.chars().count() <= 1024 => {
+            (_, _, [kind, name, language, params @ ..]) if kind == "template" => {
+                meta::approved_template_message(to, name, language, params)
+            }
+            (_, _, [kind, label, url]) if kind == "cta_url" && text.chars().count() <= 1024 => {
                 meta::cta_url_message(to, &text, label, url)
             }
             _ => meta::text_message(to, &text),

@@ -404,7 +404,7 @@ impl LinkObject {
                 .flatten()
                 .map(|i| i.link.button_text.clone())
                 .unwrap_or_else(|| "Log in".into());
-            msg.form = Form::Button { label, url: link };
+            msg.form = Form::button(label, link);
         }
         Recipients::new(&self.env)
             .queue(&to, msg)

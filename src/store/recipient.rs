@@ -18,6 +18,7 @@ use otp_core::rules::template::render;
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
     State, Storage,
@@ -106,20 +107,11 @@ pub struct SendMsg {
     pub expires_at: Option<i64>,
 }
 
-/// What became of a message that has a form or a deadline: `queued`, `sent` (a provider
-/// accepted it), `expired` (dropped: not handed over in time) or `failed` (given up).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct MessageStatus {
-    pub status: String,
-    pub expires_at: Option<i64>,
-    pub channel: Option<String>,
-    pub sent_at: Option<i64>,
-    /// Cleared once the message is out of the queue (a button may hold a login URL).
-    #[serde(default)]
-    pub form: Form,
-}
-
-/// Where a message's [`MessageStatus`] is kept: by its key without the test marker.
+/// Where the status of a message that has a form or a deadline is kept (by its key without the
+/// test marker): a JSON object with `status` (`queued`, `sent`: a provider accepted it,
+/// `expired`: dropped, not handed over in time, or `failed`: given up), `expires_at`,
+/// `channel`, `sent_at`, and `form`, cleared once the message leaves the queue (a button may
+/// hold a login URL). A JSON value rather than a struct: a few fields, no deserializer.
 fn status_key(key: &str) -> String {
     format!("m:{}", key.trim_start_matches(TEST_MESSAGE))
 }
@@ -298,7 +290,7 @@ impl<'a> Recipients<'a> {
         instance: &str,
         recipient: &Recipient,
         id: &str,
-    ) -> Result<Option<MessageStatus>> {
+    ) -> Result<Option<Value>> {
         let msg = GetMsg {
             instance: instance.into(),
             recipient: recipient.digits().into(),
@@ -362,7 +354,7 @@ impl SendMsg {
                 key.into()
             },
             text: text.into(),
-            form: Form::Text,
+            form: Form::default(),
             expires_at: None,
         }
     }
@@ -419,7 +411,7 @@ impl DurableObject for RecipientObject {
             Some(Op::Get) => {
                 let msg: GetMsg = serde_json::from_str(&body)?;
                 if msg.id.starts_with("m:") {
-                    let status: Option<MessageStatus> = table::read(&self.sql(), &msg.id)?;
+                    let status: Option<Value> = table::read(&self.sql(), &msg.id)?;
                     return Response::from_json(&status);
                 }
                 Response::from_json(&self.load()?.get(&msg.id))
@@ -608,13 +600,12 @@ impl RecipientObject {
             .rows_written()
             > 0;
         if inserted {
-            if msg.expires_at.is_some() || msg.form != Form::Text {
-                let status = MessageStatus {
-                    status: "queued".into(),
-                    expires_at: msg.expires_at,
-                    form: msg.form,
-                    ..MessageStatus::default()
-                };
+            if msg.expires_at.is_some() || msg.form != Form::default() {
+                let status = serde_json::json!({
+                    "status": "queued",
+                    "expires_at": msg.expires_at,
+                    "form": msg.form.0,
+                });
                 self.write(&status_key(&msg.key), &status)?;
             }
             self.queue_and_send_now(JobKind::Message, &msg.key, now)
@@ -728,17 +719,22 @@ impl Courier {
             .instance(&queued.instance)
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         let key = status_key(&job.target);
-        let mut status: Option<MessageStatus> = self.read(&key).map_err(internal)?;
+        let mut status: Option<Value> = self.read(&key).map_err(internal)?;
         let now = clock::now();
-        if let Some(s) = status.as_mut().filter(|s| s.status == "queued") {
-            if s.expires_at.is_some_and(|at| now >= at) {
+        if let Some(s) = status.as_mut().filter(|s| s["status"] == "queued") {
+            if s["expires_at"].as_i64().is_some_and(|at| now >= at) {
                 // Not handed over in time: dropped, and its status says so.
                 self.end_message(&job.target, s, "expired", None)
                     .map_err(internal)?;
                 return Ok(());
             }
         }
-        let form = status.as_ref().map(|s| s.form.clone()).unwrap_or_default();
+        let words = status.as_ref().and_then(|s| s["form"].as_array());
+        let form = Form(words.map_or_else(Vec::new, |w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        }));
         let msg = Outbound {
             to: &recipient,
             challenge_id: &job.target,
@@ -755,7 +751,7 @@ impl Courier {
         };
         channels::deliver(&self.env, &instance, kind, &msg, &sql, now).await?;
         if let Some(s) = status.as_mut() {
-            s.sent_at = Some(clock::now());
+            s["sent_at"] = clock::now().into();
             self.end_message(&job.target, s, "sent", Some(kind.as_str()))
                 .map_err(internal)?;
         }
@@ -773,13 +769,13 @@ impl Courier {
     fn end_message(
         &self,
         key: &str,
-        s: &mut MessageStatus,
+        s: &mut Value,
         status: &str,
         channel: Option<&str>,
     ) -> Result<()> {
-        s.status = status.into();
-        s.channel = channel.map(str::to_owned);
-        s.form = Form::Text;
+        s["status"] = status.into();
+        s["channel"] = channel.into();
+        s["form"] = Value::Null;
         self.write(&status_key(key), s)?;
         self.sql().exec(
             "UPDATE messages SET text = '' WHERE key = ?",
@@ -837,7 +833,7 @@ impl Courier {
             challenge_id: &challenge.id,
             text_template: &text_template,
             code: Some(code.reveal()),
-            form: &Form::Text,
+            form: &Form::default(),
         };
         let provider_id =
             channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await?;
@@ -925,7 +921,7 @@ impl Runner for Courier {
             self.fall_back_or_fail(&job.target, why)?;
         } else {
             console_error!("{} job {} given up: {why}", job.kind.as_str(), job.target);
-            if let Some(mut s) = self.read::<MessageStatus>(&status_key(&job.target))? {
+            if let Some(mut s) = self.read::<Value>(&status_key(&job.target))? {
                 self.end_message(&job.target, &mut s, "failed", None)?;
             }
         }

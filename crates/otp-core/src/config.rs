@@ -61,7 +61,8 @@ fn default_template_language() -> String {
     "en_US".into()
 }
 
-/// A WhatsApp authentication template (copy-code button) for codes.
+/// A WhatsApp Cloud API approved template: the authentication template (copy-code button) of
+/// codes, or an operator's message template.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappTemplate {
@@ -70,6 +71,9 @@ pub struct WhatsappTemplate {
     /// Its language code.
     #[serde(default = "default_template_language")]
     pub language: String,
+    /// Message templates only: the variables that fill its body `{{1}}`, `{{2}}`…, in order.
+    #[serde(default)]
+    pub parameters: Vec<String>,
 }
 
 /// Twilio settings of an instance.
@@ -371,19 +375,7 @@ pub struct MessageTemplate {
     /// The text per locale (`en`, `pt-BR`), tried before `text`.
     pub text_by_locale: crate::rules::messages::Texts,
     /// On the `whatsapp` channel, send this approved template instead of the text.
-    pub whatsapp: Option<ApprovedTemplate>,
-}
-
-/// A WhatsApp Cloud API approved template and the variables that fill its body `{{1}}`, `{{2}}`….
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovedTemplate {
-    pub name: String,
-    #[serde(default = "default_template_language")]
-    pub language: String,
-    /// Variable names, in the order of the template's body parameters.
-    #[serde(default)]
-    pub parameters: Vec<String>,
+    pub whatsapp: Option<WhatsappTemplate>,
 }
 
 impl MessageTemplate {
