@@ -310,7 +310,7 @@ fn compose(
     if input.template_id == "text" {
         return Ok((render_template(input)?, Form::default()));
     }
-    let t = inst.templates.get(&input.template_id).ok_or_else(|| {
+    let t = inst.template(&input.template_id).ok_or_else(|| {
         let ids: Vec<&str> = inst.templates.keys().map(String::as_str).collect();
         invalid(
             "template_id",
@@ -328,16 +328,16 @@ fn compose(
     let text = t
         .text_for(input.locale.as_deref())
         .map(|x| render(x, &values));
-    let form = match &t.whatsapp {
-        Some(w) => {
-            let params = w.parameters.iter().map(|p| {
+    let form = match t.whatsapp() {
+        Some((name, language, parameters)) => {
+            let params = parameters.into_iter().map(|p| {
                 input.variables.get(p).cloned().ok_or_else(|| {
                     let why = format!("`variables` must have `{p}` for this template");
                     invalid("variables", why)
                 })
             });
             let params = params.collect::<std::result::Result<_, _>>()?;
-            Form::template(&w.name, &w.language, params)
+            Form::template(name, language, params)
         }
         None => Form::default(),
     };

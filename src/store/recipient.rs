@@ -113,7 +113,7 @@ pub struct SendMsg {
 /// `channel`, `sent_at`, and `form`, cleared once the message leaves the queue (a button may
 /// hold a login URL). A JSON value rather than a struct: a few fields, no deserializer.
 fn status_key(key: &str) -> String {
-    format!("m:{}", key.trim_start_matches(TEST_MESSAGE))
+    ["m:", key.trim_start_matches(TEST_MESSAGE)].concat()
 }
 
 /// A provider's delivery receipt (`sent`, `delivered`, `read`, `failed`).
