@@ -271,7 +271,7 @@ impl StatusData {
         Self {
             uuid: c.id.clone(),
             chat_id: recipient.chat_id(),
-            status: status.as_str(),
+            status: hypersender_status(status),
             otp_type: "code",
             attempts_left: c.attempts_left(),
             expires_at: iso8601(c.expires_at),
@@ -287,7 +287,11 @@ impl StatusData {
             } else {
                 None
             },
-            failure: c.failure.clone(),
+            // A superseded code reads `expired`; the reason says which.
+            failure: c
+                .failure
+                .clone()
+                .or_else(|| (status == Status::Superseded).then(|| status.as_str().to_owned())),
             channel: c.channel.clone(),
             delivery: c.receipt.clone(),
         }
@@ -354,6 +358,9 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
     use otp_core::rules::link::{prefilled_text, wa_me_link};
 
     let inst = authorize(req, env, instance)?.inst;
+    if !inst.sends_whatsapp() {
+        return Err(Outcome::NoLinkMode); // WhatsApp only, as Hypersender documents it
+    }
     let (body, _) = json_object(req).await?;
     let input = otp_core::wire::hypersender::parse_generate_link(
         &body,
@@ -506,7 +513,7 @@ async fn link_status(env: &Env, instance: &str, code: &str, uuid: &str, now: i64
         uuid: c.id.clone(),
         code: c.code.clone(),
         chat_id: c.chat_id(),
-        status: c.status(now).as_str(),
+        status: c.status(now).hypersender(),
         otp_type: "link",
         expires_at: iso8601(c.expires_at),
         created_at: iso8601(c.created_at),

@@ -43,7 +43,7 @@ pub enum Outcome {
     IdempotencyInProgress,
     IdempotencyConflict,
     TurnstileFailed,
-    /// The instance has no WhatsApp business number, so no link mode.
+    /// The instance has no WhatsApp business number or no WhatsApp channel, so no link mode.
     NoLinkMode,
     /// The recipient's limits refused a send.
     Refused(Refusal),
@@ -239,7 +239,7 @@ impl Outcome {
             Self::NoLinkMode => (
                 400,
                 "invalid_request",
-                "`mode` link needs a WhatsApp business number on this instance: use `code`".into(),
+                "`mode` link needs WhatsApp on this instance (a business number and a WhatsApp channel): use `code`".into(),
                 Some("mode"),
                 vec![],
             ),
@@ -598,6 +598,7 @@ pub fn hypersender(outcome: Outcome) -> Result<Response> {
             ),
             Attempt::Validated { .. } => hypersender(Outcome::Internal),
         },
+        Outcome::NoLinkMode => fail(400, "generate-link is WhatsApp only: this instance does not send WhatsApp messages.", &[]),
         Outcome::Config(problem) => {
             log_config(&problem);
             fail(503, "The service is not configured for this request. Its operator's log names the setting.", &[])

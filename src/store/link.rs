@@ -6,10 +6,10 @@
 //! or given up.
 
 use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
-use super::recipient::Recipients;
+use super::recipient::{Recipients, SendMsg};
 use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, LINKS};
-use crate::channels::callbacks;
+use crate::channels::{callbacks, Form};
 use crate::{clock, config};
 use otp_core::rules::link_state::{Confirm, Inbound, LinkChallenge};
 use otp_core::rules::schedule::Retry;
@@ -406,8 +406,18 @@ impl LinkObject {
             &[("link", &link), ("name", &c.name), ("code", &c.code)],
         );
         let to = Recipient::parse(&r.to).map_err(|e| Outcome::GiveUp(e.to_string()))?;
+        let mut msg = SendMsg::new(&c.instance, &to, &r.key, &text, false);
+        if !link.is_empty() {
+            // On WhatsApp the login URL is also a button (`cta_url`); elsewhere the text.
+            let label = config::instance(&self.env, &c.instance)
+                .ok()
+                .flatten()
+                .map(|i| i.link.button_text.clone())
+                .unwrap_or_else(|| "Log in".into());
+            msg.form = Form::button(label, link);
+        }
         Recipients::new(&self.env)
-            .send(&c.instance, &to, &r.key, &text, false)
+            .queue(&to, msg)
             .await
             .map_err(retry)
     }

@@ -7,7 +7,7 @@
 use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
 use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, RECIPIENTS};
-use crate::channels::{self, DeliveryError, Outbound, OUTBOX_SCHEMA};
+use crate::channels::{self, DeliveryError, Form, Outbound, OUTBOX_SCHEMA};
 use crate::{clock, config};
 use otp_core::config::ChannelKind;
 use otp_core::rules::challenge::{
@@ -18,6 +18,7 @@ use otp_core::rules::template::render;
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{
     console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
     State, Storage,
@@ -102,6 +103,21 @@ pub struct SendMsg {
     pub recipient: String,
     pub key: String,
     pub text: String,
+    /// What it is beside its text (a link reply's button, an operator's approved template).
+    #[serde(default)]
+    pub form: Form,
+    /// Unix seconds after which it is dropped rather than delivered.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// Where the status of a message that has a form or a deadline is kept (by its key without the
+/// test marker): a JSON object with `status` (`queued`, `sent`: a provider accepted it,
+/// `expired`: dropped, not handed over in time, or `failed`: given up), `expires_at`,
+/// `channel`, `sent_at`, and `form`, cleared once the message leaves the queue (a button may
+/// hold a login URL). A JSON value rather than a struct: a few fields, no deserializer.
+fn status_key(key: &str) -> String {
+    ["m:", key.trim_start_matches(TEST_MESSAGE)].concat()
 }
 
 /// A provider's delivery receipt (`sent`, `delivered`, `read`, `failed`).
@@ -129,6 +145,8 @@ pub struct GetMsg {
 pub struct OutboxMessage {
     pub to: String,
     pub text: String,
+    /// `text`, `cta_url` or `template`: what a WhatsApp channel would have sent.
+    pub kind: String,
     pub created_at: String,
 }
 
@@ -282,28 +300,27 @@ impl<'a> Recipients<'a> {
         self.call(instance, recipient, Op::Attempt, &msg).await
     }
 
-    /// Queues a free-text message for the recipient (once per `key`).
-    pub async fn send(
+    /// Queues `msg` (with its form and deadline) for the recipient, once per key.
+    pub async fn queue(&self, recipient: &Recipient, msg: SendMsg) -> Result<()> {
+        let _: serde_json::Value = self
+            .call(&msg.instance.clone(), recipient, Op::Send, &msg)
+            .await?;
+        Ok(())
+    }
+
+    /// The status of message `id` (one with a form or a deadline), if kept.
+    pub async fn message_status(
         &self,
         instance: &str,
         recipient: &Recipient,
-        key: &str,
-        text: &str,
-        test: bool,
-    ) -> Result<()> {
-        let msg = SendMsg {
+        id: &str,
+    ) -> Result<Option<Value>> {
+        let msg = GetMsg {
             instance: instance.into(),
             recipient: recipient.digits().into(),
-            // A test message is marked in its key: delivered to the outbox, never a provider.
-            key: if test {
-                format!("{TEST_MESSAGE}{key}")
-            } else {
-                key.into()
-            },
-            text: text.into(),
+            id: status_key(id),
         };
-        let _: serde_json::Value = self.call(instance, recipient, Op::Send, &msg).await?;
-        Ok(())
+        self.call(instance, recipient, Op::Get, &msg).await
     }
 
     /// Applies a delivery receipt to the recipient's message `provider_id`.
@@ -345,6 +362,25 @@ impl<'a> Recipients<'a> {
             id: String::new(),
         };
         self.call(instance, recipient, Op::Outbox, &msg).await
+    }
+}
+
+impl SendMsg {
+    /// A text message; a test message is marked in its key: delivered to the outbox, never a
+    /// provider.
+    pub fn new(instance: &str, recipient: &Recipient, key: &str, text: &str, test: bool) -> Self {
+        Self {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            key: if test {
+                format!("{TEST_MESSAGE}{key}")
+            } else {
+                key.into()
+            },
+            text: text.into(),
+            form: Form::default(),
+            expires_at: None,
+        }
     }
 }
 
@@ -398,6 +434,10 @@ impl DurableObject for RecipientObject {
             Some(Op::Receipt) => self.receipt(serde_json::from_str(&body)?).await,
             Some(Op::Get) => {
                 let msg: GetMsg = serde_json::from_str(&body)?;
+                if msg.id.starts_with("m:") {
+                    let status: Option<Value> = table::read(&self.sql(), &msg.id)?;
+                    return Response::from_json(&status);
+                }
                 Response::from_json(&self.load()?.get(&msg.id))
             }
             #[cfg(feature = "dev")]
@@ -584,6 +624,14 @@ impl RecipientObject {
             .rows_written()
             > 0;
         if inserted {
+            if msg.expires_at.is_some() || msg.form != Form::default() {
+                let status = serde_json::json!({
+                    "status": "queued",
+                    "expires_at": msg.expires_at,
+                    "form": msg.form.0,
+                });
+                self.write(&status_key(&msg.key), &status)?;
+            }
             self.queue_and_send_now(JobKind::Message, &msg.key, now)
                 .await?;
         }
@@ -598,6 +646,8 @@ impl RecipientObject {
             challenge_id: String,
             text_template: String,
             created_at: f64,
+            #[serde(default)]
+            kind: Option<String>,
         }
         let instance = self.instance(&msg.instance)?;
         let pepper = config::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
@@ -607,7 +657,7 @@ impl RecipientObject {
         let rows: Vec<OutRow> = self
             .sql()
             .exec(
-                "SELECT challenge_id, text_template, created_at FROM outbox WHERE recipient = ? ORDER BY id DESC",
+                "SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC",
                 vec![recipient.digits().into()],
             )?
             .to_array()?;
@@ -620,6 +670,7 @@ impl RecipientObject {
                         .to_owned()
                 });
                 OutboxMessage {
+                    kind: row.kind.unwrap_or_else(|| "text".into()),
                     to: recipient.e164(),
                     text: render(
                         &row.text_template,
@@ -691,11 +742,29 @@ impl Courier {
         let instance = self
             .instance(&queued.instance)
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        let key = status_key(&job.target);
+        let mut status: Option<Value> = self.read(&key).map_err(internal)?;
+        let now = clock::now();
+        if let Some(s) = status.as_mut().filter(|s| s["status"] == "queued") {
+            if s["expires_at"].as_i64().is_some_and(|at| now >= at) {
+                // Not handed over in time: dropped, and its status says so.
+                self.end_message(&job.target, s, "expired", None)
+                    .map_err(internal)?;
+                return Ok(());
+            }
+        }
+        let words = status.as_ref().and_then(|s| s["form"].as_array());
+        let form = Form(words.map_or_else(Vec::new, |w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        }));
         let msg = Outbound {
             to: &recipient,
             challenge_id: &job.target,
             text_template: &queued.text,
             code: None,
+            form: &form,
         };
         // Replies answer a WhatsApp message: through the instance's first channel; a test
         // credential's message only to the outbox.
@@ -704,7 +773,12 @@ impl Courier {
         } else {
             instance.chain()[0]
         };
-        channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await?;
+        channels::deliver(&self.env, &instance, kind, &msg, &sql, now).await?;
+        if let Some(s) = status.as_mut() {
+            s["sent_at"] = clock::now().into();
+            self.end_message(&job.target, s, "sent", Some(kind.as_str()))
+                .map_err(internal)?;
+        }
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a
         // late duplicate request is still recognised).
         sql.exec(
@@ -712,6 +786,25 @@ impl Courier {
             vec![job.target.clone().into()],
         )
         .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Records how message `key` left the queue, and forgets its form and text.
+    fn end_message(
+        &self,
+        key: &str,
+        s: &mut Value,
+        status: &str,
+        channel: Option<&str>,
+    ) -> Result<()> {
+        s["status"] = status.into();
+        s["channel"] = channel.into();
+        s["form"] = Value::Null;
+        self.write(&status_key(key), s)?;
+        self.sql().exec(
+            "UPDATE messages SET text = '' WHERE key = ?",
+            vec![key.into()],
+        )?;
         Ok(())
     }
 
@@ -764,6 +857,7 @@ impl Courier {
             challenge_id: &challenge.id,
             text_template: &text_template,
             code: Some(code.reveal()),
+            form: &Form::default(),
         };
         let provider_id =
             channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await?;
@@ -851,6 +945,9 @@ impl Runner for Courier {
             self.fall_back_or_fail(&job.target, why)?;
         } else {
             console_error!("{} job {} given up: {why}", job.kind.as_str(), job.target);
+            if let Some(mut s) = self.read::<Value>(&status_key(&job.target))? {
+                self.end_message(&job.target, &mut s, "failed", None)?;
+            }
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub enum RecordKind {
     Code,
     /// A WhatsApp link, in the object its link code names.
     Link,
+    /// A WhatOTP message (`msg_…`), in the recipient's object: not a challenge.
+    Message,
 }
 
 /// The record of one challenge.

@@ -45,6 +45,7 @@ const OIDC = '/.well-known/openid-configuration';
 const V1_SEND = '/v1/otp/send';
 const V1_VERIFY = '/v1/otp/verify';
 const V1_MESSAGE = '/v1/messages/send';
+const V1_MESSAGE_STATUS = '/v1/messages/{id}';
 const OUTBOX = '/dev/outbox';
 const INFO = '/dev/info';
 const W_CONFIG = '/widget/v1/config';
@@ -68,6 +69,7 @@ const ROUTES = [
   ['POST', V1_SEND, 401],
   ['POST', V1_VERIFY, 401],
   ['POST', V1_MESSAGE, 401],
+  ['GET', V1_MESSAGE_STATUS, 401],
   ['GET', W_CONFIG, 403],
   ['OPTIONS', W_CONFIG, 403],
   ['POST', W_START, 403],
@@ -112,7 +114,7 @@ after(async () => {
 
 const token = (instance = DEMO) => w.secrets.tokens[instance];
 const concrete = (template, { instance = DEMO, uuid = UNKNOWN_UUID, login = 'not-a-login-token' } = {}) =>
-  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login);
+  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login).replace('{id}', `msg_${'0'.repeat(32)}`);
 
 /**
  * Any request; redirects are not followed. The body comes back parsed when the answer is
@@ -145,7 +147,7 @@ const dataOrder = (template, data) =>
     : Object.keys(spec.components.schemas[SUCCESS_SCHEMA[template]].properties.data.properties);
 
 /** The success schema of each WhatOTP operation. */
-const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse' };
+const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse', [V1_MESSAGE_STATUS]: 'WhatOtpMessageStatus' };
 
 /** The success schema of each widget operation (start: by its `mode`). */
 const WIDGET_SUCCESS = {
@@ -298,7 +300,8 @@ test('operations have unique operationIds, a summary, tags, and dev-only routes 
     } else if (path.startsWith('/v1/')) {
       assert.deepEqual(operation.security, [{ whatotpKey: [] }], `${method} ${path}: WhatOTP key`);
       assert.deepEqual(operation.tags, ['WhatOTP']);
-      for (const s of ['401', '405', '413', '429', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+      const statuses = method === 'POST' ? ['401', '405', '413', '429', '503'] : ['401', '405', '429', '503'];
+      for (const s of statuses) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
     } else if (path.startsWith('/widget/v1/')) {
       // Browsers call it: the publishable key is in the body (or config's `key`), not a credential.
       assert.deepEqual(operation.security, [], `${method} ${path}: no credential`);
@@ -1018,7 +1021,7 @@ test('link flow: claim, confirm page, 303 with a verification token, 409 after; 
     const { uuid, code } = sent.body.data;
     const login = await claim(w, sent.body.data.whatsapp_link, from);
     let status = await otp(uuid);
-    assert.equal(status.body.data.status, 'claimed');
+    assert.equal(status.body.data.status, 'pending', 'claimed reads pending (the seed statuses)');
     assert.equal(status.body.data.chat_id, `${from}@c.us`);
     assert.ok(status.body.data.claimed_at);
 
@@ -1188,7 +1191,8 @@ test('whatotp: the request schemas and the Worker agree on what is valid', async
     [V1_VERIFY, { session_id: `otp_${'0'.repeat(32)}` }, false],
     [V1_MESSAGE, { phone_number: '+20 123 456 789', template_id: 'text', variables: { text: 'hi {n}', n: 1, vip: true } }, true],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, expires_in_seconds: 86400 }, true],
-    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'welcome', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'wel come', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, locale: 'pt-BR' }, true],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { name: 'x' } }, false],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text' }, false],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi', a: null } }, false],
@@ -1255,6 +1259,26 @@ test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflic
   assert.equal(res.body.error.code, 'idempotency_conflict');
 });
 
+/** `GET /v1/messages/{id}`, checked against the document. */
+async function v1get(id, { harness = v1, key = V1_KEYS[DEMO], ip = clientIp() } = {}) {
+  return conforms('GET', V1_MESSAGE_STATUS, await call(harness, 'GET', V1_MESSAGE_STATUS.replace('{id}', id), {
+    auth: key,
+    headers: { 'CF-Connecting-IP': ip },
+  }));
+}
+
+test('whatotp: a message\'s status 200 (queued or sent), 404 for an unknown id or another instance\'s', async () => {
+  const res = await v1call(V1_MESSAGE, { phone_number: newRecipient(), template_id: 'text', variables: { text: 'hi' } });
+  assert.equal(res.status, 202);
+  const get = (id, key) => v1get(id, { key });
+  const s = await get(res.body.id);
+  assert.equal(s.status, 200, JSON.stringify(s.body));
+  assert.match(s.body.status, /^(queued|sent)$/);
+  assert.equal(s.body.expires_at, res.body.expires_at);
+  assert.equal((await get(res.body.id, V1_KEYS[OTHER])).status, 404);
+  assert.equal((await get(`msg_${'f'.repeat(32)}`)).status, 404);
+});
+
 test('whatotp: 400 for bodies that are not objects, 413 for large ones, on every operation', async () => {
   for (const template of [V1_SEND, V1_VERIFY, V1_MESSAGE]) {
     let res = await v1call(template, '[1,2]');
@@ -1289,6 +1313,9 @@ test('whatotp: 429 rate_limited on every operation after 120 requests a minute f
     assert.equal(res.body.error.code, 'rate_limited');
     assert.equal(res.headers.get('retry-after'), '60');
   }
+  const res = await v1get(`msg_${'0'.repeat(32)}`, { key: V1_KEYS[OTHER], ip });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'rate_limited');
 });
 
 test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
@@ -1300,6 +1327,7 @@ test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
       assert.match(res.body.error.message, /not configured/);
       assert.doesNotMatch(res.body.error.message, /API_TOKENS/, 'the setting is named in the log only');
     }
+    assert.equal((await v1get(`msg_${'0'.repeat(32)}`, { harness: broken })).status, 503);
   } finally {
     await broken.stop();
   }
@@ -1568,7 +1596,8 @@ test('widget: link flow: start 200, poll pending, claimed, verified with the tok
   const from = newRecipient();
   const login = await claim(w, s.link, from);
   res = await poll();
-  assert.deepEqual(res.body, { status: 'claimed' });
+  assert.deepEqual(Object.keys(res.body), ['status', 'claimed_at']);
+  assert.equal(res.body.status, 'pending');
   res = await loginGet(w, login);
   assert.equal(res.status, 200);
   res = await loginPost(w, login);

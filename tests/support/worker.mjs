@@ -28,6 +28,12 @@ export const SHOP_ORIGIN = 'https://shop.example';
 /** The "another site" `make dev` serves (scripts/another-site.mjs), on the demo's list as in wrangler.toml. */
 export const ANOTHER_SITE_ORIGINS = ['http://127.0.0.1:8789', 'http://localhost:8789'];
 
+/** The demo instance's message templates, as in wrangler.toml. */
+export const DEMO_TEMPLATES = {
+  welcome: { text: 'Welcome to {app}, {name}!', text_by_locale: { 'pt-BR': 'Bem-vindo ao {app}, {name}!' } },
+  order_shipped: { whatsapp: { name: 'order_shipped', language: 'en_US', parameters: ['name', 'order'] } },
+};
+
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const random = (n) => randomBytes(n).toString('hex');
 
@@ -40,6 +46,7 @@ export function testInstances() {
       business_number: '15550001234',
       whatsapp: { phone_number_id: '100000000000001' },
       link: { redirect_url: '/#verified' },
+      templates: DEMO_TEMPLATES,
       widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example', ...ANOTHER_SITE_ORIGINS] },
     },
     { id: OTHER, name: 'Other', channel: 'outbox' },
