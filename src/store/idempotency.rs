@@ -104,6 +104,17 @@ pub struct Claim {
     fingerprint: String,
 }
 
+/// The object that remembers `key` within `scope`.
+pub fn object_name(scope: &str, key: &str) -> String {
+    format!("{scope}:{}", otp_core::secret::token_hash_hex(key))
+}
+
+/// Erases the entry of object `name` if its kept response holds `digits`: true if it did.
+pub async fn erase(env: &Env, name: &str, digits: &str) -> Result<bool> {
+    let erased: serde_json::Value = call(&stub(env, IDEMPOTENCY, name)?, Op::Erase, &digits).await?;
+    Ok(erased == true)
+}
+
 /// Claims `key` within `scope` (instance and credential) for a request with `fingerprint`.
 pub async fn claim(
     env: &Env,
@@ -111,8 +122,7 @@ pub async fn claim(
     key: &str,
     fingerprint: String,
 ) -> Result<(Begin, Claim)> {
-    let name = format!("{scope}:{}", otp_core::secret::token_hash_hex(key));
-    let stub = stub(env, IDEMPOTENCY, &name)?;
+    let stub = stub(env, IDEMPOTENCY, &object_name(scope, key))?;
     let begin: Begin = call(
         &stub,
         Op::Begin,
@@ -228,6 +238,17 @@ impl DurableObject for IdempotencyObject {
                     sql.exec("DELETE FROM kv WHERE k = ?", vec![KEY.into()])?;
                 }
                 Response::from_json(&serde_json::json!({"ok": true}))
+            }
+            Some(Op::Erase) => {
+                // A kept response that names the number (request-code's `chat_id`) goes.
+                let digits: String = serde_json::from_str(&body)?;
+                let held = table::read::<Entry>(&sql, KEY)?
+                    .and_then(|e| e.response)
+                    .is_some_and(|r| !digits.is_empty() && r.body.contains(&digits));
+                if held {
+                    self.schema.wipe(&self.state.storage()).await?;
+                }
+                Response::from_json(&held)
             }
             _ => unknown_op(),
         }

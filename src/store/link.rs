@@ -128,6 +128,7 @@ impl DurableObject for LinkObject {
                 }
                 Response::from_json(&view)
             }
+            Some(Op::Erase) => self.erase(serde_json::from_str(&body)?).await,
             _ => unknown_op(),
         }
     }
@@ -138,7 +139,8 @@ impl DurableObject for LinkObject {
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         jobs.run_due(self, clock::now_ms()).await?;
-        jobs.arm(&self.state.storage(), &self.env).await?;
+        jobs.settle(&self.state.storage(), &self.env, &self.schema)
+            .await?;
         Response::ok("")
     }
 }
@@ -199,6 +201,24 @@ impl LinkObject {
         self.schema.ensure(&self.sql(), &schema)
     }
 
+    /// Records activity: the object is kept the instance's retention window from now.
+    fn touch(&self, jobs: &Jobs<'_>, instance: &str) -> Result<()> {
+        jobs.touch(clock::now() + config::retention_secs(&self.env, instance))
+    }
+
+    /// `Op::Erase`: deletes the object if its challenge was named for or claimed by `digits`.
+    async fn erase(&self, digits: String) -> Result<Response> {
+        let mine = self.load()?.is_some_and(|c| {
+            [&c.expected, &c.claimed_by]
+                .iter()
+                .any(|d| d.as_deref() == Some(digits.as_str()))
+        });
+        if mine {
+            self.schema.wipe(&self.state.storage()).await?;
+        }
+        Response::from_json(&mine)
+    }
+
     fn load(&self) -> Result<Option<LinkChallenge>> {
         table::read(&self.sql(), "link")
     }
@@ -224,6 +244,7 @@ impl LinkObject {
             &msg.challenge.id,
             msg.challenge.expires_at * 1000,
         )?;
+        self.touch(&jobs, &msg.challenge.instance)?;
         jobs.arm(&self.state.storage(), &self.env).await?;
         self.count(&msg.challenge.instance, &[("links_generated", 1)]);
         Response::from_json(&serde_json::json!({ "created": true }))
@@ -274,6 +295,7 @@ impl LinkObject {
             Inbound::Duplicate => {}
         }
         if outcome != Inbound::Duplicate {
+            self.touch(&jobs, &c.instance)?;
             jobs.arm(&self.state.storage(), &self.env).await?;
         }
         Response::from_json(&outcome)
@@ -289,6 +311,7 @@ impl LinkObject {
         self.save(&c)?;
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
+        self.touch(&jobs, &c.instance)?;
         let expired_now = result == Confirm::Expired && was_open;
         if result == Confirm::Verified || expired_now {
             self.enqueue_callback(&jobs, &c, now)?;
@@ -396,6 +419,13 @@ impl LinkObject {
             &[("link", &link), ("name", &c.name), ("code", &c.code)],
         );
         let to = Recipient::parse(&r.to).map_err(|e| Outcome::GiveUp(e.to_string()))?;
+        if r.key == format!("link:{}:success", c.id) {
+            // The first claim: the claimant's object files this link, for erasure.
+            let entry = format!("l:{}:{}", c.code, c.id);
+            super::privacy::note(&self.env, &c.instance, &to, entry)
+                .await
+                .map_err(retry)?;
+        }
         Recipients::new(&self.env)
             .send(&c.instance, &to, &r.key, &text, false)
             .await
@@ -484,7 +514,23 @@ pub async fn create(
             created_at,
             expires_at,
         };
-        records::put(env, &id, &record, created_at).await?;
+        let listed = records::Listed {
+            kind: RecordKind::Link,
+            last4: records::last4(&record.recipient),
+            created_at,
+            expires_at,
+        };
+        let keep = config::retention_secs(env, instance);
+        let (put, listed) = futures_util::future::join(
+            records::put(env, &id, &record, created_at),
+            records::put_listed(env, instance, &id, &listed, keep),
+        )
+        .await;
+        put?;
+        listed?;
+        if let Some(r) = recipient {
+            super::privacy::note(env, instance, r, format!("l:{code}:{id}")).await?;
+        }
         return Ok((id, code));
     }
     Err(worker::Error::RustError(
@@ -515,6 +561,11 @@ pub async fn confirm(env: &Env, instance: &str, code: &str, id: String) -> Resul
         &ConfirmMsg { id },
     )
     .await
+}
+
+/// Erases the link challenge with this code if it was named for or claimed by `digits`.
+pub async fn erase(env: &Env, instance: &str, code: &str, digits: &str) -> Result<bool> {
+    call(&link_stub(env, instance, code)?, Op::Erase, &digits).await
 }
 
 /// Hands an inbound message that carried `code` to its link's object.

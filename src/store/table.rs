@@ -46,4 +46,13 @@ impl Schema {
         }
         Ok(())
     }
+
+    /// Deletes all of the object's storage and its alarm (retention lapsed, or an erasure);
+    /// the tables are created again on next use.
+    pub async fn wipe(&self, storage: &worker::Storage) -> Result<()> {
+        storage.delete_alarm().await?;
+        storage.delete_all().await?;
+        self.0.set(false);
+        Ok(())
+    }
 }
