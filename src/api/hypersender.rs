@@ -558,7 +558,10 @@ async fn metrics(req: &Request, env: &Env, instance: &str) -> Answer {
 async fn erase(req: &Request, env: &Env, instance: &str, chat: &str) -> Answer {
     let inst = authorize(req, env, instance)?.inst;
     // `+` and `@` may come percent-encoded.
-    let chat = chat.replace("%2B", "+").replace("%2b", "+").replace("%40", "@");
+    let chat = chat
+        .replace("%2B", "+")
+        .replace("%2b", "+")
+        .replace("%40", "@");
     let recipient = Recipient::parse(&chat).map_err(|e| {
         Outcome::Invalid(ValidationErrors(vec![(
             "chatId".into(),

@@ -111,7 +111,8 @@ pub fn object_name(scope: &str, key: &str) -> String {
 
 /// Erases the entry of object `name` if its kept response holds `digits`: true if it did.
 pub async fn erase(env: &Env, name: &str, digits: &str) -> Result<bool> {
-    let erased: serde_json::Value = call(&stub(env, IDEMPOTENCY, name)?, Op::Erase, &digits).await?;
+    let erased: serde_json::Value =
+        call(&stub(env, IDEMPOTENCY, name)?, Op::Erase, &digits).await?;
     Ok(erased == true)
 }
 

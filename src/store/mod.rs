@@ -132,7 +132,8 @@ pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
     let Some(jd) = crate::config::var(env, "DO_JURISDICTION") else {
         return ns.get_by_name(name);
     };
-    let sub: js_sys::Function = js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?.dyn_into()?;
+    let sub: js_sys::Function =
+        js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?.dyn_into()?;
     sub.call1(ns.as_ref(), &jd.into())?
         .unchecked_into::<worker::ObjectNamespace>()
         .get_by_name(name)

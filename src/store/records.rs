@@ -85,11 +85,21 @@ fn list_prefix(instance: &str) -> String {
 fn list_key(instance: &str, uuid: &str, created_at: i64) -> String {
     // Keys list in byte order: the time counted down lists the newest first.
     let down = 9_999_999_999 - created_at;
-    format!("{}{down:010}:{}", list_prefix(instance), uuid.to_ascii_lowercase())
+    format!(
+        "{}{down:010}:{}",
+        list_prefix(instance),
+        uuid.to_ascii_lowercase()
+    )
 }
 
 /// Lists a new challenge in its instance's list, for `keep` seconds after it expires.
-pub async fn put_listed(env: &Env, instance: &str, uuid: &str, l: &Listed, keep: i64) -> Result<()> {
+pub async fn put_listed(
+    env: &Env,
+    instance: &str,
+    uuid: &str,
+    l: &Listed,
+    keep: i64,
+) -> Result<()> {
     let ttl = l.expires_at - crate::clock::now() + keep;
     let key = list_key(instance, uuid, l.created_at);
     kv_put(env, &key, "", ttl, Some(&serde_json::to_string(l)?)).await

@@ -1865,7 +1865,7 @@ test('recipients/{chatId}: erase 200 (then 200 with nothing removed), 401, 404, 
   assert.equal(conforms('DELETE', ERASE, await erase('12345@g.us')).status, 422);
 });
 
-test('challenges: 200 pages with a cursor, 401, 404, 422 for a bad limit or cursor', async () => {
+test('challenges: 200 pages with a cursor, 401, 404, 422 for a bad limit', async () => {
   const list = (query = '', { instance = DEMO, auth = token() } = {}) => call(w, 'GET', `${concrete(LIST, { instance })}${query}`, { auth });
   assert.equal((await rc({ chatId: newRecipient() })).status, 200);
   assert.equal((await rc({ chatId: newRecipient() })).status, 200);
@@ -1880,7 +1880,6 @@ test('challenges: 200 pages with a cursor, 401, 404, 422 for a bad limit or curs
   assert.equal(conforms('GET', LIST, await list('', { auth: null })).status, 401);
   assert.equal(conforms('GET', LIST, await list('', { instance: UNKNOWN_INSTANCE })).status, 404);
   assert.equal(conforms('GET', LIST, await list('?limit=500')).status, 422);
-  assert.equal(conforms('GET', LIST, await list('?cursor=made-up')).status, 422);
 });
 
 test('every documented response was produced and checked', (t) => {

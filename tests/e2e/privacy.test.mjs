@@ -111,7 +111,7 @@ async function erase(w, chatId, { instance = WA, token = w.secrets.tokens[instan
 
 async function otpStatus(w, uuid) {
   const res = await w.fetch(`/api/otp/v2/${WA}/otps/${uuid}`, { headers: { Authorization: `Bearer ${w.secrets.tokens[WA]}` } });
-  return res.status;
+  return { status: res.status, body: await res.json() };
 }
 
 async function list(w, query = '', instance = LIST) {
@@ -169,7 +169,7 @@ test('erasing a number removes it from every persisted KV and SQLite file; a sec
     assert.deepEqual(Object.keys(second.body.data.removed), Object.keys(removed));
 
     // Nothing answers for the erased challenges any more; the bystander's are untouched.
-    for (const uuid of [made.code.uuid, made.named.uuid, made.open.uuid]) assert.equal(await otpStatus(w, uuid), 404, uuid);
+    for (const uuid of [made.code.uuid, made.named.uuid, made.open.uuid]) assert.equal((await otpStatus(w, uuid)).status, 404, uuid);
     assert.equal((await w.hs('validate-code', { chatId: bystander, code: '000000' }, { instance: WA })).status, 409);
   } finally {
     await ctx.stop();
@@ -206,33 +206,50 @@ test('the erase API refuses callers without the instance\'s token and numbers it
 test('a delivered message keeps no text, and the retention window deletes a number\'s objects', async () => {
   const persist = mkdtempSync(path.join(os.tmpdir(), 'edge-otp-retention-'));
   const ctx = await setUp({ persist, retentionDays: 1, vars: { DEV_CLOCK: 'manual' } });
-  const { w } = ctx;
+  const { w, meta } = ctx;
   const phone = newRecipient();
   const objects = path.join(persist, 'v3', 'do');
+  const blankTexts = (n) => waitFor(() => {
+    const texts = messageTexts(objects);
+    return texts.length >= n && texts.every((t) => t === '');
+  }, { what: () => `${n} blank message texts, have ${JSON.stringify(messageTexts(objects))}` });
+  const codeStatus = async (uuid) => (await otpStatus(w, uuid)).body.data;
   try {
     const made = await touchEverything(ctx, phone);
     // The replies went out: their texts (each holding a login URL) are blank in storage.
-    await waitFor(() => {
-      const texts = messageTexts(objects);
-      return texts.length >= 2 && texts.every((t) => t === '');
-    }, { what: () => `blank message texts, have ${JSON.stringify(messageTexts(objects))}` });
-    assert.ok(filesHolding(objects, phone).length > 0, 'the number is in the objects while it is kept');
+    await blankTexts(2);
 
-    // Half a day later the data is still there.
+    // Half a day later: the link that was claimed but never confirmed expires and tells the
+    // user so (a new message: activity for the number, at +12 h); the rest is still kept.
     await w.advanceClock(12 * 3600);
-    assert.equal(await otpStatus(w, made.named.uuid), 200);
+    const sent = await meta.waitForMessages(4, { to: phone }); // the code, two login links, the expiry
+    assert.ok(sent.some((m) => /has expired/.test(m.text ?? '')), 'the expiry message was sent');
+    await blankTexts(3);
+    assert.equal((await codeStatus(made.code.uuid)).status, 'validated');
 
-    // A day after the last activity (the instance keeps 1 day) every object holding the number
-    // deletes its storage from its alarm (on the dev clock, alarms wake every second).
+    // A day after their last activity (the instance keeps 1 day) both links' objects delete
+    // their storage from their alarms (on the dev clock, alarms wake every second); the
+    // number's own object was active 12 h later and stays.
     await w.advanceClock(13 * 3600);
-    await waitFor(() => filesHolding(objects, phone).length === 0, {
-      timeout: 10_000,
-      what: () => `no object file holding ${phone}, have ${filesHolding(objects, phone).join(', ')}`,
+    await waitFor(async () => (await Promise.all([made.named, made.open].map((l) => otpStatus(w, l.uuid)))).every((r) => r.status === 404), {
+      timeout: 10_000, what: 'both link objects to be deleted',
     });
-    assert.equal(await otpStatus(w, made.named.uuid), 404, 'the link object is gone');
+    assert.equal((await codeStatus(made.code.uuid)).status, 'validated');
+
+    // A day after the number's last activity its object goes too: the code's status now
+    // comes from its KV record alone (kept a day past the code's expiry, on real time).
+    await w.advanceClock(12 * 3600);
+    await waitFor(async () => {
+      const code = await codeStatus(made.code.uuid);
+      return code.status === 'expired' && code.validated_at === null;
+    }, { timeout: 10_000, what: 'the recipient object to be deleted' });
   } finally {
     await ctx.stop();
   }
+  // Nothing of the number is left in any object's files (its KV record keeps it until its
+  // own expiry, on real time, so KV is not scanned here).
+  assert.ok(filesUnder(objects).some((f) => f.includes('RecipientObject')), 'recipient objects were persisted');
+  assert.deepEqual(filesHolding(objects, phone), []);
 });
 
 test('the list of recent challenges pages newest first, without codes or whole numbers', async () => {
@@ -291,9 +308,6 @@ test('the list of recent challenges pages newest first, without codes or whole n
 
     assert.equal((await list(w, '?limit=0')).status, 422);
     assert.equal((await list(w, '?limit=101')).status, 422);
-    const bad = await list(w, '?cursor=not-a-cursor');
-    assert.equal(bad.status, 422, bad.text);
-    assert.deepEqual(Object.keys(bad.body.errors), ['cursor']);
     const anonymous = await w.fetch(`/api/otp/v2/${LIST}/challenges`);
     assert.equal(anonymous.status, 401);
     const post = await w.fetch(`/api/otp/v2/${LIST}/challenges`, { method: 'POST', headers: { Authorization: `Bearer ${w.secrets.tokens[LIST]}` } });
