@@ -109,13 +109,6 @@ pub fn object_name(scope: &str, key: &str) -> String {
     format!("{scope}:{}", otp_core::secret::token_hash_hex(key))
 }
 
-/// Erases the entry of object `name` if its kept response holds `digits`: true if it did.
-pub async fn erase(env: &Env, name: &str, digits: &str) -> Result<bool> {
-    let erased: serde_json::Value =
-        call(&stub(env, IDEMPOTENCY, name)?, Op::Erase, &digits).await?;
-    Ok(erased == true)
-}
-
 /// Claims `key` within `scope` (instance and credential) for a request with `fingerprint`.
 pub async fn claim(
     env: &Env,
@@ -242,14 +235,15 @@ impl DurableObject for IdempotencyObject {
             }
             Some(Op::Erase) => {
                 // A kept response that names the number (request-code's `chat_id`) goes.
-                let digits: String = serde_json::from_str(&body)?;
+                let msg: super::recipient::GetMsg = serde_json::from_str(&body)?;
+                let digits = msg.recipient;
                 let held = table::read::<Entry>(&sql, KEY)?
                     .and_then(|e| e.response)
                     .is_some_and(|r| !digits.is_empty() && r.body.contains(&digits));
                 if held {
                     self.schema.wipe(&self.state.storage()).await?;
                 }
-                Response::from_json(&held)
+                Response::from_json(&serde_json::json!(held))
             }
             _ => unknown_op(),
         }

@@ -128,7 +128,10 @@ impl DurableObject for LinkObject {
                 }
                 Response::from_json(&view)
             }
-            Some(Op::Erase) => self.erase(serde_json::from_str(&body)?).await,
+            Some(Op::Erase) => {
+                let msg: super::recipient::GetMsg = serde_json::from_str(&body)?;
+                self.erase(msg.recipient).await
+            }
             _ => unknown_op(),
         }
     }
@@ -216,7 +219,7 @@ impl LinkObject {
         if mine {
             self.schema.wipe(&self.state.storage()).await?;
         }
-        Response::from_json(&mine)
+        Response::from_json(&serde_json::json!(mine))
     }
 
     fn load(&self) -> Result<Option<LinkChallenge>> {
@@ -506,11 +509,38 @@ pub async fn create(
         if created["created"] != true {
             continue;
         }
+        file(
+            env,
+            instance,
+            recipient,
+            &id,
+            &code,
+            (created_at, expires_at),
+        )
+        .await?;
+        return Ok((id, code));
+    }
+    Err(worker::Error::RustError(
+        "no free link code after 4 draws".into(),
+    ))
+}
+
+/// Writes a new link's KV record and list entry, and files it with the recipient it was named
+/// for (for erasure). Boxed: [`create`] is generic, this part need not be copied per caller.
+fn file<'a>(
+    env: &'a Env,
+    instance: &'a str,
+    recipient: Option<&'a otp_core::Recipient>,
+    id: &'a str,
+    code: &'a str,
+    (created_at, expires_at): (i64, i64),
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>> {
+    Box::pin(async move {
         let record = ChallengeRecord {
             instance: instance.into(),
             recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
             kind: RecordKind::Link,
-            link_code: Some(code.clone()),
+            link_code: Some(code.into()),
             created_at,
             expires_at,
         };
@@ -522,8 +552,8 @@ pub async fn create(
         };
         let keep = config::retention_secs(env, instance);
         let (put, listed) = futures_util::future::join(
-            records::put(env, &id, &record, created_at),
-            records::put_listed(env, instance, &id, &listed, keep),
+            records::put(env, id, &record, created_at),
+            records::put_listed(env, instance, id, &listed, keep),
         )
         .await;
         put?;
@@ -531,11 +561,8 @@ pub async fn create(
         if let Some(r) = recipient {
             super::privacy::note(env, instance, r, format!("l:{code}:{id}")).await?;
         }
-        return Ok((id, code));
-    }
-    Err(worker::Error::RustError(
-        "no free link code after 4 draws".into(),
-    ))
+        Ok(())
+    })
 }
 
 /// The object that owns the link challenge with this code.
@@ -561,11 +588,6 @@ pub async fn confirm(env: &Env, instance: &str, code: &str, id: String) -> Resul
         &ConfirmMsg { id },
     )
     .await
-}
-
-/// Erases the link challenge with this code if it was named for or claimed by `digits`.
-pub async fn erase(env: &Env, instance: &str, code: &str, digits: &str) -> Result<bool> {
-    call(&link_stub(env, instance, code)?, Op::Erase, &digits).await
 }
 
 /// Hands an inbound message that carried `code` to its link's object.

@@ -5,9 +5,10 @@
 //! The recipient object goes last, so an erasure cut short can simply be run again.
 
 use super::recipient::{object_name, GetMsg};
-use super::{call, idempotency, link, records, stub, Op, RECIPIENTS};
+use super::{call, link, records, stub, Op, IDEMPOTENCY, RECIPIENTS};
 use otp_core::Recipient;
 use serde::Serialize;
+use serde_json::Value;
 use worker::{Env, Result};
 
 /// What an erasure removed, by kind; all zero when nothing was left.
@@ -38,43 +39,45 @@ fn msg(instance: &str, recipient: &Recipient, id: String) -> GetMsg {
 /// Files `entry` (`l:<link code>:<uuid>`) in the recipient's index, for a later erasure.
 pub async fn note(env: &Env, instance: &str, recipient: &Recipient, entry: String) -> Result<()> {
     let stub = stub(env, RECIPIENTS, &object_name(instance, recipient))?;
-    let _: bool = call(&stub, Op::Note, &msg(instance, recipient, entry)).await?;
+    let _: Value = call(&stub, Op::Note, &msg(instance, recipient, entry)).await?;
     Ok(())
 }
 
-/// Removes everything about `recipient` in `instance`; idempotent.
+/// Removes everything about `recipient` in `instance`; idempotent. Written with one call
+/// site per kind of request (async code is copied at every `await`).
 pub async fn erase(env: &Env, instance: &str, recipient: &Recipient) -> Result<Erased> {
-    let stub = stub(env, RECIPIENTS, &object_name(instance, recipient))?;
-    let index: Vec<(String, i64)> =
-        call(&stub, Op::Index, &msg(instance, recipient, String::new())).await?;
+    let own = stub(env, RECIPIENTS, &object_name(instance, recipient))?;
+    let erase = |name: &str| msg(instance, recipient, name.to_owned());
+    let index: Value = call(&own, Op::Index, &erase("")).await?;
     let mut out = Erased::default();
-    let digits = recipient.digits();
-    for (entry, at) in index {
-        let Some((kind, rest)) = entry.split_once(':') else {
+    for item in index.as_array().map_or(&[][..], Vec::as_slice) {
+        let (Some(entry), Some(at)) = (item[0].as_str(), item[1].as_i64()) else {
             continue;
         };
-        let uuid = match kind {
-            "c" => {
-                out.code_challenges += 1;
-                rest
-            }
-            "l" => {
-                let Some((code, uuid)) = rest.split_once(':') else {
-                    continue;
-                };
-                out.link_challenges += u32::from(link::erase(env, instance, code, digits).await?);
-                uuid
-            }
-            _ => {
-                out.idempotency_keys += u32::from(idempotency::erase(env, rest, digits).await?);
-                continue;
-            }
+        // `c:<uuid>`, `l:<link code>:<uuid>`, `i:<idempotency object>`.
+        let (kind, rest) = entry.split_once(':').unwrap_or_default();
+        let (code, uuid) = rest.split_once(':').unwrap_or(("", rest));
+        let object = match kind {
+            "l" => Some((link::link_stub(env, instance, code)?, code)),
+            "i" => Some((stub(env, IDEMPOTENCY, rest)?, rest)),
+            _ => None,
         };
-        out.records += records::forget(env, instance, uuid, at).await? as u32;
+        if let Some((object, name)) = object {
+            let gone: Value = call(&object, Op::Erase, &erase(name)).await?;
+            let gone = u32::from(gone == true);
+            match kind {
+                "l" => out.link_challenges += gone,
+                _ => out.idempotency_keys += gone,
+            }
+        } else {
+            out.code_challenges += 1;
+        }
+        if kind != "i" {
+            out.records += records::forget(env, instance, uuid, at).await?;
+        }
     }
-    let (held, messages): (bool, f64) =
-        call(&stub, Op::Erase, &msg(instance, recipient, String::new())).await?;
-    out.recipients = u32::from(held);
-    out.messages = messages as u32;
+    let held: Value = call(&own, Op::Erase, &erase("")).await?;
+    out.recipients = u32::from(held["held"] == true);
+    out.messages = held["messages"].as_u64().unwrap_or(0) as u32;
     Ok(out)
 }

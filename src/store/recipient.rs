@@ -376,7 +376,18 @@ impl DurableObject for RecipientObject {
         let body = req.text().await?;
         match op {
             Some(Op::Start) => self.start(serde_json::from_str(&body)?).await,
-            Some(Op::CountSend) => self.count_send(serde_json::from_str(&body)?).await,
+            // Both may start the object's retention: its alarm is armed after either.
+            Some(op @ (Op::CountSend | Op::Note)) => {
+                let msg: GetMsg = serde_json::from_str(&body)?;
+                let resp = match op {
+                    Op::CountSend => self.count_send(msg)?,
+                    _ => self.note_op(msg)?,
+                };
+                Jobs::new(&self.sql())
+                    .arm(&self.state.storage(), &self.env)
+                    .await?;
+                Ok(resp)
+            }
             Some(Op::Attempt) => self.attempt(serde_json::from_str(&body)?),
             Some(Op::Send) => self.queue_message(serde_json::from_str(&body)?).await,
             Some(Op::Receipt) => self.receipt(serde_json::from_str(&body)?).await,
@@ -386,7 +397,6 @@ impl DurableObject for RecipientObject {
             }
             #[cfg(feature = "dev")]
             Some(Op::Outbox) => self.outbox(serde_json::from_str(&body)?),
-            Some(Op::Note) => self.note_op(serde_json::from_str(&body)?).await,
             Some(Op::Index) => Response::from_json(&self.index()?),
             Some(Op::Erase) => self.erase().await,
             _ => unknown_op(),
@@ -475,7 +485,7 @@ impl RecipientObject {
     }
 
     /// Counts a non-code send toward the recipient's limits (`RecipientState::count_send`).
-    async fn count_send(&self, msg: GetMsg) -> Result<Response> {
+    fn count_send(&self, msg: GetMsg) -> Result<Response> {
         let instance = self.instance(&msg.instance)?;
         let mut state = self.load()?;
         let first = state == RecipientState::default();
@@ -492,9 +502,6 @@ impl RecipientObject {
                 )?;
             }
             self.touch(&instance)?;
-            Jobs::new(&self.sql())
-                .arm(&self.state.storage(), &self.env)
-                .await?;
         }
         Response::from_json(&result)
     }
@@ -598,8 +605,9 @@ impl RecipientObject {
 
     /// What else holds this number, for erasure: `c:<uuid>` (a code's KV record and list
     /// entry), `l:<link code>:<uuid>` (a link's object, record and list entry),
-    /// `i:<object>` (an idempotency entry), each with the time it was filed.
-    fn index(&self) -> Result<Vec<(String, i64)>> {
+    /// `i:<object>` (an idempotency entry), each as `[entry, filed at]`. Kept as a `Value`:
+    /// its parser and printer are linked anyway.
+    fn index(&self) -> Result<Vec<serde_json::Value>> {
         Ok(table::read(&self.sql(), "index")?.unwrap_or_default())
     }
 
@@ -610,10 +618,10 @@ impl RecipientObject {
         let now = clock::now();
         let keep = instance.retention_secs() + otp_core::rules::challenge::RETENTION;
         let mut index = self.index()?;
-        index.retain(|(_, t)| t + keep > now);
+        index.retain(|e| e[1].as_i64().is_some_and(|t| t + keep > now));
         for r in refs {
-            if !index.iter().any(|(x, _)| x == r) {
-                index.push((r.clone(), at));
+            if !index.iter().any(|e| e[0] == r.as_str()) {
+                index.push(serde_json::json!([r, at]));
             }
         }
         index.drain(..index.len().saturating_sub(INDEX_KEPT));
@@ -622,13 +630,10 @@ impl RecipientObject {
     }
 
     /// `Op::Note`: a link named for or claimed by this number (`id` is the index entry).
-    async fn note_op(&self, msg: GetMsg) -> Result<Response> {
+    fn note_op(&self, msg: GetMsg) -> Result<Response> {
         let instance = self.instance(&msg.instance)?;
         self.note(&[msg.id], clock::now(), &instance)?;
-        Jobs::new(&self.sql())
-            .arm(&self.state.storage(), &self.env)
-            .await?;
-        Response::from_json(&true)
+        Response::from_json(&serde_json::json!(true))
     }
 
     /// Lists a new code challenge in its instance's list, after the response.
@@ -660,7 +665,7 @@ impl RecipientObject {
         let held = count("SELECT COUNT(*) AS n FROM kv")? > 0.0;
         let messages = count("SELECT COUNT(*) AS n FROM messages")?;
         self.schema.wipe(&self.state.storage()).await?;
-        Response::from_json(&(held, messages))
+        Response::from_json(&serde_json::json!({ "held": held, "messages": messages as u64 }))
     }
 
     /// The outbox, newest first, with each code derived again for display.

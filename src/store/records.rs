@@ -69,7 +69,7 @@ async fn kv_put(env: &Env, key: &str, value: &str, ttl: i64, meta: Option<&str>)
 /// A challenge as its instance's list shows it (`GET /api/otp/v2/{instance}/challenges`):
 /// kept as the metadata of a key `list:<instance>:<newest first>:<uuid>` for the instance's
 /// retention window after it expires. Never a code, never the whole number.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Listed {
     pub kind: RecordKind,
     /// The number's last 4 digits; empty for a link nobody was named for.
@@ -110,21 +110,6 @@ pub fn last4(digits: &str) -> String {
     digits[digits.len().saturating_sub(4)..].to_owned()
 }
 
-#[derive(Deserialize)]
-struct Page {
-    keys: Vec<PageKey>,
-    #[serde(default)]
-    list_complete: bool,
-    #[serde(default)]
-    cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PageKey {
-    name: String,
-    metadata: Option<Listed>,
-}
-
 /// One page of an instance's list, newest first: `(uuid, entry)`s and the cursor of the next
 /// page (none after the last).
 pub async fn list(
@@ -145,20 +130,39 @@ pub async fn list(
     }
     let done: Promise = list.call1(&kv, &options)?.dyn_into()?;
     let page = js_sys::futures::JsFuture::from(done).await?;
-    let page: Page = serde_json::from_str(&String::from(js_sys::JSON::stringify(&page)?))?;
-    let items = page
-        .keys
-        .into_iter()
-        .filter_map(|k| Some((k.name.rsplit(':').next()?.to_owned(), k.metadata?)))
+    // Read as a `Value` (its parser is linked anyway): no decoder of its own for one call.
+    let page: serde_json::Value =
+        serde_json::from_str(&String::from(js_sys::JSON::stringify(&page)?))?;
+    let items = page["keys"].as_array().map_or(&[][..], Vec::as_slice);
+    let items = items
+        .iter()
+        .filter_map(|k| {
+            let m = &k["metadata"];
+            let listed = Listed {
+                kind: if m["kind"] == "link" {
+                    RecordKind::Link
+                } else {
+                    RecordKind::Code
+                },
+                last4: m["last4"].as_str()?.to_owned(),
+                created_at: m["created_at"].as_i64()?,
+                expires_at: m["expires_at"].as_i64()?,
+            };
+            Some((k["name"].as_str()?.rsplit(':').next()?.to_owned(), listed))
+        })
         .collect();
-    Ok((items, page.cursor.filter(|_| !page.list_complete)))
+    let next = (page["list_complete"] != true)
+        .then(|| page["cursor"].as_str().map(str::to_owned))
+        .flatten();
+    Ok((items, next))
 }
 
 /// Deletes a challenge's record and its list entry; the number of keys deleted.
-pub async fn forget(env: &Env, instance: &str, uuid: &str, created_at: i64) -> Result<usize> {
+pub async fn forget(env: &Env, instance: &str, uuid: &str, created_at: i64) -> Result<u32> {
     let kv = env.kv(CHALLENGES_KV)?;
-    kv.delete(&record_key(uuid)).await?;
-    kv.delete(&list_key(instance, uuid, created_at)).await?;
+    for key in [record_key(uuid), list_key(instance, uuid, created_at)] {
+        kv.delete(&key).await?;
+    }
     Ok(2)
 }
 
