@@ -424,8 +424,8 @@ impl LinkObject {
         let to = Recipient::parse(&r.to).map_err(|e| Outcome::GiveUp(e.to_string()))?;
         if r.key == format!("link:{}:success", c.id) {
             // The first claim: the claimant's object files this link, for erasure.
-            let entry = format!("l:{}:{}", c.code, c.id);
-            super::privacy::note(&self.env, &c.instance, &to, entry)
+            let link = (c.code.as_str(), c.id.as_str(), c.created_at);
+            super::privacy::note(&self.env, &c.instance, &to, link)
                 .await
                 .map_err(retry)?;
         }
@@ -559,7 +559,7 @@ fn file<'a>(
         put?;
         listed?;
         if let Some(r) = recipient {
-            super::privacy::note(env, instance, r, format!("l:{code}:{id}")).await?;
+            super::privacy::note(env, instance, r, (code, id, created_at)).await?;
         }
         Ok(())
     })

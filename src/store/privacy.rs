@@ -36,9 +36,16 @@ fn msg(instance: &str, recipient: &Recipient, id: String) -> GetMsg {
     }
 }
 
-/// Files `entry` (`l:<link code>:<uuid>`) in the recipient's index, for a later erasure.
-pub async fn note(env: &Env, instance: &str, recipient: &Recipient, entry: String) -> Result<()> {
+/// Files link `uuid` (with `code`, made at `created_at`) in the recipient's index, for a later
+/// erasure.
+pub async fn note(
+    env: &Env,
+    instance: &str,
+    recipient: &Recipient,
+    (code, uuid, created_at): (&str, &str, i64),
+) -> Result<()> {
     let stub = stub(env, RECIPIENTS, &object_name(instance, recipient))?;
+    let entry = format!("l:{code}:{uuid}@{created_at}");
     let _: Value = call(&stub, Op::Note, &msg(instance, recipient, entry)).await?;
     Ok(())
 }

@@ -632,7 +632,10 @@ impl RecipientObject {
     /// `Op::Note`: a link named for or claimed by this number (`id` is the index entry).
     fn note_op(&self, msg: GetMsg) -> Result<Response> {
         let instance = self.instance(&msg.instance)?;
-        self.note(&[msg.id], clock::now(), &instance)?;
+        // `<entry>@<created at>`: the time names the link's list entry.
+        let (entry, at) = msg.id.rsplit_once('@').unwrap_or((&msg.id, ""));
+        let at = at.parse().unwrap_or_else(|_| clock::now());
+        self.note(&[entry.to_owned()], at, &instance)?;
         Response::from_json(&serde_json::json!(true))
     }
 

@@ -168,6 +168,11 @@ test('erasing a number removes it from every persisted KV and SQLite file; a sec
     assert.deepEqual(Object.values(second.body.data.removed), [0, 0, 0, 0, 0, 0]);
     assert.deepEqual(Object.keys(second.body.data.removed), Object.keys(removed));
 
+    // The instance's list no longer shows them (the bystander's are still listed).
+    const listed = (await list(w, '?limit=100', WA)).body.data.challenges.map((i) => i.uuid);
+    for (const d of Object.values(made)) assert.ok(!listed.includes(d.uuid), `${d.uuid} still listed`);
+    assert.equal(listed.length, 3, 'the bystander\'s code and links');
+
     // Nothing answers for the erased challenges any more; the bystander's are untouched.
     for (const uuid of [made.code.uuid, made.named.uuid, made.open.uuid]) assert.equal((await otpStatus(w, uuid)).status, 404, uuid);
     assert.equal((await w.hs('validate-code', { chatId: bystander, code: '000000' }, { instance: WA })).status, 409);
