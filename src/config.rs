@@ -88,6 +88,14 @@ pub fn instance(env: &Env, id: &str) -> Result<Option<Instance>, ConfigProblem> 
         .map(|index| Instance { config, index }))
 }
 
+/// Seconds a number's data is kept after its last activity in `id` (`retention_days`).
+pub fn retention_secs(env: &Env, id: &str) -> i64 {
+    instance(env, id).ok().flatten().map_or(
+        i64::from(otp_core::config::DEFAULT_RETENTION_DAYS) * 86_400,
+        |i| i.retention_secs(),
+    )
+}
+
 /// The instances of this deploy, each as a shared handle.
 pub fn each_instance(env: &Env) -> Result<Vec<Instance>, ConfigProblem> {
     let config = instances(env)?;

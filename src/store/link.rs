@@ -131,6 +131,10 @@ impl DurableObject for LinkObject {
                 }
                 Response::from_json(&view)
             }
+            Some(Op::Erase) => {
+                let msg: super::recipient::GetMsg = serde_json::from_str(&body)?;
+                self.erase(msg.recipient).await
+            }
             _ => unknown_op(),
         }
     }
@@ -141,7 +145,8 @@ impl DurableObject for LinkObject {
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         jobs.run_due(self, clock::now_ms()).await?;
-        jobs.arm(&self.state.storage(), &self.env).await?;
+        jobs.settle(&self.state.storage(), &self.env, &self.schema)
+            .await?;
         Response::ok("")
     }
 }
@@ -202,6 +207,24 @@ impl LinkObject {
         self.schema.ensure(&self.sql(), &schema)
     }
 
+    /// Records activity: the object is kept the instance's retention window from now.
+    fn touch(&self, jobs: &Jobs<'_>, instance: &str) -> Result<()> {
+        jobs.touch(clock::now() + config::retention_secs(&self.env, instance))
+    }
+
+    /// `Op::Erase`: deletes the object if its challenge was named for or claimed by `digits`.
+    async fn erase(&self, digits: String) -> Result<Response> {
+        let mine = self.load()?.is_some_and(|c| {
+            [&c.expected, &c.claimed_by]
+                .iter()
+                .any(|d| d.as_deref() == Some(digits.as_str()))
+        });
+        if mine {
+            self.schema.wipe(&self.state.storage()).await?;
+        }
+        Response::from_json(&serde_json::json!(mine))
+    }
+
     fn load(&self) -> Result<Option<LinkChallenge>> {
         table::read(&self.sql(), "link")
     }
@@ -227,6 +250,7 @@ impl LinkObject {
             &msg.challenge.id,
             msg.challenge.expires_at * 1000,
         )?;
+        self.touch(&jobs, &msg.challenge.instance)?;
         jobs.arm(&self.state.storage(), &self.env).await?;
         self.count(&msg.challenge.instance, &[("links_generated", 1)]);
         Response::from_json(&serde_json::json!({ "created": true }))
@@ -277,6 +301,7 @@ impl LinkObject {
             Inbound::Duplicate => {}
         }
         if outcome != Inbound::Duplicate {
+            self.touch(&jobs, &c.instance)?;
             jobs.arm(&self.state.storage(), &self.env).await?;
         }
         Response::from_json(&outcome)
@@ -296,6 +321,7 @@ impl LinkObject {
         self.save(&c)?;
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
+        self.touch(&jobs, &c.instance)?;
         let expired_now = result == Confirm::Expired && was_open;
         if result == Confirm::Denied {
             self.count(&c.instance, &[("links_failed", 1)]);
@@ -406,6 +432,13 @@ impl LinkObject {
             &[("link", &link), ("name", &c.name), ("code", &c.code)],
         );
         let to = Recipient::parse(&r.to).map_err(|e| Outcome::GiveUp(e.to_string()))?;
+        if r.key == format!("link:{}:success", c.id) {
+            // The first claim: the claimant's object files this link, for erasure.
+            let link = (c.code.as_str(), c.id.as_str(), c.created_at);
+            super::privacy::note(&self.env, &c.instance, &to, link)
+                .await
+                .map_err(retry)?;
+        }
         let mut msg = SendMsg::new(&c.instance, &to, &r.key, &text, false);
         if !link.is_empty() {
             // On WhatsApp the login URL is also a button (`cta_url`); elsewhere the text.
@@ -496,20 +529,60 @@ pub async fn create(
         if created["created"] != true {
             continue;
         }
-        let record = ChallengeRecord {
-            instance: instance.into(),
-            recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
-            kind: RecordKind::Link,
-            link_code: Some(code.clone()),
-            created_at,
-            expires_at,
-        };
-        records::put(env, &id, &record, created_at).await?;
+        file(
+            env,
+            instance,
+            recipient,
+            &id,
+            &code,
+            (created_at, expires_at),
+        )
+        .await?;
         return Ok((id, code));
     }
     Err(worker::Error::RustError(
         "no free link code after 4 draws".into(),
     ))
+}
+
+/// Writes a new link's KV record and list entry, and files it with the recipient it was named
+/// for (for erasure). Boxed: [`create`] is generic, this part need not be copied per caller.
+fn file<'a>(
+    env: &'a Env,
+    instance: &'a str,
+    recipient: Option<&'a otp_core::Recipient>,
+    id: &'a str,
+    code: &'a str,
+    (created_at, expires_at): (i64, i64),
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>> {
+    Box::pin(async move {
+        let record = ChallengeRecord {
+            instance: instance.into(),
+            recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
+            kind: RecordKind::Link,
+            link_code: Some(code.into()),
+            created_at,
+            expires_at,
+        };
+        let listed = records::Listed {
+            kind: RecordKind::Link,
+            last4: records::last4(&record.recipient),
+            created_at,
+            expires_at,
+        };
+        let keep = config::retention_secs(env, instance);
+        let (put, listed) = futures_util::future::join(
+            records::put(env, id, &record, created_at),
+            records::put_listed(env, instance, id, &listed, keep),
+        )
+        .await;
+        put?;
+        listed?;
+        if let Some(r) = recipient {
+            super::privacy::note(env, instance, r, (code, id, created_at)).await?;
+        }
+        Ok(())
+    })
 }
 
 /// The object that owns the link challenge with this code.

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod link;
 pub mod metrics;
+pub mod privacy;
 pub mod recipient;
 pub mod records;
 mod table;
@@ -34,6 +35,10 @@ pub enum Op {
     Get,
     #[cfg(feature = "dev")]
     Outbox,
+    Note,
+    Index,
+    /// Recipient, link and idempotency objects: remove what holds a number.
+    Erase,
     // Link objects.
     Create,
     Inbound,
@@ -61,6 +66,9 @@ impl Op {
         Op::Get,
         #[cfg(feature = "dev")]
         Op::Outbox,
+        Op::Note,
+        Op::Index,
+        Op::Erase,
         Op::Create,
         Op::Inbound,
         Op::Confirm,
@@ -84,6 +92,9 @@ impl Op {
             Op::Get => "get",
             #[cfg(feature = "dev")]
             Op::Outbox => "outbox",
+            Op::Note => "note",
+            Op::Index => "index",
+            Op::Erase => "erase",
             Op::Create => "create",
             Op::Inbound => "inbound",
             Op::Confirm => "confirm",
@@ -113,9 +124,19 @@ pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
 pub const BUDGETS: &str = "BUDGETS";
 pub const METRICS: &str = "METRICS";
 
-/// The object named `name` in namespace `binding`.
+/// The object named `name` in namespace `binding`; in the jurisdiction `DO_JURISDICTION`
+/// names (`eu`: the objects run and store their data only there), when it is set.
 pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
-    env.durable_object(binding)?.get_by_name(name)
+    use wasm_bindgen::JsCast;
+    let ns = env.durable_object(binding)?;
+    let Some(jd) = crate::config::var(env, "DO_JURISDICTION") else {
+        return ns.get_by_name(name);
+    };
+    let sub: js_sys::Function =
+        js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?.dyn_into()?;
+    sub.call1(ns.as_ref(), &jd.into())?
+        .unchecked_into::<worker::ObjectNamespace>()
+        .get_by_name(name)
 }
 
 /// Sends one internal JSON request to a Durable Object and decodes its JSON answer.

@@ -45,6 +45,10 @@ pub struct StartMsg {
     /// A resend cooldown in seconds that applies on top of the instance's (the widget's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<i64>,
+    /// The idempotency object that keeps this send's response (it names the number), filed
+    /// in the recipient's index for erasure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idem: Option<String>,
 }
 
 impl StartMsg {
@@ -65,6 +69,7 @@ impl StartMsg {
             ttl,
             options,
             cooldown: None,
+            idem: None,
         })
     }
 
@@ -396,6 +401,9 @@ const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
 /// runner's lease, so the alarm never starts a send the immediate run is still waiting on.
 const LEASE_MS: i64 = super::jobs::LEASE_MS;
 
+/// Entries an object's index keeps (the newest).
+const INDEX_KEPT: usize = 200;
+
 /// Delivery attempts before a message is given up.
 const DELIVERY_ATTEMPTS: u32 = 8;
 
@@ -428,7 +436,18 @@ impl DurableObject for RecipientObject {
         let body = req.text().await?;
         match op {
             Some(Op::Start) => self.start(serde_json::from_str(&body)?).await,
-            Some(Op::CountSend) => self.count_send(serde_json::from_str(&body)?),
+            // Both may start the object's retention: its alarm is armed after either.
+            Some(op @ (Op::CountSend | Op::Note)) => {
+                let msg: GetMsg = serde_json::from_str(&body)?;
+                let resp = match op {
+                    Op::CountSend => self.count_send(msg)?,
+                    _ => self.note_op(msg)?,
+                };
+                Jobs::new(&self.sql())
+                    .arm(&self.state.storage(), &self.env)
+                    .await?;
+                Ok(resp)
+            }
             Some(Op::Attempt) => self.attempt(serde_json::from_str(&body)?),
             Some(Op::Send) => self.queue_message(serde_json::from_str(&body)?).await,
             Some(Op::Receipt) => self.receipt(serde_json::from_str(&body)?).await,
@@ -442,6 +461,8 @@ impl DurableObject for RecipientObject {
             }
             #[cfg(feature = "dev")]
             Some(Op::Outbox) => self.outbox(serde_json::from_str(&body)?),
+            Some(Op::Index) => Response::from_json(&self.index()?),
+            Some(Op::Erase) => self.erase().await,
             _ => unknown_op(),
         }
     }
@@ -456,7 +477,8 @@ impl DurableObject for RecipientObject {
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         jobs.run_due(&self.courier(), clock::now_ms()).await?;
-        jobs.arm(&self.state.storage(), &self.env).await?;
+        jobs.settle(&self.state.storage(), &self.env, &self.schema)
+            .await?;
         Response::ok("")
     }
 }
@@ -514,6 +536,12 @@ impl RecipientObject {
                     },
                 )?;
             }
+            let mut refs = vec![format!("c:{}", challenge.id)];
+            refs.extend(msg.idem.iter().map(|i| format!("i:{i}")));
+            self.note(&refs, challenge.created_at, &instance)?;
+            if challenge.id == msg.id {
+                self.list(&instance, challenge, &msg.recipient);
+            }
             self.queue_and_send_now(JobKind::Deliver, &challenge.id, now)
                 .await?;
         }
@@ -537,6 +565,7 @@ impl RecipientObject {
                     },
                 )?;
             }
+            self.touch(&instance)?;
         }
         Response::from_json(&result)
     }
@@ -598,6 +627,7 @@ impl RecipientObject {
         };
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;
+            self.touch(&instance)?;
         }
         Response::from_json(&outcome)
     }
@@ -606,6 +636,7 @@ impl RecipientObject {
     /// retried request never sends twice.
     async fn queue_message(&self, msg: SendMsg) -> Result<Response> {
         let now = clock::now();
+        let instance = self.instance(&msg.instance)?;
         let sql = self.sql();
         if table::read::<Meta>(&sql, "meta")?.is_none() {
             self.write(
@@ -632,10 +663,84 @@ impl RecipientObject {
                 });
                 self.write(&status_key(&msg.key), &status)?;
             }
+            self.touch(&instance)?;
             self.queue_and_send_now(JobKind::Message, &msg.key, now)
                 .await?;
         }
         Response::from_json(&serde_json::json!({ "queued": inserted }))
+    }
+
+    /// Records activity: the object's data is kept the instance's retention window from now.
+    fn touch(&self, instance: &config::Instance) -> Result<()> {
+        Jobs::new(&self.sql()).touch(clock::now() + instance.retention_secs())
+    }
+
+    /// What else holds this number, for erasure: `c:<uuid>` (a code's KV record and list
+    /// entry), `l:<link code>:<uuid>` (a link's object, record and list entry),
+    /// `i:<object>` (an idempotency entry), each as `[entry, filed at]`. Kept as a `Value`:
+    /// its parser and printer are linked anyway.
+    fn index(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(table::read(&self.sql(), "index")?.unwrap_or_default())
+    }
+
+    /// Files `refs` in the [`Self::index`] and records the activity. Entries older than the
+    /// retention window (plus the day a record outlives its challenge) are dropped, and at
+    /// most [`INDEX_KEPT`] kept.
+    fn note(&self, refs: &[String], at: i64, instance: &config::Instance) -> Result<()> {
+        let now = clock::now();
+        let keep = instance.retention_secs() + otp_core::rules::challenge::RETENTION;
+        let mut index = self.index()?;
+        index.retain(|e| e[1].as_i64().is_some_and(|t| t + keep > now));
+        for r in refs {
+            if !index.iter().any(|e| e[0] == r.as_str()) {
+                index.push(serde_json::json!([r, at]));
+            }
+        }
+        index.drain(..index.len().saturating_sub(INDEX_KEPT));
+        self.write("index", &index)?;
+        self.touch(instance)
+    }
+
+    /// `Op::Note`: a link named for or claimed by this number (`id` is the index entry).
+    fn note_op(&self, msg: GetMsg) -> Result<Response> {
+        let instance = self.instance(&msg.instance)?;
+        // `<entry>@<created at>`: the time names the link's list entry.
+        let (entry, at) = msg.id.rsplit_once('@').unwrap_or((&msg.id, ""));
+        let at = at.parse().unwrap_or_else(|_| clock::now());
+        self.note(&[entry.to_owned()], at, &instance)?;
+        Response::from_json(&serde_json::json!(true))
+    }
+
+    /// Lists a new code challenge in its instance's list, after the response.
+    fn list(&self, instance: &config::Instance, c: &Challenge, digits: &str) {
+        let listed = records::Listed {
+            kind: RecordKind::Code,
+            last4: records::last4(digits),
+            created_at: c.created_at,
+            expires_at: c.expires_at,
+        };
+        let (env, id, uuid) = (self.env.clone(), instance.id.clone(), c.id.clone());
+        let keep = instance.retention_secs();
+        self.state.wait_until(async move {
+            if let Err(e) = records::put_listed(&env, &id, &uuid, &listed, keep).await {
+                console_error!("listing challenge {uuid}: {e}");
+            }
+        });
+    }
+
+    /// `Op::Erase`: deletes everything the object holds; says whether it held anything and
+    /// how many messages.
+    async fn erase(&self) -> Result<Response> {
+        #[derive(Deserialize)]
+        struct N {
+            n: f64,
+        }
+        let sql = self.sql();
+        let count = |q: &str| sql.exec(q, None).and_then(|c| c.one::<N>()).map(|r| r.n);
+        let held = count("SELECT COUNT(*) AS n FROM kv")? > 0.0;
+        let messages = count("SELECT COUNT(*) AS n FROM messages")?;
+        self.schema.wipe(&self.state.storage()).await?;
+        Response::from_json(&serde_json::json!({ "held": held, "messages": messages as u64 }))
     }
 
     /// The outbox, newest first, with each code derived again for display.
@@ -948,6 +1053,11 @@ impl Runner for Courier {
             if let Some(mut s) = self.read::<Value>(&status_key(&job.target))? {
                 self.end_message(&job.target, &mut s, "failed", None)?;
             }
+            // Its text may hold a login URL: kept no longer than a delivered one's.
+            self.sql().exec(
+                "UPDATE messages SET text = '' WHERE key = ?",
+                vec![job.target.clone().into()],
+            )?;
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ const VC = '/api/otp/v2/{instance}/validate-code';
 const GL = '/api/otp/v2/{instance}/generate-link';
 const OTP = '/api/otp/v2/{instance}/otps/{uuid}';
 const METRICS = '/api/otp/v2/{instance}/metrics';
+const ERASE = '/api/otp/v2/{instance}/recipients/{chatId}';
+const LIST = '/api/otp/v2/{instance}/challenges';
 const WA = '/webhooks/whatsapp/{instance}';
 const TW = '/webhooks/twilio/{instance}';
 const LOGIN = '/login/{token}';
@@ -66,6 +68,8 @@ const ROUTES = [
   ['POST', GL, 401],
   ['GET', OTP, 401],
   ['GET', METRICS, 401],
+  ['DELETE', ERASE, 401],
+  ['GET', LIST, 401],
   ['POST', V1_SEND, 401],
   ['POST', V1_VERIFY, 401],
   ['POST', V1_MESSAGE, 401],
@@ -140,7 +144,7 @@ async function call(harness, method, p, { auth, body, headers = {} } = {}) {
 }
 
 /** The success schema of each API operation, whose property order the bodies keep. */
-const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse', [METRICS]: 'MetricsResponse' };
+const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse', [METRICS]: 'MetricsResponse', [ERASE]: 'ErasedResponse', [LIST]: 'ChallengeListResponse' };
 const dataOrder = (template, data) =>
   template === OTP
     ? Object.keys(spec.components.schemas[data.otp_type === 'link' ? 'LinkStatusData' : 'CodeStatusData'].properties)
@@ -1754,6 +1758,10 @@ test('503 when API_TOKENS is not set (every API operation)', async () => {
     assert.equal(res.status, 503);
     res = conforms('GET', METRICS, await call(broken, 'GET', concrete(METRICS), { auth: 'any' }));
     assert.equal(res.status, 503);
+    res = conforms('DELETE', ERASE, await call(broken, 'DELETE', concrete(ERASE).replace('{chatId}', to), { auth: 'any' }));
+    assert.equal(res.status, 503);
+    res = conforms('GET', LIST, await call(broken, 'GET', concrete(LIST), { auth: 'any' }));
+    assert.equal(res.status, 503);
   } finally {
     await broken.stop();
   }
@@ -1892,6 +1900,39 @@ test('metrics: 200 with every counter, 401, 404 for an unknown instance', async 
   assert.equal(res.status, 401);
   res = conforms('GET', METRICS, await call(w, 'GET', `/api/otp/v2/99999999-9999-4999-8999-999999999999/metrics`, { auth: token() }));
   assert.equal(res.status, 404);
+});
+
+test('recipients/{chatId}: erase 200 (then 200 with nothing removed), 401, 404, 405, 422', async () => {
+  const to = newRecipient();
+  const erase = (chat, { instance = DEMO, auth = token() } = {}) =>
+    call(w, 'DELETE', concrete(ERASE, { instance }).replace('{chatId}', encodeURIComponent(chat)), { auth });
+  assert.equal((await rc({ chatId: to })).status, 200);
+  let res = conforms('DELETE', ERASE, await erase(`+${to}`));
+  assert.equal(res.status, 200);
+  assert.equal(res.body.data.removed.recipients, 1);
+  res = conforms('DELETE', ERASE, await erase(`${to}@c.us`));
+  assert.equal(res.status, 200);
+  assert.equal(res.body.data.removed.recipients, 0);
+  assert.equal(conforms('DELETE', ERASE, await erase(to, { auth: null })).status, 401);
+  assert.equal(conforms('DELETE', ERASE, await erase(to, { instance: UNKNOWN_INSTANCE })).status, 404);
+  assert.equal(conforms('DELETE', ERASE, await erase('12345@g.us')).status, 422);
+});
+
+test('challenges: 200 pages with a cursor, 401, 404, 422 for a bad limit', async () => {
+  const list = (query = '', { instance = DEMO, auth = token() } = {}) => call(w, 'GET', `${concrete(LIST, { instance })}${query}`, { auth });
+  assert.equal((await rc({ chatId: newRecipient() })).status, 200);
+  assert.equal((await rc({ chatId: newRecipient() })).status, 200);
+  const first = await waitFor(async () => {
+    const r = conforms('GET', LIST, await list('?limit=1'));
+    return r.body.data?.next_cursor && r;
+  }, { what: 'a first page with a next_cursor' });
+  assert.equal(first.body.data.challenges.length, 1);
+  const next = conforms('GET', LIST, await list(`?limit=1&cursor=${encodeURIComponent(first.body.data.next_cursor)}`));
+  assert.equal(next.status, 200);
+  assert.notEqual(next.body.data.challenges[0].uuid, first.body.data.challenges[0].uuid);
+  assert.equal(conforms('GET', LIST, await list('', { auth: null })).status, 401);
+  assert.equal(conforms('GET', LIST, await list('', { instance: UNKNOWN_INSTANCE })).status, 404);
+  assert.equal(conforms('GET', LIST, await list('?limit=500')).status, 422);
 });
 
 test('every documented response was produced and checked', (t) => {

@@ -286,6 +286,13 @@ fn default_kid() -> String {
     "k1".into()
 }
 
+/// Days a number's data is kept after its last activity unless an instance says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+fn default_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
 /// Message texts of an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -361,6 +368,9 @@ pub struct InstanceConfig {
     /// The browser widget's settings; without them the widget API refuses the instance.
     #[serde(default)]
     pub widget: Option<WidgetConfig>,
+    /// Days a recipient's or a link's data is kept after its last activity (1-3650).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
     /// Message templates of `POST /v1/messages/send`, by `template_id` ([`MessageTemplate`]).
     #[serde(default)]
     pub templates: serde_json::Map<String, Value>,
@@ -447,6 +457,11 @@ impl InstanceConfig {
             self.channel,
             ChannelKind::Whatsapp | ChannelKind::TwilioWhatsapp | ChannelKind::Outbox
         )
+    }
+
+    /// [`Self::retention_days`] in seconds.
+    pub fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400
     }
 
     /// True when any channel of the chain reaches real phones.
@@ -639,6 +654,14 @@ impl ServiceConfig {
                     inst.id
                 )));
             }
+            // A recipient's failure count and lockout must not be forgotten before they end.
+            let memory = inst.limits.failure_memory.max(inst.limits.lockout_max);
+            if !(1..=3650).contains(&inst.retention_days) || inst.retention_secs() < memory {
+                return Err(ConfigError(format!(
+                    "instance {}: retention_days must be between 1 and 3650 days, and cover limits.failure_memory and limits.lockout_max",
+                    inst.id
+                )));
+            }
             if let Some(m) = inst.max_expires {
                 if !(60..=1800).contains(&m) {
                     return Err(ConfigError(format!(
@@ -709,6 +732,7 @@ mod tests {
         .unwrap();
         let i = c.instance(&ID.to_uppercase()).unwrap();
         assert_eq!(i.limits, Policy::default());
+        assert_eq!(i.retention_secs(), 30 * 86_400);
         assert!(i.messages.code_text(None).contains("{code}"));
         assert!(!i.channel.is_real());
     }
@@ -888,6 +912,10 @@ mod tests {
             (
                 format!(r#"[{{"id":"{ID}","name":"D","channel":"outbox","max_expires":5000}}]"#),
                 "max_expires",
+            ),
+            (
+                format!(r#"[{{"id":"{ID}","name":"D","channel":"outbox","retention_days":0}}]"#),
+                "retention_days",
             ),
             (
                 format!(
