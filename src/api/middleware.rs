@@ -355,7 +355,7 @@ async fn to_origin(
     let resp = match Fetch::Request(outbound).send().await {
         Ok(r) => r,
         Err(e) => {
-            worker::console_error!("middleware: origin fetch failed: {e}");
+            crate::log::Line::new("origin.error").text("error", &e.to_string()).error();
             return error_json(
                 502,
                 "origin_unreachable",

@@ -133,7 +133,7 @@ impl Claim {
             body,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Finish, &msg).await {
-            worker::console_error!("idempotency finish: {e}");
+            crate::log::Line::new("idempotency.error").str("op", "finish").text("error", &e.to_string()).error();
         }
     }
 
@@ -143,7 +143,7 @@ impl Claim {
             fingerprint: self.fingerprint,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Abort, &msg).await {
-            worker::console_error!("idempotency abort: {e}");
+            crate::log::Line::new("idempotency.error").str("op", "abort").text("error", &e.to_string()).error();
         }
     }
 }

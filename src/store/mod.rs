@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod link;
 pub mod metrics;
+mod observe;
 pub mod recipient;
 pub mod records;
 mod table;
@@ -163,4 +164,15 @@ pub fn new_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;
     Ok(otp_core::ids::uuid_v4(bytes))
+}
+
+/// True when an object of namespace `binding` answers a request, whatever its status: the deep
+/// health check's probe (object `health`, which knows no such operation and changes nothing).
+pub async fn answers(env: &Env, binding: &str) -> bool {
+    let probe = async {
+        let url = "https://object/health";
+        let req = crate::outbound::request(Method::Post, url, None, None, false)?;
+        stub(env, binding, "health")?.fetch_with_request(req).await
+    };
+    probe.await.is_ok()
 }

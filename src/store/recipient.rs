@@ -18,10 +18,9 @@ use otp_core::rules::template::render;
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{
-    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
-    State, Storage,
-};
+use super::observe;
+use crate::log::Line;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, Storage};
 
 /// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
 /// of a number reaches the same object.
@@ -386,7 +385,7 @@ impl DurableObject for RecipientObject {
     /// job keeps its attempt count and is rescheduled here, so the alarm is always re-armed.
     async fn alarm(&self) -> Result<Response> {
         if let Err(e) = self.ensure_schema() {
-            console_error!("recipient object: schema: {e}");
+            Line::new("storage.error").text("error", &e.to_string()).error();
             return Err(e);
         }
         let sql = self.sql();
@@ -438,6 +437,7 @@ impl RecipientObject {
             policy.resend_cooldown = policy.resend_cooldown.max(cooldown);
         }
         let result = state.start(now, &policy, msg.new_challenge()).cloned();
+        observe::started(&self.env, &instance, &msg.recipient, &result);
         // The challenge whose code goes out: the new one, or the live one sent again.
         if let Ok(challenge) = &result {
             self.write("state", &state)?;
@@ -532,6 +532,7 @@ impl RecipientObject {
             Some(id) => state.attempt_for(now, &instance.limits, id, is_right),
             None => state.attempt(now, &instance.limits, is_right),
         };
+        observe::attempted(&self.env, &instance, &msg.recipient, &outcome, now);
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;
         }
@@ -680,7 +681,10 @@ impl Courier {
         } else {
             instance.chain()[0]
         };
-        channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await?;
+        let t0 = clock::now_ms();
+        let sent = channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await;
+        observe::delivery(&self.env, &instance.id, (&job.target, false), kind.as_str(), recipient.digits(), t0, &sent);
+        sent?;
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a
         // late duplicate request is still recognised).
         sql.exec(
@@ -710,11 +714,7 @@ impl Courier {
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         if challenge.options.fixed_code.is_some() {
             // A configured test number: no delivery at all, and said so in the log.
-            worker::console_log!(
-                "test number {} used for challenge {}",
-                recipient.e164(),
-                challenge.id
-            );
+            Line::new("code.test_number").str("challenge", &challenge.id).to(recipient.digits()).info();
             let mut state = self.load().map_err(internal)?;
             if state.mark_accepted(&challenge.id, now, "test_number", None) {
                 self.write("state", &state).map_err(internal)?;
@@ -741,8 +741,10 @@ impl Courier {
             text_template: &text_template,
             code: Some(code.reveal()),
         };
-        let provider_id =
-            channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await?;
+        let t0 = clock::now_ms();
+        let sent = channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await;
+        observe::delivery(&self.env, &instance.id, (&challenge.id, true), observe::channel(&challenge, &instance), recipient.digits(), t0, &sent);
+        let provider_id = sent?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
         if state.mark_accepted(&challenge.id, clock::now(), kind.as_str(), provider_id) {
@@ -758,20 +760,20 @@ impl Courier {
         let now = clock::now();
         let mut state = self.load()?;
         let meta: Option<Meta> = self.read("meta")?;
+        // Instance, channel and recipient, for the log and the metrics.
+        let mut seen = (String::new(), "", String::new());
         let next = state.get(challenge_id).zip(meta).and_then(|(c, meta)| {
             let instance = self.instance(&meta.instance).ok()?;
             let chain = instance.chain();
             let current = channels::current_channel(c, &chain);
+            seen = (instance.id.clone(), observe::channel(c, &instance), meta.recipient);
             let at = chain.iter().position(|k| *k == current)?;
             chain.get(at + 1).copied()
         });
         match next {
             Some(kind) if !state.get(challenge_id).is_some_and(|c| c.options.test) => {
                 if state.fall_back(challenge_id, now, kind.as_str()) {
-                    console_error!(
-                        "challenge {challenge_id}: falling back to {} after: {why}",
-                        kind.as_str()
-                    );
+                    observe::gave_up(&self.env, (&seen.0, challenge_id), seen.1, Some(kind.as_str()), &seen.2, why);
                     self.write("state", &state)?;
                     Jobs::new(&self.sql()).enqueue(JobKind::Deliver, challenge_id, now * 1000)?;
                     return Ok(true);
@@ -779,7 +781,7 @@ impl Courier {
                 Ok(false)
             }
             _ => {
-                console_error!("delivery of challenge {challenge_id} given up: {why}");
+                observe::gave_up(&self.env, (&seen.0, challenge_id), seen.1, None, &seen.2, why);
                 if state.mark_undeliverable(challenge_id, now, why) {
                     self.write("state", &state)?;
                 }
@@ -798,7 +800,7 @@ impl Courier {
             jobs.arm(&self.storage, &self.env).await
         };
         if let Err(e) = result.await {
-            console_error!("immediate delivery of job {}: {e}", job.id);
+            Line::new("job.error").num("job", job.id).text("error", &e.to_string()).error();
         }
     }
 }
@@ -826,7 +828,7 @@ impl Runner for Courier {
         if job.kind == JobKind::Deliver {
             self.fall_back_or_fail(&job.target, why)?;
         } else {
-            console_error!("{} job {} given up: {why}", job.kind.as_str(), job.target);
+            Line::new("job.given_up").str("kind", job.kind.as_str()).str("message", &job.target).text("error", why).error();
         }
         Ok(())
     }

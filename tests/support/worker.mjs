@@ -82,10 +82,14 @@ export function instanceSecretsFor() {
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
  * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
  * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves), `signingKeys`
- * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default).
+ * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default),
+ * `adminToken` (an operator token: ADMIN_TOKEN holds its SHA-256; without it the operator page
+ * does not exist), `logLevel` (wrangler's: 'log' lets the Worker's own log lines through to
+ * this process's console, where a test can read them).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
+  adminToken, logLevel = 'warn',
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -128,6 +132,7 @@ export async function startWorker({
       ]))),
     },
   };
+  if (adminToken) bindings.ADMIN_TOKEN = { type: 'secret_text', value: sha256(adminToken) };
   for (const name of omit) delete bindings[name];
   const worker = await unstable_startWorker({
     config,
@@ -140,7 +145,7 @@ export async function startWorker({
       inspector: false,
       persist,
       watch: false,
-      logLevel: 'warn',
+      logLevel,
     },
   });
   const url = (await worker.url).toString().replace(/\/$/, '');
