@@ -167,11 +167,13 @@ pub fn new_id() -> Result<String> {
 }
 
 /// True when an object of namespace `binding` answers a request, whatever its status: the deep
-/// health check's probe (object `health`, which knows no such operation and changes nothing).
+/// health check's probe (object `health`, operation `health`, which no object knows; its body,
+/// an empty list, is a no-op for an object that reads every request as a list of items).
 pub async fn answers(env: &Env, binding: &str) -> bool {
     let probe = async {
         let url = "https://object/health";
-        let req = crate::outbound::request(Method::Post, url, None, None, false)?;
+        let body = JsValue::from_str("[]");
+        let req = crate::outbound::request(Method::Post, url, None, Some(&body), false)?;
         stub(env, binding, "health")?.fetch_with_request(req).await
     };
     probe.await.is_ok()

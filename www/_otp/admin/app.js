@@ -14,9 +14,11 @@ function el(name, attrs = {}, parent) {
   return e;
 }
 
-/** The last `n` UTC hours as metric bucket keys (`YYYY-MM-DDTHH`), oldest first. */
-function hours(n) {
-  const now = Math.floor(Date.now() / 3600e3) * 3600e3;
+/** `n` UTC hours as metric bucket keys (`YYYY-MM-DDTHH`), oldest first, ending with the current
+ * hour or the latest hour with data, whichever is later. */
+function hours(n, latest) {
+  const last = latest ? Date.parse(`${latest}:00:00Z`) : 0;
+  const now = Math.max(Math.floor(Date.now() / 3600e3) * 3600e3, last);
   return Array.from({ length: n }, (_, i) => new Date(now - (n - 1 - i) * 3600e3).toISOString().slice(0, 13));
 }
 
@@ -39,18 +41,27 @@ function legend(host, names) {
   host.append(div);
 }
 
+/** A round upper bound for an axis: 1, 2 or 5 times a power of ten. */
+function nice(max) {
+  const p = 10 ** Math.floor(Math.log10(max));
+  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= max);
+}
+
+/** An axis label: whole numbers as they are, others with one decimal. */
+const label = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+
 /** A line chart of `series` ([name, values]) over `xs` (hour keys). */
 function lines(host, xs, series, { percent = false } = {}) {
   host.replaceChildren();
   const W = 560, H = 200, L = 36, B = 20, T = 8;
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' }, host);
-  const max = Math.max(percent ? 1 : 1, ...series.flatMap(([, v]) => v.filter((x) => x !== null)));
+  const max = percent ? 1 : nice(Math.max(4, ...series.flatMap(([, v]) => v.filter((x) => x !== null))));
   const x = (i) => L + (i * (W - L - 6)) / Math.max(1, xs.length - 1);
   const y = (v) => T + (H - T - B) * (1 - v / max);
   for (let g = 0; g <= 4; g++) {
     const v = (max * g) / 4;
     el('line', { x1: L, x2: W - 6, y1: y(v), y2: y(v), stroke: '#eef0f3' }, svg);
-    el('text', { x: L - 4, y: y(v) + 3, 'text-anchor': 'end' }, svg).textContent = percent ? `${Math.round(v * 100)}%` : (Number.isInteger(v) ? v : v.toFixed(1));
+    el('text', { x: L - 4, y: y(v) + 3, 'text-anchor': 'end' }, svg).textContent = percent ? `${Math.round(v * 100)}%` : label(v);
   }
   const step = Math.ceil(xs.length / 8);
   xs.forEach((h, i) => {
@@ -58,8 +69,11 @@ function lines(host, xs, series, { percent = false } = {}) {
   });
   series.forEach(([name, values], s) => {
     const pts = values.map((v, i) => (v === null ? null : `${x(i).toFixed(1)},${y(v).toFixed(1)}`)).filter(Boolean);
-    const line = el('polyline', { points: pts.join(' '), fill: 'none', stroke: COLORS[s % COLORS.length], 'stroke-width': 2 }, svg);
+    const color = COLORS[s % COLORS.length];
+    const line = el('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }, svg);
     el('title', {}, line).textContent = name;
+    // Points with a value, so a lone hour shows too.
+    values.forEach((v, i) => v !== null && v > 0 && el('circle', { cx: x(i), cy: y(v), r: 2.5, fill: color }, svg));
   });
   if (!series.length) el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, svg).textContent = 'no data yet';
   legend(host, series.map(([n]) => n));
@@ -70,14 +84,14 @@ function bars(host, groups, measures) {
   host.replaceChildren();
   const W = 560, H = 200, L = 36, B = 20, T = 8;
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img' }, host);
-  const max = Math.max(1, ...groups.flatMap(([, v]) => v));
+  const max = nice(Math.max(4, ...groups.flatMap(([, v]) => v)));
   const gw = (W - L - 6) / Math.max(1, groups.length);
   const bw = Math.min(28, (gw - 8) / measures.length);
   for (let g = 0; g <= 4; g++) {
     const v = (max * g) / 4;
     const yy = T + (H - T - B) * (1 - v / max);
     el('line', { x1: L, x2: W - 6, y1: yy, y2: yy, stroke: '#eef0f3' }, svg);
-    el('text', { x: L - 4, y: yy + 3, 'text-anchor': 'end' }, svg).textContent = Number.isInteger(v) ? v : v.toFixed(1);
+    el('text', { x: L - 4, y: yy + 3, 'text-anchor': 'end' }, svg).textContent = label(v);
   }
   groups.forEach(([name, values], gi) => {
     const x0 = L + gi * gw + (gw - bw * measures.length) / 2;
@@ -117,7 +131,7 @@ function tiles(code) {
 function draw() {
   const inst = data.instances.find((i) => i.id === $('instance').value) ?? data.instances[0];
   if (!inst) return;
-  const xs = hours(Number($('span').value));
+  const xs = hours(Number($('span').value), Object.keys(inst.hours).sort().pop());
   const at = (h, name) => inst.hours[h]?.[name] ?? 0;
   tiles(inst.code);
   const channels = keys(inst.totals, 'sent', 'ch');
