@@ -66,7 +66,9 @@ async fn service_route(req: Request, env: &Env, path: &str) -> Result<Response> 
         }
         (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
         (Method::Get, ["health", "deep"]) => ops::deep_health(env).await,
-        (_, ["_otp", "admin", rest @ ..] | ["admin", rest @ ..]) => ops::admin(req, env, rest).await,
+        (_, ["_otp", "admin", rest @ ..] | ["admin", rest @ ..]) => {
+            ops::admin(req, env, rest).await
+        }
         #[cfg(feature = "dev")]
         (_, ["dev", rest @ ..]) => api::dev::handle(req, env, rest).await,
         _ => outcome::not_found(),

@@ -36,7 +36,8 @@ impl Line {
     fn key_str(&mut self, key: &str, value: &str) {
         self.key(key);
         // serde_json escapes quotes, backslashes and control characters.
-        self.0.push_str(&serde_json::to_string(value).unwrap_or_default());
+        self.0
+            .push_str(&serde_json::to_string(value).unwrap_or_default());
     }
 
     /// A string field (an id, a name, an outcome): written as it is.
@@ -73,4 +74,9 @@ impl Line {
         self.0.push('}');
         worker::console_error!("{}", self.0);
     }
+}
+
+/// A one-field error line: `{"event": event, "error": <e, scrubbed>}`.
+pub fn fault(event: &str, e: &dyn std::fmt::Display) {
+    Line::new(event).text("error", &e.to_string()).error();
 }

@@ -355,7 +355,7 @@ async fn to_origin(
     let resp = match Fetch::Request(outbound).send().await {
         Ok(r) => r,
         Err(e) => {
-            crate::log::Line::new("origin.error").text("error", &e.to_string()).error();
+            crate::log::fault("origin.error", &e);
             return error_json(
                 502,
                 "origin_unreachable",

@@ -181,7 +181,9 @@ pub async fn rate_limit_allows(
         Ok(outcome) => Ok(outcome.success),
         Err(e) => {
             let line = crate::log::Line::new("ratelimit.error").str("binding", binding);
-            line.text("error", &e.to_string()).str("outcome", "let_through").error();
+            line.text("error", &e.to_string())
+                .str("outcome", "let_through")
+                .error();
             Ok(true)
         }
     }

@@ -31,7 +31,9 @@ fn not_served() -> Result<Response> {
 
 /// A configuration fault: named in the log, never in the answer (a webhook is public).
 fn unavailable(problem: &config::ConfigProblem) -> Result<Response> {
-    crate::log::Line::new("config.problem").text("error", &problem.0).error();
+    crate::log::Line::new("config.problem")
+        .text("error", &problem.0)
+        .error();
     plain(503, "temporarily unavailable")
 }
 

@@ -85,7 +85,10 @@ pub async fn check(
         };
         let channel = inst.channel.as_str();
         let line = crate::log::Line::new("code.budget_refused").str("instance", &inst.id);
-        line.str("channel", channel).to(to.digits()).str("outcome", why).info();
+        line.str("channel", channel)
+            .to(to.digits())
+            .str("outcome", why)
+            .info();
         let event = otp_core::telemetry::CodeEvent::BudgetRefused;
         super::metrics::code_now(env, &inst.id, event, channel, to.digits(), 0).await;
     }
@@ -103,7 +106,10 @@ async fn decide(
     let abuse = &inst.abuse;
     if let Some(code) = abuse.test_code(to.digits()) {
         if test_key || abuse.test_numbers_enabled {
-            crate::log::Line::new("code.test_number").str("instance", &inst.id).to(to.digits()).info();
+            crate::log::Line::new("code.test_number")
+                .str("instance", &inst.id)
+                .to(to.digits())
+                .info();
             return Ok(Ok(Allowed::TestNumber(code.to_owned())));
         }
     }
@@ -214,7 +220,10 @@ pub async fn refund(env: &Env, charge: &Charge) {
         let given: Result<TakeReply> =
             async { call(&stub(env, BUDGETS, name)?, Op::Refund, &keys).await }.await;
         if let Err(e) = given {
-            crate::log::Line::new("budget.error").str("op", "refund").text("error", &e.to_string()).error();
+            crate::log::Line::new("budget.error")
+                .str("op", "refund")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }

@@ -133,7 +133,10 @@ impl Claim {
             body,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Finish, &msg).await {
-            crate::log::Line::new("idempotency.error").str("op", "finish").text("error", &e.to_string()).error();
+            crate::log::Line::new("idempotency.error")
+                .str("op", "finish")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 
@@ -143,7 +146,10 @@ impl Claim {
             fingerprint: self.fingerprint,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Abort, &msg).await {
-            crate::log::Line::new("idempotency.error").str("op", "abort").text("error", &e.to_string()).error();
+            crate::log::Line::new("idempotency.error")
+                .str("op", "abort")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }

@@ -177,7 +177,10 @@ impl Runner for LinkObject {
     }
 
     fn gave_up(&self, job: &Job, why: &str) -> Result<()> {
-        crate::log::Line::new("job.given_up").str("kind", job.kind.as_str()).text("error", why).error();
+        crate::log::Line::new("job.given_up")
+            .str("kind", job.kind.as_str())
+            .text("error", why)
+            .error();
         if job.kind == JobKind::Callback {
             if let Ok(cb) = serde_json::from_str::<CallbackJob>(&job.target) {
                 self.log_callback(&cb.webhook_id, &format!("given_up: {why}"))?;

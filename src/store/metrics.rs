@@ -11,10 +11,12 @@
 
 use super::table::Schema;
 use super::{call, pick_shard, stub, unknown_op, Op, METRICS};
+use js_sys::Reflect;
 use otp_core::telemetry::{self, CodeEvent};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use wasm_bindgen::JsValue;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// Shards per instance.
@@ -36,7 +38,14 @@ pub struct AddMsg {
 /// calling code is kept), without holding up the caller: the one-line hook of each emission
 /// point in a Durable Object (an object runs its pending work to the end). `seconds` is the
 /// time to verify of a [`CodeEvent::Verified`], else 0.
-pub fn code(env: &Env, instance: &str, event: CodeEvent, channel: &str, digits: &str, seconds: i64) {
+pub fn code(
+    env: &Env,
+    instance: &str,
+    event: CodeEvent,
+    channel: &str,
+    digits: &str,
+    seconds: i64,
+) {
     let (env, instance) = (env.clone(), instance.to_owned());
     let (channel, digits) = (channel.to_owned(), digits.to_owned());
     worker::wasm_bindgen_futures::spawn_local(async move {
@@ -44,8 +53,38 @@ pub fn code(env: &Env, instance: &str, event: CodeEvent, channel: &str, digits: 
     });
 }
 
+/// `OTP_ANALYTICS.writeDataPoint({indexes: [instance], blobs, doubles: [1, seconds]})` when the
+/// dataset is bound, through the binding's own method (no wrapper types in the Worker).
+fn write_data_point(
+    env: &Env,
+    instance: &str,
+    blobs: [&str; 3],
+    seconds: i64,
+) -> std::result::Result<(), JsValue> {
+    let dataset = Reflect::get(env.as_ref(), &ANALYTICS.into())?;
+    if dataset.is_undefined() {
+        return Ok(());
+    }
+    let point = js_sys::Object::new();
+    let list = |items: &[JsValue]| items.iter().collect::<js_sys::Array>();
+    Reflect::set(&point, &"indexes".into(), &list(&[instance.into()]))?;
+    let blobs: Vec<JsValue> = blobs.iter().map(|b| (*b).into()).collect();
+    Reflect::set(&point, &"blobs".into(), &list(&blobs))?;
+    let doubles = [1.0.into(), (seconds as f64).into()];
+    Reflect::set(&point, &"doubles".into(), &list(&doubles))?;
+    let write: js_sys::Function = Reflect::get(&dataset, &"writeDataPoint".into())?.into();
+    write.call1(&dataset, &point).map(|_| ())
+}
+
 /// [`code`], awaited: for the Worker's own request path, which may end when it answers.
-pub async fn code_now(env: &Env, instance: &str, event: CodeEvent, channel: &str, digits: &str, seconds: i64) {
+pub async fn code_now(
+    env: &Env,
+    instance: &str,
+    event: CodeEvent,
+    channel: &str,
+    digits: &str,
+    seconds: i64,
+) {
     let country = telemetry::country(digits);
     let mut counts: Vec<(String, i64)> = telemetry::code_counters(event, channel, country)
         .into_iter()
@@ -55,18 +94,9 @@ pub async fn code_now(env: &Env, instance: &str, event: CodeEvent, channel: &str
         counts.push((telemetry::verify_bucket(seconds), 1));
         counts.push(("code.ttv_seconds".into(), seconds));
     }
-    if let Ok(dataset) = env.analytics_engine(ANALYTICS) {
-        let point = worker::AnalyticsEngineDataPointBuilder::new()
-            .indexes([instance])
-            .blobs([event.name(), channel, country])
-            .doubles([1.0, seconds as f64])
-            .write_to(&dataset);
-        if let Err(e) = point {
-            crate::log::Line::new("metrics.error")
-                .str("instance", instance)
-                .text("error", &e.to_string())
-                .error();
-        }
+    let blobs = [event.name(), channel, country];
+    if let Err(e) = write_data_point(env, instance, blobs, seconds) {
+        crate::log::fault("metrics.error", &format!("{e:?}"));
     }
     add_owned(env, instance, counts).await
 }
@@ -94,10 +124,7 @@ async fn add_owned(env: &Env, instance: &str, counts: Vec<(String, i64)>) {
         call::<_, serde_json::Value>(&stub, Op::Add, &msg).await
     };
     if let Err(e) = result.await {
-        crate::log::Line::new("metrics.error")
-            .str("instance", instance)
-            .text("error", &e.to_string())
-            .error();
+        crate::log::fault("metrics.error", &e);
     }
 }
 
@@ -239,10 +266,9 @@ impl DurableObject for MetricsObject {
                 }
                 // Once per hour (per object in memory): hours older than HOURLY_DAYS become days.
                 if *self.rolled.borrow() != msg.day {
-                    let cutoff = otp_core::time::iso8601(
-                        crate::clock::now() - HOURLY_DAYS * 86_400,
-                    )[..13]
-                        .to_owned();
+                    let cutoff =
+                        otp_core::time::iso8601(crate::clock::now() - HOURLY_DAYS * 86_400)[..13]
+                            .to_owned();
                     sql.exec(
                         "INSERT INTO counters (day, name, value) SELECT substr(day, 1, 10), name, SUM(value) FROM counters WHERE length(day) = 13 AND day < ? GROUP BY 1, 2 ON CONFLICT (day, name) DO UPDATE SET value = value + excluded.value",
                         vec![cutoff.clone().into()],
@@ -278,7 +304,7 @@ pub fn log_link(instance: &str, challenge: Option<String>, counts: &[(&str, i64)
         let event = match *name {
             "failed_attempts" => "link.failed_attempt".to_owned(),
             "verification_seconds_total" => continue,
-            other => format!("link.{}", other.trim_start_matches("links_")),
+            other => format!("link.{}", other.strip_prefix("links_").unwrap_or(other)),
         };
         let line = crate::log::Line::new(&event)
             .str("instance", instance)

@@ -4,7 +4,7 @@
 //! docs/operations.md.
 
 use super::metrics;
-use crate::channels::{self, DeliveryError};
+use crate::channels::{self, DeliveryError, Outbound};
 use crate::log::Line;
 use otp_core::config::InstanceConfig;
 use otp_core::rules::challenge::{Attempt, Challenge, Refusal};
@@ -23,12 +23,20 @@ pub fn channel(c: &Challenge, inst: &InstanceConfig) -> &'static str {
 }
 
 /// A start: a code issued (`code.sent`) or refused by the recipient's limits (`code.refused`).
-pub fn started(env: &Env, inst: &InstanceConfig, digits: &str, result: &Result<Challenge, Refusal>) {
+pub fn started(
+    env: &Env,
+    inst: &InstanceConfig,
+    digits: &str,
+    result: &Result<Challenge, Refusal>,
+) {
     let line = Line::new("code.sent").str("instance", &inst.id).to(digits);
     match result {
         Ok(c) => {
             let ch = channel(c, inst);
-            line.str("challenge", &c.id).str("channel", ch).str("outcome", "queued").info();
+            line.str("challenge", &c.id)
+                .str("channel", ch)
+                .str("outcome", "queued")
+                .info();
             metrics::code(env, &inst.id, CodeEvent::Sent, ch, digits, 0);
         }
         Err(refusal) => {
@@ -37,23 +45,25 @@ pub fn started(env: &Env, inst: &InstanceConfig, digits: &str, result: &Result<C
                 Refusal::Cooldown { .. } => "cooldown",
                 Refusal::SendCap { .. } => "send_cap",
             };
-            line.str("outcome", why).num("retry_after", refusal.retry_after()).info();
+            line.str("outcome", why)
+                .num("retry_after", refusal.retry_after())
+                .info();
         }
     }
 }
 
-/// One hand-over to a provider (`delivery`): accepted, or failed with the provider's status
-/// and its scrubbed answer. `job` is the challenge id or the message key; `started_ms` when
-/// the hand-over began. A code accepted by a provider counts as `delivered`.
+/// One hand-over of `msg` to a provider (`delivery`): accepted, or failed with the provider's
+/// status and its scrubbed answer; a code (`challenge`) or a free-text message (`message`, its
+/// key). `started_ms` is when the hand-over began. A code accepted counts as `delivered`.
 pub fn delivery(
     env: &Env,
     instance: &str,
-    (job, code): (&str, bool),
     channel: &str,
-    digits: &str,
+    msg: &Outbound<'_>,
     started_ms: i64,
     result: &Result<Option<String>, DeliveryError>,
 ) {
+    let (code, job, digits) = (msg.code.is_some(), msg.challenge_id, msg.to.digits());
     let line = Line::new("delivery")
         .str("instance", instance)
         .str(if code { "challenge" } else { "message" }, job)
@@ -83,7 +93,14 @@ pub fn delivery(
 
 /// A code's delivery that failed for good on `channel`: moved on to `next`
 /// (`code.fallback`), or given up at the end of the chain (`code.failed`).
-pub fn gave_up(env: &Env, (instance, challenge): (&str, &str), channel: &str, next: Option<&str>, digits: &str, why: &str) {
+pub fn gave_up(
+    env: &Env,
+    (instance, challenge): (&str, &str),
+    channel: &str,
+    next: Option<&str>,
+    digits: &str,
+    why: &str,
+) {
     let (event, metric) = match next {
         Some(_) => ("code.fallback", CodeEvent::Fallback),
         None => ("code.failed", CodeEvent::Failed),
@@ -104,7 +121,9 @@ pub fn gave_up(env: &Env, (instance, challenge): (&str, &str), channel: &str, ne
 /// An attempt at a code (`code.attempt`): its outcome; right ones count as `verified` with
 /// their time to verify, wrong ones as `wrong`, and one that starts a lockout as `lockout`.
 pub fn attempted(env: &Env, inst: &InstanceConfig, digits: &str, outcome: &Attempt, now: i64) {
-    let line = Line::new("code.attempt").str("instance", &inst.id).to(digits);
+    let line = Line::new("code.attempt")
+        .str("instance", &inst.id)
+        .to(digits);
     let (name, challenge) = match outcome {
         Attempt::Validated { challenge } => ("verified", Some(challenge)),
         Attempt::Wrong { challenge, .. } => ("wrong", Some(challenge)),
@@ -120,13 +139,20 @@ pub fn attempted(env: &Env, inst: &InstanceConfig, digits: &str, outcome: &Attem
     };
     let ch = channel(c, inst);
     let seconds = now - c.created_at;
-    let line = line.str("challenge", &c.id).str("channel", ch).str("outcome", name);
+    let line = line
+        .str("challenge", &c.id)
+        .str("channel", ch)
+        .str("outcome", name);
     match outcome {
         Attempt::Validated { .. } => {
             line.num("seconds_to_verify", seconds).info();
             metrics::code(env, &inst.id, CodeEvent::Verified, ch, digits, seconds);
         }
-        Attempt::Wrong { retry_after, attempts_left, .. } => {
+        Attempt::Wrong {
+            retry_after,
+            attempts_left,
+            ..
+        } => {
             line.num("attempts_left", i64::from(*attempts_left)).info();
             metrics::code(env, &inst.id, CodeEvent::Wrong, ch, digits, 0);
             if retry_after.is_some() {

@@ -5,9 +5,11 @@
 //! concurrency.
 
 use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
+use super::observe;
 use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, RECIPIENTS};
 use crate::channels::{self, DeliveryError, Outbound, OUTBOX_SCHEMA};
+use crate::log::Line;
 use crate::{clock, config};
 use otp_core::config::ChannelKind;
 use otp_core::rules::challenge::{
@@ -18,9 +20,9 @@ use otp_core::rules::template::render;
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use super::observe;
-use crate::log::Line;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, Storage};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, Storage,
+};
 
 /// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
 /// of a number reaches the same object.
@@ -385,7 +387,7 @@ impl DurableObject for RecipientObject {
     /// job keeps its attempt count and is rescheduled here, so the alarm is always re-armed.
     async fn alarm(&self) -> Result<Response> {
         if let Err(e) = self.ensure_schema() {
-            Line::new("storage.error").text("error", &e.to_string()).error();
+            crate::log::fault("storage.error", &e);
             return Err(e);
         }
         let sql = self.sql();
@@ -683,7 +685,7 @@ impl Courier {
         };
         let t0 = clock::now_ms();
         let sent = channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await;
-        observe::delivery(&self.env, &instance.id, (&job.target, false), kind.as_str(), recipient.digits(), t0, &sent);
+        observe::delivery(&self.env, &instance.id, kind.as_str(), &msg, t0, &sent);
         sent?;
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a
         // late duplicate request is still recognised).
@@ -714,7 +716,10 @@ impl Courier {
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         if challenge.options.fixed_code.is_some() {
             // A configured test number: no delivery at all, and said so in the log.
-            Line::new("code.test_number").str("challenge", &challenge.id).to(recipient.digits()).info();
+            Line::new("code.test_number")
+                .str("challenge", &challenge.id)
+                .to(recipient.digits())
+                .info();
             let mut state = self.load().map_err(internal)?;
             if state.mark_accepted(&challenge.id, now, "test_number", None) {
                 self.write("state", &state).map_err(internal)?;
@@ -743,7 +748,7 @@ impl Courier {
         };
         let t0 = clock::now_ms();
         let sent = channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await;
-        observe::delivery(&self.env, &instance.id, (&challenge.id, true), observe::channel(&challenge, &instance), recipient.digits(), t0, &sent);
+        observe::delivery(&self.env, &instance.id, kind.as_str(), &msg, t0, &sent);
         let provider_id = sent?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
@@ -766,14 +771,25 @@ impl Courier {
             let instance = self.instance(&meta.instance).ok()?;
             let chain = instance.chain();
             let current = channels::current_channel(c, &chain);
-            seen = (instance.id.clone(), observe::channel(c, &instance), meta.recipient);
+            seen = (
+                instance.id.clone(),
+                observe::channel(c, &instance),
+                meta.recipient,
+            );
             let at = chain.iter().position(|k| *k == current)?;
             chain.get(at + 1).copied()
         });
         match next {
             Some(kind) if !state.get(challenge_id).is_some_and(|c| c.options.test) => {
                 if state.fall_back(challenge_id, now, kind.as_str()) {
-                    observe::gave_up(&self.env, (&seen.0, challenge_id), seen.1, Some(kind.as_str()), &seen.2, why);
+                    observe::gave_up(
+                        &self.env,
+                        (&seen.0, challenge_id),
+                        seen.1,
+                        Some(kind.as_str()),
+                        &seen.2,
+                        why,
+                    );
                     self.write("state", &state)?;
                     Jobs::new(&self.sql()).enqueue(JobKind::Deliver, challenge_id, now * 1000)?;
                     return Ok(true);
@@ -781,7 +797,14 @@ impl Courier {
                 Ok(false)
             }
             _ => {
-                observe::gave_up(&self.env, (&seen.0, challenge_id), seen.1, None, &seen.2, why);
+                observe::gave_up(
+                    &self.env,
+                    (&seen.0, challenge_id),
+                    seen.1,
+                    None,
+                    &seen.2,
+                    why,
+                );
                 if state.mark_undeliverable(challenge_id, now, why) {
                     self.write("state", &state)?;
                 }
@@ -800,7 +823,10 @@ impl Courier {
             jobs.arm(&self.storage, &self.env).await
         };
         if let Err(e) = result.await {
-            Line::new("job.error").num("job", job.id).text("error", &e.to_string()).error();
+            Line::new("job.error")
+                .num("job", job.id)
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }
@@ -828,7 +854,11 @@ impl Runner for Courier {
         if job.kind == JobKind::Deliver {
             self.fall_back_or_fail(&job.target, why)?;
         } else {
-            Line::new("job.given_up").str("kind", job.kind.as_str()).str("message", &job.target).text("error", why).error();
+            Line::new("job.given_up")
+                .str("kind", job.kind.as_str())
+                .str("message", &job.target)
+                .text("error", why)
+                .error();
         }
         Ok(())
     }

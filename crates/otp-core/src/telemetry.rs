@@ -42,8 +42,8 @@ pub fn country(digits: &str) -> &'static str {
 
 /// The HTTP status a provider answered, read from a delivery error's text (`… answered 400 …`).
 pub fn status_of(why: &str) -> Option<u16> {
-    let rest = &why[why.find("answered ")? + 9..];
-    rest.get(..3)?.parse().ok()
+    let at = why.as_bytes().windows(9).position(|w| w == b"answered ")?;
+    why.get(at + 9..at + 12)?.parse().ok()
 }
 
 /// The code flow's events, each counted in total, per channel and per country.
@@ -160,7 +160,10 @@ mod tests {
     fn scrub_masks_runs_of_four_or_more_digits_and_keeps_statuses() {
         for (input, want) in [
             ("", ""),
-            ("whatsapp answered 400 (code 131026): bad 201234567890", "whatsapp answered 400 (code #): bad #"),
+            (
+                "whatsapp answered 400 (code 131026): bad 201234567890",
+                "whatsapp answered 400 (code #): bad #",
+            ),
             ("code 1234 sent", "code # sent"),
             ("at 127.0.0.1:8787/v1", "at 127.0.0.1:#/v1"),
             ("+20-123-4567", "+20-123-#"),
@@ -208,7 +211,11 @@ mod tests {
     fn counters_name_the_total_the_channel_and_the_country() {
         assert_eq!(
             code_counters(CodeEvent::Verified, "whatsapp", "20"),
-            ["code.verified", "code.verified@ch:whatsapp", "code.verified@cc:20"]
+            [
+                "code.verified",
+                "code.verified@ch:whatsapp",
+                "code.verified@cc:20"
+            ]
         );
     }
 
@@ -219,11 +226,17 @@ mod tests {
         };
         assert_eq!(median_seconds(hist(&[])), None);
         // Two in (0, 5], two in (10, 15]: the middle is the end of the first bucket.
-        assert_eq!(median_seconds(hist(&[(Some(5), 2), (Some(15), 2)])), Some(5.0));
+        assert_eq!(
+            median_seconds(hist(&[(Some(5), 2), (Some(15), 2)])),
+            Some(5.0)
+        );
         // Four in (20, 30]: halfway through it.
         assert_eq!(median_seconds(hist(&[(Some(30), 4)])), Some(25.0));
         // One fast, three slow in (60, 90].
-        assert_eq!(median_seconds(hist(&[(Some(5), 1), (Some(90), 3)])), Some(70.0));
+        assert_eq!(
+            median_seconds(hist(&[(Some(5), 1), (Some(90), 3)])),
+            Some(70.0)
+        );
         // Everything past the last bound: its lower bound.
         assert_eq!(median_seconds(hist(&[(None, 3)])), Some(600.0));
     }

@@ -47,6 +47,9 @@ function nice(max) {
   return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= max);
 }
 
+/** Grid steps for an axis up to `max` (a `nice` value): whole steps where possible. */
+const steps = (max) => (max / 10 ** Math.floor(Math.log10(max)) === 2 ? 4 : 5);
+
 /** An axis label: whole numbers as they are, others with one decimal. */
 const label = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
 
@@ -58,8 +61,9 @@ function lines(host, xs, series, { percent = false } = {}) {
   const max = percent ? 1 : nice(Math.max(4, ...series.flatMap(([, v]) => v.filter((x) => x !== null))));
   const x = (i) => L + (i * (W - L - 6)) / Math.max(1, xs.length - 1);
   const y = (v) => T + (H - T - B) * (1 - v / max);
-  for (let g = 0; g <= 4; g++) {
-    const v = (max * g) / 4;
+  const n = percent ? 4 : steps(max);
+  for (let g = 0; g <= n; g++) {
+    const v = (max * g) / n;
     el('line', { x1: L, x2: W - 6, y1: y(v), y2: y(v), stroke: '#eef0f3' }, svg);
     el('text', { x: L - 4, y: y(v) + 3, 'text-anchor': 'end' }, svg).textContent = percent ? `${Math.round(v * 100)}%` : label(v);
   }
@@ -87,8 +91,9 @@ function bars(host, groups, measures) {
   const max = nice(Math.max(4, ...groups.flatMap(([, v]) => v)));
   const gw = (W - L - 6) / Math.max(1, groups.length);
   const bw = Math.min(28, (gw - 8) / measures.length);
-  for (let g = 0; g <= 4; g++) {
-    const v = (max * g) / 4;
+  const n = steps(max);
+  for (let g = 0; g <= n; g++) {
+    const v = (max * g) / n;
     const yy = T + (H - T - B) * (1 - v / max);
     el('line', { x1: L, x2: W - 6, y1: yy, y2: yy, stroke: '#eef0f3' }, svg);
     el('text', { x: L - 4, y: yy + 3, 'text-anchor': 'end' }, svg).textContent = label(v);

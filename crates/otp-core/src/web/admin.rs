@@ -18,12 +18,21 @@ pub fn token_is_valid(secret: &str, token: &str) -> bool {
 }
 
 fn mac(secret: &str, expires: i64) -> [u8; 32] {
-    hmac_sha256(secret.as_bytes(), &[b"edge-otp/admin-session/v1|", expires.to_string().as_bytes()])
+    hmac_sha256(
+        secret.as_bytes(),
+        &[
+            b"edge-otp/admin-session/v1|",
+            expires.to_string().as_bytes(),
+        ],
+    )
 }
 
 /// A session cookie value that expires at `expires` (Unix seconds).
 pub fn session(secret: &str, expires: i64) -> String {
-    let hex: String = mac(secret, expires).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = mac(secret, expires)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("{expires}.{hex}")
 }
 
