@@ -152,6 +152,22 @@ describe('the operator page', () => {
     }
   });
 
+  test('the deploy build serves the page behind its token too (its files are in the release assets)', async () => {
+    const release = await startWorker({ flavour: 'release', adminToken: ADMIN });
+    try {
+      assert.equal((await release.fetch('/_otp/admin')).status, 401);
+      assert.equal((await release.fetch('/_otp/admin/app.js')).status, 401, 'the script is not a public asset');
+      const auth = { headers: { Authorization: `Bearer ${ADMIN}` } };
+      const page = await release.fetch('/_otp/admin', auth);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /edge-otp operator/);
+      assert.equal((await release.fetch('/_otp/admin/app.js', auth)).status, 200);
+      assert.equal((await release.fetch('/health/deep')).status, 200);
+    } finally {
+      await release.stop();
+    }
+  });
+
   test('in Chromium: sign in, the charts are drawn from the metrics', async () => {
     assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });

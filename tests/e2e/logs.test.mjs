@@ -9,7 +9,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startWorker, newRecipient, DEMO } from '../support/worker.mjs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startWorker, newRecipient, DEMO, ROOT } from '../support/worker.mjs';
 import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { waitFor } from '../support/wait.mjs';
 
@@ -183,4 +185,9 @@ test('every event is one JSON object with an event name, and no number, code, to
   const lines = JSON.stringify(all);
   for (const token of used.tokens) assert.ok(!lines.includes(token), 'a login token is in a log line');
   for (const secret of secretsUsed) assert.ok(!text.includes(secret), 'a secret is in the log');
+});
+
+test('the deploy keeps these lines: Workers Logs is on in wrangler.toml', () => {
+  const toml = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
+  assert.match(toml, /^\[observability\]\nenabled = true$/m);
 });
