@@ -16,7 +16,7 @@
 //! and its renderers), [`tokens`] (verification tokens).
 //!
 //! May import: `crate::store`, `crate::channels`, `crate::config`, `crate::clock`, `crate::keys`,
-//! `otp-core`.
+//! `crate::log`, `otp-core`.
 //! A surface never imports another surface; nothing below `api` imports it.
 
 #[cfg(feature = "dev")]

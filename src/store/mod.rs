@@ -6,7 +6,8 @@
 //! "claim an idempotency key"); only the objects know SQL, and each single-use decision is
 //! made in exactly one object with no `await` between reading and writing its state.
 //!
-//! May import: `crate::config`, `crate::clock`, `crate::channels`, `otp-core`. Never `crate::api`.
+//! May import: `crate::config`, `crate::clock`, `crate::log`, `crate::channels`, `otp-core`.
+//! Never `crate::api`.
 
 pub mod budget;
 pub mod idempotency;

@@ -91,6 +91,17 @@ pub fn delivery(
     }
 }
 
+/// A provider's delivery receipt for challenge `challenge` (`delivery.receipt`): its status
+/// (`sent`, `delivered`, `read`, `failed`) and, for a failure, its scrubbed reason.
+pub fn receipt(challenge: &str, msg: &super::recipient::ReceiptMsg) {
+    let line = Line::new("delivery.receipt").str("challenge", challenge);
+    let line = line.str("status", &msg.status);
+    match &msg.error {
+        Some(why) => line.text("error", why).error(),
+        None => line.info(),
+    }
+}
+
 /// A code's delivery that failed for good on `channel`: moved on to `next`
 /// (`code.fallback`), or given up at the end of the chain (`code.failed`).
 pub fn gave_up(

@@ -486,6 +486,7 @@ impl RecipientObject {
         let Some(id) = state.on_receipt(&msg.provider_id, &msg.status) else {
             return Response::from_json(&serde_json::json!({ "matched": false }));
         };
+        observe::receipt(&id, &msg);
         self.write("state", &state)?;
         if msg.status == "failed" {
             let why = msg

@@ -12,7 +12,7 @@ import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startWorker, newRecipient, DEMO, ROOT } from '../support/worker.mjs';
-import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
+import { inboundTextPayload, metaSignature, startFakeMeta, statusPayload } from '../support/fake-meta.mjs';
 import { waitFor } from '../support/wait.mjs';
 
 const ECHO = '66666666-6666-4666-8666-666666666666';
@@ -169,6 +169,45 @@ test('a provider error that echoes the number and the code is logged with its st
     assert.equal(gaveUp.channel, 'whatsapp');
   } finally {
     await e.stop();
+  }
+});
+
+test('delivery receipts are logged with the provider status, a failure reason scrubbed', async () => {
+  const phoneId = '100000000000077';
+  const token = 'EAAGmetametametameta';
+  const meta = await startFakeMeta({ accessToken: token, phoneNumberId: phoneId });
+  const WA = '99999999-0000-4000-8000-000000000077';
+  const m = await startWorker({
+    logLevel: 'log',
+    extraInstances: [{ id: WA, name: 'Meta', channel: 'whatsapp', whatsapp: { phone_number_id: phoneId, api_base: meta.url } }],
+    credentials: { [WA]: { whatsapp_access_token: token } },
+  });
+  secretsUsed.push(token, m.secrets.tokens[WA], m.secrets.instances[WA].whatsapp_app_secret);
+  try {
+    const phone = newRecipient();
+    used.phones.push(phone);
+    const rc = await m.hs('request-code', { chatId: phone }, { instance: WA });
+    assert.equal(rc.status, 200);
+    const { uuid, code } = rc.body.data;
+    used.codes.push(code);
+    const [msg] = await meta.waitForMessages(1, { to: phone });
+    await waitForEvent('the accepted delivery', (e) => e.event === 'delivery' && e.challenge === uuid && e.outcome === 'accepted');
+    const post = (payload) => {
+      const raw = JSON.stringify(payload);
+      const sig = metaSignature(m.secrets.instances[WA].whatsapp_app_secret, raw);
+      return m.fetch(`/webhooks/whatsapp/${WA}`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': sig }, body: raw });
+    };
+    assert.equal((await post(statusPayload({ phoneNumberId: phoneId, id: msg.id, status: 'delivered', recipientId: phone }))).status, 200);
+    const delivered = await waitForEvent('the delivered receipt', (e) => e.event === 'delivery.receipt' && e.challenge === uuid && e.status === 'delivered');
+    assert.equal(delivered.error, undefined);
+    // A reason that quotes the number (a provider may): logged with its digits masked.
+    const errors = [{ code: 131026, title: `Message undeliverable to ${phone}` }];
+    assert.equal((await post(statusPayload({ phoneNumberId: phoneId, id: msg.id, status: 'failed', recipientId: phone, errors }))).status, 200);
+    const failed = await waitForEvent('the failed receipt', (e) => e.event === 'delivery.receipt' && e.challenge === uuid && e.status === 'failed');
+    assert.equal(failed.error, '#: Message undeliverable to #');
+  } finally {
+    await m.stop();
+    await meta.close();
   }
 });
 
