@@ -8,7 +8,7 @@
 //! malformed one is a [`ConfigProblem`], answered with a clear 503, never a panic. Every key
 //! the service derives is derived here, through [`otp_core::Secret::derive`].
 //!
-//! May import: `otp-core` and `worker`. Everything else may import it.
+//! May import: `otp-core`, `worker` and `crate::log`. Everything else may import it.
 
 use otp_core::config::{InstanceConfig, InstanceSecrets, ServiceConfig};
 use otp_core::secret::token_matches;
@@ -201,11 +201,11 @@ fn parse_instance_secrets(env: &Env) -> Result<HashMap<String, InstanceSecrets>,
     // serde's message may quote the offending value, which is a secret: log only the
     // position, answer with a fixed message.
     serde_json::from_str(&raw.to_string()).map_err(|e| {
-        worker::console_error!(
-            "secret {INSTANCE_SECRETS}: invalid at line {} column {}",
-            e.line(),
-            e.column()
-        );
+        crate::log::Line::new("config.problem")
+            .str("secret", INSTANCE_SECRETS)
+            .num("line", e.line() as i64)
+            .num("column", e.column() as i64)
+            .error();
         ConfigProblem(format!(
             "secret {INSTANCE_SECRETS} must be a JSON object: instance id -> credentials (docs/configuration.md)"
         ))

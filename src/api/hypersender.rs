@@ -545,7 +545,11 @@ struct MetricsData {
     links_failed: i64,
     failed_attempts: i64,
     average_seconds_to_verification: Option<f64>,
-    days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    /// The code flow: sends, deliveries, failures, conversion, per channel and country.
+    code: metrics::CodeReport,
+    days: std::collections::BTreeMap<String, metrics::Counts>,
+    /// Every counter per UTC hour (`YYYY-MM-DDTHH`) of the last days, for charts.
+    hours: std::collections::BTreeMap<String, metrics::Counts>,
 }
 
 /// Extension: `GET /api/otp/v2/{instance}/metrics`, the Monitoring list of the generate-link
@@ -565,7 +569,9 @@ async fn metrics(req: &Request, env: &Env, instance: &str) -> Answer {
         failed_attempts: t("failed_attempts"),
         average_seconds_to_verification: (verified > 0)
             .then(|| t("verification_seconds_total") as f64 / verified as f64),
+        code: summary.code(),
         days: summary.days,
+        hours: summary.hours,
     };
     ok("OTP metrics retrieved successfully", data, &[])
 }

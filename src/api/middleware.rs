@@ -356,7 +356,7 @@ async fn to_origin(
     let resp = match Fetch::Request(outbound).send().await {
         Ok(r) => r,
         Err(e) => {
-            worker::console_error!("middleware: origin fetch failed: {e}");
+            crate::log::fault("origin.error", &e);
             return error_json(
                 502,
                 "origin_unreachable",

@@ -100,12 +100,14 @@ pub const NOT_CONFIGURED: &str =
 
 /// Writes a configuration fault to the log, the one place that names it.
 pub fn log_config(problem: &ConfigProblem) {
-    worker::console_error!("configuration problem: {}", problem.0);
+    crate::log::Line::new("config.problem")
+        .text("error", &problem.0)
+        .error();
 }
 
 /// The one internal-error path: logs the detail, answers a generic 503.
 pub fn internal(e: impl std::fmt::Display) -> Outcome {
-    worker::console_error!("internal error: {e}");
+    crate::log::fault("internal.error", &e);
     Outcome::Internal
 }
 

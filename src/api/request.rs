@@ -199,7 +199,10 @@ pub async fn rate_limit_allows(
     match limiter.limit(key).await {
         Ok(outcome) => Ok(outcome.success),
         Err(e) => {
-            worker::console_error!("rate limiter {binding}: {e}; request let through");
+            let line = crate::log::Line::new("ratelimit.error").str("binding", binding);
+            line.text("error", &e.to_string())
+                .str("outcome", "let_through")
+                .error();
             Ok(true)
         }
     }

@@ -6,7 +6,8 @@
 //! A message reaches a channel with its code still a `{code}` placeholder; only the
 //! implementation that talks to the provider fills it in, so no queue or table holds a code.
 //!
-//! May import: `crate::config`, `crate::clock`, `otp-core`. Never `crate::api` or `crate::store`.
+//! May import: `crate::config`, `crate::clock`, `crate::log`, `otp-core`. Never `crate::api` or
+//! `crate::store`.
 
 pub mod callbacks;
 mod outbox;

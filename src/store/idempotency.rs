@@ -137,7 +137,10 @@ impl Claim {
             body,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Finish, &msg).await {
-            worker::console_error!("idempotency finish: {e}");
+            crate::log::Line::new("idempotency.error")
+                .str("op", "finish")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 
@@ -147,7 +150,10 @@ impl Claim {
             fingerprint: self.fingerprint,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Abort, &msg).await {
-            worker::console_error!("idempotency abort: {e}");
+            crate::log::Line::new("idempotency.error")
+                .str("op", "abort")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }

@@ -17,9 +17,7 @@ use otp_core::rules::template::render;
 use otp_core::web::login::login_token;
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
-use worker::{
-    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 /// Attempts at handing a reply to the recipient's object before giving up.
 const REPLY_ATTEMPTS: u32 = 8;
@@ -187,7 +185,10 @@ impl Runner for LinkObject {
     }
 
     fn gave_up(&self, job: &Job, why: &str) -> Result<()> {
-        console_error!("link job {} given up: {why}", job.kind.as_str());
+        crate::log::Line::new("job.given_up")
+            .str("kind", job.kind.as_str())
+            .text("error", why)
+            .error();
         if job.kind == JobKind::Callback {
             if let Ok(cb) = serde_json::from_str::<CallbackJob>(&job.target) {
                 self.log_callback(&cb.webhook_id, &format!("given_up: {why}"))?;
@@ -481,6 +482,7 @@ impl LinkObject {
 
     /// Counts events in the instance's metrics after the response.
     fn count(&self, instance: &str, counts: &[(&'static str, i64)]) {
+        super::metrics::log_link(instance, self.load().ok().flatten().map(|c| c.id), counts);
         let (env, instance, counts) = (self.env.clone(), instance.to_owned(), counts.to_vec());
         self.state
             .wait_until(async move { super::metrics::add(&env, &instance, &counts).await });

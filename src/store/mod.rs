@@ -6,13 +6,15 @@
 //! "claim an idempotency key"); only the objects know SQL, and each single-use decision is
 //! made in exactly one object with no `await` between reading and writing its state.
 //!
-//! May import: `crate::config`, `crate::clock`, `crate::channels`, `otp-core`. Never `crate::api`.
+//! May import: `crate::config`, `crate::clock`, `crate::log`, `crate::channels`, `otp-core`.
+//! Never `crate::api`.
 
 pub mod budget;
 pub mod idempotency;
 pub mod jobs;
 pub mod link;
 pub mod metrics;
+mod observe;
 pub mod privacy;
 pub mod recipient;
 pub mod records;
@@ -184,4 +186,17 @@ pub fn new_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;
     Ok(otp_core::ids::uuid_v4(bytes))
+}
+
+/// True when an object of namespace `binding` answers a request, whatever its status: the deep
+/// health check's probe (object `health`, operation `health`, which no object knows; its body,
+/// an empty list, is a no-op for an object that reads every request as a list of items).
+pub async fn answers(env: &Env, binding: &str) -> bool {
+    let probe = async {
+        let url = "https://object/health";
+        let body = JsValue::from_str("[]");
+        let req = crate::outbound::request(Method::Post, url, None, Some(&body), false)?;
+        stub(env, binding, "health")?.fetch_with_request(req).await
+    };
+    probe.await.is_ok()
 }

@@ -5,9 +5,11 @@
 //! concurrency.
 
 use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
+use super::observe;
 use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, RECIPIENTS};
 use crate::channels::{self, DeliveryError, Form, Outbound, OUTBOX_SCHEMA};
+use crate::log::Line;
 use crate::{clock, config};
 use otp_core::config::ChannelKind;
 use otp_core::rules::challenge::{
@@ -20,8 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{
-    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
-    State, Storage,
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, Storage,
 };
 
 /// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
@@ -471,7 +472,7 @@ impl DurableObject for RecipientObject {
     /// job keeps its attempt count and is rescheduled here, so the alarm is always re-armed.
     async fn alarm(&self) -> Result<Response> {
         if let Err(e) = self.ensure_schema() {
-            console_error!("recipient object: schema: {e}");
+            crate::log::fault("storage.error", &e);
             return Err(e);
         }
         let sql = self.sql();
@@ -524,6 +525,7 @@ impl RecipientObject {
             policy.resend_cooldown = policy.resend_cooldown.max(cooldown);
         }
         let result = state.start(now, &policy, msg.new_challenge()).cloned();
+        observe::started(&self.env, &instance, &msg.recipient, &result);
         // The challenge whose code goes out: the new one, or the live one sent again.
         if let Ok(challenge) = &result {
             self.write("state", &state)?;
@@ -577,6 +579,7 @@ impl RecipientObject {
         let Some(id) = state.on_receipt(&msg.provider_id, &msg.status) else {
             return Response::from_json(&serde_json::json!({ "matched": false }));
         };
+        observe::receipt(&id, &msg);
         self.write("state", &state)?;
         if msg.status == "failed" {
             let why = msg
@@ -625,6 +628,7 @@ impl RecipientObject {
             Some(id) => state.attempt_for(now, &instance.limits, id, is_right),
             None => state.attempt_as(now, &instance.limits, msg.test, is_right),
         };
+        observe::attempted(&self.env, &instance, &msg.recipient, &outcome, now);
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;
             self.touch(&instance)?;
@@ -723,7 +727,10 @@ impl RecipientObject {
         let keep = instance.retention_secs();
         self.state.wait_until(async move {
             if let Err(e) = records::put_listed(&env, &id, &uuid, &listed, keep).await {
-                console_error!("listing challenge {uuid}: {e}");
+                Line::new("record.list_failed")
+                    .str("challenge", &uuid)
+                    .text("error", &e.to_string())
+                    .error();
             }
         });
     }
@@ -878,7 +885,10 @@ impl Courier {
         } else {
             instance.chain()[0]
         };
-        channels::deliver(&self.env, &instance, kind, &msg, &sql, now).await?;
+        let t0 = clock::now_ms();
+        let sent = channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await;
+        observe::delivery(&self.env, &instance.id, kind.as_str(), &msg, t0, &sent);
+        sent?;
         if let Some(s) = status.as_mut() {
             s["sent_at"] = clock::now().into();
             self.end_message(&job.target, s, "sent", Some(kind.as_str()))
@@ -932,11 +942,10 @@ impl Courier {
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         if challenge.options.fixed_code.is_some() {
             // A configured test number: no delivery at all, and said so in the log.
-            worker::console_log!(
-                "test number {} used for challenge {}",
-                recipient.e164(),
-                challenge.id
-            );
+            Line::new("code.test_number")
+                .str("challenge", &challenge.id)
+                .to(recipient.digits())
+                .info();
             let mut state = self.load().map_err(internal)?;
             if state.mark_accepted(&challenge.id, now, "test_number", None) {
                 self.write("state", &state).map_err(internal)?;
@@ -964,8 +973,10 @@ impl Courier {
             code: Some(code.reveal()),
             form: &Form::default(),
         };
-        let provider_id =
-            channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await?;
+        let t0 = clock::now_ms();
+        let sent = channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await;
+        observe::delivery(&self.env, &instance.id, kind.as_str(), &msg, t0, &sent);
+        let provider_id = sent?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
         if state.mark_accepted(&challenge.id, clock::now(), kind.as_str(), provider_id) {
@@ -981,19 +992,30 @@ impl Courier {
         let now = clock::now();
         let mut state = self.load()?;
         let meta: Option<Meta> = self.read("meta")?;
+        // Instance, channel and recipient, for the log and the metrics.
+        let mut seen = (String::new(), "", String::new());
         let next = state.get(challenge_id).zip(meta).and_then(|(c, meta)| {
             let instance = self.instance(&meta.instance).ok()?;
             let chain = instance.chain();
             let current = channels::current_channel(c, &chain);
+            seen = (
+                instance.id.clone(),
+                observe::channel(c, &instance),
+                meta.recipient,
+            );
             let at = chain.iter().position(|k| *k == current)?;
             chain.get(at + 1).copied()
         });
         match next {
             Some(kind) if !state.get(challenge_id).is_some_and(|c| c.options.test) => {
                 if state.fall_back(challenge_id, now, kind.as_str()) {
-                    console_error!(
-                        "challenge {challenge_id}: falling back to {} after: {why}",
-                        kind.as_str()
+                    observe::gave_up(
+                        &self.env,
+                        (&seen.0, challenge_id),
+                        seen.1,
+                        Some(kind.as_str()),
+                        &seen.2,
+                        why,
                     );
                     self.write("state", &state)?;
                     Jobs::new(&self.sql()).enqueue(JobKind::Deliver, challenge_id, now * 1000)?;
@@ -1002,7 +1024,14 @@ impl Courier {
                 Ok(false)
             }
             _ => {
-                console_error!("delivery of challenge {challenge_id} given up: {why}");
+                observe::gave_up(
+                    &self.env,
+                    (&seen.0, challenge_id),
+                    seen.1,
+                    None,
+                    &seen.2,
+                    why,
+                );
                 if state.mark_undeliverable(challenge_id, now, why) {
                     self.write("state", &state)?;
                 }
@@ -1021,7 +1050,10 @@ impl Courier {
             jobs.arm(&self.storage, &self.env).await
         };
         if let Err(e) = result.await {
-            console_error!("immediate delivery of job {}: {e}", job.id);
+            Line::new("job.error")
+                .num("job", job.id)
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }
@@ -1049,7 +1081,11 @@ impl Runner for Courier {
         if job.kind == JobKind::Deliver {
             self.fall_back_or_fail(&job.target, why)?;
         } else {
-            console_error!("{} job {} given up: {why}", job.kind.as_str(), job.target);
+            Line::new("job.given_up")
+                .str("kind", job.kind.as_str())
+                .str("message", &job.target)
+                .text("error", why)
+                .error();
             if let Some(mut s) = self.read::<Value>(&status_key(&job.target))? {
                 self.end_message(&job.target, &mut s, "failed", None)?;
             }

@@ -42,6 +42,7 @@ const WA = '/webhooks/whatsapp/{instance}';
 const TW = '/webhooks/twilio/{instance}';
 const LOGIN = '/login/{token}';
 const HEALTH = '/health';
+const DEEP_HEALTH = '/health/deep';
 const JWKS = '/.well-known/jwks.json';
 const OIDC = '/.well-known/openid-configuration';
 const V1_SEND = '/v1/otp/send';
@@ -88,6 +89,7 @@ const ROUTES = [
   ['GET', LOGIN, 404],
   ['POST', LOGIN, 404],
   ['GET', HEALTH, 200],
+  ['GET', DEEP_HEALTH, 200],
   ['GET', JWKS, 200],
   ['GET', OIDC, 200],
   ['GET', OUTBOX, 200],
@@ -1851,6 +1853,20 @@ test('token keys: 503 when TOKEN_SIGNING_KEYS is not valid, and the key is never
 test('health', async () => {
   const res = conforms('GET', HEALTH, await call(w, 'GET', HEALTH));
   assert.deepEqual(res.body, { status: 'ok' });
+});
+
+test('deep health: 200 when every part answers, 503 naming the one that does not', async () => {
+  let res = conforms('GET', DEEP_HEALTH, await call(w, 'GET', DEEP_HEALTH));
+  assert.equal(res.status, 200);
+  assert.equal(res.body.status, 'ok');
+  const broken = await startWorker({ omit: ['OTP_PEPPER'] });
+  try {
+    res = conforms('GET', DEEP_HEALTH, await call(broken, 'GET', DEEP_HEALTH));
+    assert.equal(res.status, 503);
+    assert.equal(res.body.checks.OTP_PEPPER, 'fail');
+  } finally {
+    await broken.stop();
+  }
 });
 
 test('dev outbox: messages newest first, 422 without a valid `to`, 403 off loopback', async () => {

@@ -91,11 +91,14 @@ export function instanceSecretsFor() {
  * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves), `signingKeys`
  * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default),
  * `bindings` (wrangler bindings put over the config's, e.g. a `ratelimit` with a higher limit),
- * `port` (0, the default, for a free one; a fixed one to restart a Worker on the same address).
+ * `port` (0, the default, for a free one; a fixed one to restart a Worker on the same address),
+ * `adminToken` (an operator token: ADMIN_TOKEN holds its SHA-256; without it the operator page
+ * does not exist), `logLevel` (wrangler's: 'log' lets the Worker's own log lines through to
+ * this process's console, where a test can read them).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
-  bindings: extraBindings = {}, port = 0,
+  bindings: extraBindings = {}, port = 0, adminToken, logLevel = 'warn',
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -138,6 +141,7 @@ export async function startWorker({
       ]))),
     },
   };
+  if (adminToken) bindings.ADMIN_TOKEN = { type: 'secret_text', value: sha256(adminToken) };
   Object.assign(bindings, extraBindings);
   for (const name of omit) delete bindings[name];
   const worker = await unstable_startWorker({
@@ -151,7 +155,7 @@ export async function startWorker({
       inspector: false,
       persist,
       watch: false,
-      logLevel: 'warn',
+      logLevel,
     },
   });
   const url = (await worker.url).toString().replace(/\/$/, '');

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod mac;
 pub mod rules;
 pub mod secret;
+pub mod telemetry;
 pub mod time;
 pub mod url_guard;
 pub mod web;
