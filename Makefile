@@ -1,7 +1,7 @@
 # edge-otp: the two commands are `make dev` (run the Worker and demo on 127.0.0.1:$PORT) and
 # `make test` (every test). Each installs what it needs through scripts/setup.sh. `make deploy`
 # deploys to your Cloudflare account (docs/deploy.md; ARGS="--dry-run" to try it offline).
-.PHONY: setup build dev test bench deploy fmt clean
+.PHONY: setup build dev test bench fuzz soak deploy fmt clean
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,14 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+# Not part of `make test`: schemathesis against every documented operation (docs/security.md).
+fuzz:
+	bash scripts/fuzz.sh
+
+# Not part of `make test`: a few minutes of mixed traffic with faults and a restart (SOAK_SECONDS).
+soak:
+	bash scripts/soak.sh
 
 deploy:
 	bash scripts/deploy.sh $(ARGS)

@@ -36,7 +36,7 @@ if [ "$flavour" = release ]; then
   # demo never ships by accident (add it here when a deploy should serve it).
   rm -rf build/release-assets
   mkdir -p build/release-assets
-  for f in widget _headers favicon.svg; do
+  for f in widget _headers favicon.svg _otp; do
     if [ -e "www/$f" ]; then cp -R "www/$f" build/release-assets/; fi
   done
   cp www/landing.html build/release-assets/index.html

@@ -8,7 +8,7 @@
 //! malformed one is a [`ConfigProblem`], answered with a clear 503, never a panic. Every key
 //! the service derives is derived here, through [`otp_core::Secret::derive`].
 //!
-//! May import: `otp-core` and `worker`. Everything else may import it.
+//! May import: `otp-core`, `worker` and `crate::log`. Everything else may import it.
 
 use otp_core::config::{InstanceConfig, InstanceSecrets, ServiceConfig};
 use otp_core::secret::token_matches;
@@ -86,6 +86,14 @@ pub fn instance(env: &Env, id: &str) -> Result<Option<Instance>, ConfigProblem> 
         .iter()
         .position(|i| i.id.eq_ignore_ascii_case(id))
         .map(|index| Instance { config, index }))
+}
+
+/// Seconds a number's data is kept after its last activity in `id` (`retention_days`).
+pub fn retention_secs(env: &Env, id: &str) -> i64 {
+    instance(env, id).ok().flatten().map_or(
+        i64::from(otp_core::config::DEFAULT_RETENTION_DAYS) * 86_400,
+        |i| i.retention_secs(),
+    )
 }
 
 /// The instances of this deploy, each as a shared handle.
@@ -193,11 +201,11 @@ fn parse_instance_secrets(env: &Env) -> Result<HashMap<String, InstanceSecrets>,
     // serde's message may quote the offending value, which is a secret: log only the
     // position, answer with a fixed message.
     serde_json::from_str(&raw.to_string()).map_err(|e| {
-        worker::console_error!(
-            "secret {INSTANCE_SECRETS}: invalid at line {} column {}",
-            e.line(),
-            e.column()
-        );
+        crate::log::Line::new("config.problem")
+            .str("secret", INSTANCE_SECRETS)
+            .num("line", e.line() as i64)
+            .num("column", e.column() as i64)
+            .error();
         ConfigProblem(format!(
             "secret {INSTANCE_SECRETS} must be a JSON object: instance id -> credentials (docs/configuration.md)"
         ))

@@ -8,6 +8,7 @@
 //! - `channels/`: who delivers. Providers, the choice of channel, site callbacks.
 //! - `config`, `clock`: the deploy's settings and secrets; the time.
 //! - `keys`: the ES256 signing keys, held by the runtime's WebCrypto.
+//! - `log`: the structured log, one JSON object per event (docs/operations.md).
 //!
 //! Nothing below this module calls back into it.
 
@@ -16,6 +17,7 @@ mod channels;
 mod clock;
 mod config;
 mod keys;
+mod log;
 mod outbound;
 mod store;
 
@@ -26,7 +28,7 @@ pub use store::metrics::MetricsObject;
 pub use store::recipient::RecipientObject;
 
 use api::middleware::{self, Routed};
-use api::{hypersender, login, outcome, webhooks, wellknown, whatotp, widget};
+use api::{hypersender, login, ops, outcome, webhooks, wellknown, whatotp, widget};
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 #[event(fetch)]
@@ -63,6 +65,10 @@ async fn service_route(req: Request, env: &Env, path: &str) -> Result<Response> 
             wellknown::handle(req, env, name).await
         }
         (Method::Get, ["health"]) => Response::from_json(&serde_json::json!({"status": "ok"})),
+        (Method::Get, ["health", "deep"]) => ops::deep_health(env).await,
+        (_, ["_otp", "admin", rest @ ..] | ["admin", rest @ ..]) => {
+            ops::admin(req, env, rest).await
+        }
         #[cfg(feature = "dev")]
         (_, ["dev", rest @ ..]) => api::dev::handle(req, env, rest).await,
         _ => outcome::not_found(),

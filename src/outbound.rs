@@ -6,19 +6,31 @@
 //! May import: `worker` only.
 
 use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, Result};
+use worker::{Headers, Request, Result};
 
-/// A request to `url` with `method`, optional headers and body; redirects are answered, not
-/// followed, when `manual_redirect` (callbacks and the origin: a redirect is their answer).
+/// A request to `url` with `method` (a `worker::Method`, or the name a client sent), optional
+/// headers and body; redirects are answered, not followed, when `manual_redirect` (callbacks and the
+/// origin: a redirect is their answer).
 pub fn request(
-    method: Method,
+    method: impl AsRef<str>,
+    url: &str,
+    headers: Option<&Headers>,
+    body: Option<&JsValue>,
+    manual_redirect: bool,
+) -> Result<Request> {
+    build(method.as_ref(), url, headers, body, manual_redirect)
+}
+
+/// [`request`] for one method name (one copy in the Wasm, whatever the callers pass).
+fn build(
+    method: &str,
     url: &str,
     headers: Option<&Headers>,
     body: Option<&JsValue>,
     manual_redirect: bool,
 ) -> Result<Request> {
     let init = web_sys::RequestInit::new();
-    init.set_method(method.as_ref());
+    init.set_method(method);
     if let Some(h) = headers {
         init.set_headers(&h.0);
     }

@@ -67,6 +67,10 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
                         otp_core::web::token::Alg::Es256 => None,
                     },
                     "publishable_key": demo.widget.as_ref().map(|w| &w.publishable_key),
+                    // `template_id`s of `POST /v1/messages/send`: the built-in one, then the demo's.
+                    "template_ids": std::iter::once("text")
+                        .chain(demo.templates.keys().map(String::as_str))
+                        .collect::<Vec<_>>(),
                 }),
                 &[],
             )

@@ -9,14 +9,15 @@ use super::request::{self, json, json_object, Kept};
 use crate::store::budget::{self, Source};
 use crate::store::link::{self, CallbackLog};
 use crate::store::recipient::{Recipients, StartMsg};
-use crate::store::{metrics, records, Op};
+use crate::store::records::RecordKind;
+use crate::store::{idempotency, metrics, privacy, records, Op};
 use crate::{clock, config};
 use otp_core::config::InstanceConfig;
 use otp_core::ids::is_uuid;
 use otp_core::rules::challenge::{Attempt, Challenge, SendOptions, Status};
 use otp_core::rules::link_state::{Callbacks, LinkChallenge, LinkMessages};
 use otp_core::time::iso8601;
-use otp_core::wire::hypersender::{parse_request_code, parse_validate_code};
+use otp_core::wire::hypersender::{parse_request_code, parse_validate_code, ValidationErrors};
 use otp_core::Recipient;
 use serde::Serialize;
 use worker::{Env, Method, Request, Response, Result};
@@ -57,6 +58,10 @@ pub async fn handle(
         (Method::Post, ["generate-link"]) => generate_link(&mut req, env, instance).await,
         (Method::Get, ["otps", uuid]) => status(&req, env, instance, uuid).await,
         (Method::Get, ["metrics"]) => metrics(&req, env, instance).await,
+        (Method::Delete, ["recipients", chat]) => erase(&req, env, instance, chat).await,
+        (Method::Get, ["challenges"]) => challenges(&req, env, instance).await,
+        (_, ["recipients", _]) => Err(Outcome::MethodNotAllowed("DELETE")),
+        (_, ["challenges"]) => Err(Outcome::MethodNotAllowed("GET")),
         (_, ["request-code" | "validate-code" | "generate-link"]) => {
             Err(Outcome::MethodNotAllowed("POST"))
         }
@@ -113,6 +118,8 @@ async fn request_code(req: &mut Request, env: &Env, instance: &str) -> Answer {
         parse_request_code(&body, inst.max_expires.unwrap_or(1800)).map_err(Outcome::Invalid)?;
     let scope = format!("{}:{}", inst.id.to_ascii_lowercase(), auth.token_hash);
     let path = req.path();
+    // The kept response names the number: filed with the recipient, for erasure.
+    let idem = key.as_deref().map(|k| idempotency::object_name(&scope, k));
     request::once(
         env,
         &scope,
@@ -120,7 +127,7 @@ async fn request_code(req: &mut Request, env: &Env, instance: &str) -> Answer {
         &path,
         &raw,
         || async {
-            let data = start_code(env, &auth, &pepper, input).await?;
+            let data = start_code(env, &auth, &pepper, input, idem).await?;
             // The kept response holds no code: a replay derives it again.
             let kept = RequestCodeData {
                 code: String::new(),
@@ -177,6 +184,7 @@ async fn start_code(
     auth: &Authorized,
     pepper: &otp_core::Secret,
     input: otp_core::wire::hypersender::RequestCode,
+    idem: Option<String>,
 ) -> std::result::Result<RequestCodeData, Outcome> {
     let inst = &auth.inst;
     let mut msg = StartMsg::code(
@@ -192,6 +200,7 @@ async fn start_code(
     )
     .map_err(internal)?;
     msg.name = input.name;
+    msg.idem = idem;
     let challenge = Recipients::new(env)
         .start_guarded(inst, &input.recipient, msg, Source::Api)
         .await
@@ -217,12 +226,13 @@ struct ValidateCodeData {
 }
 
 async fn validate_code(req: &mut Request, env: &Env, instance: &str) -> Answer {
-    let inst = authorize(req, env, instance)?.inst;
+    let auth = authorize(req, env, instance)?;
+    let inst = auth.inst;
     config::pepper(env)?;
     let (body, _) = json_object(req).await?;
     let input = parse_validate_code(&body).map_err(Outcome::Invalid)?;
     let attempt = Recipients::new(env)
-        .attempt(&inst.id, &input.recipient, &input.code, None)
+        .validate(&inst.id, &input.recipient, &input.code, auth.test_key)
         .await
         .map_err(internal)?;
     let Attempt::Validated { challenge } = attempt else {
@@ -270,7 +280,7 @@ impl StatusData {
         Self {
             uuid: c.id.clone(),
             chat_id: recipient.chat_id(),
-            status: status.as_str(),
+            status: hypersender_status(status),
             otp_type: "code",
             attempts_left: c.attempts_left(),
             expires_at: iso8601(c.expires_at),
@@ -286,7 +296,11 @@ impl StatusData {
             } else {
                 None
             },
-            failure: c.failure.clone(),
+            // A superseded code reads `expired`; the reason says which.
+            failure: c
+                .failure
+                .clone()
+                .or_else(|| (status == Status::Superseded).then(|| status.as_str().to_owned())),
             channel: c.channel.clone(),
             delivery: c.receipt.clone(),
         }
@@ -353,6 +367,9 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
     use otp_core::rules::link::{prefilled_text, wa_me_link};
 
     let inst = authorize(req, env, instance)?.inst;
+    if !inst.sends_whatsapp() {
+        return Err(Outcome::NoLinkMode); // WhatsApp only, as Hypersender documents it
+    }
     let (body, _) = json_object(req).await?;
     let input = otp_core::wire::hypersender::parse_generate_link(
         &body,
@@ -383,6 +400,13 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
         input.failed.as_deref(),
         input.expired.as_deref(),
     );
+    // The site's backend calls generate-link, so where its request came from says nothing
+    // about the user: the backend may pass its user's User-Agent and location on.
+    let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
+    let started = (
+        otp_core::web::login::bounded(&header("x-otp-client-location")),
+        otp_core::web::login::browser(&header("x-otp-client-user-agent")),
+    );
     let charge = guard_link(env, &inst, input.recipient.as_ref()).await?;
     let now = clock::now();
     let expires = (now, now + input.expires);
@@ -392,7 +416,7 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
         input.recipient.as_ref(),
         expires,
         |id, code| {
-            LinkChallenge::new(
+            let mut c = LinkChallenge::new(
                 id,
                 inst.id.clone(),
                 code,
@@ -405,7 +429,9 @@ async fn generate_link(req: &mut Request, env: &Env, instance: &str) -> Answer {
                     failed: input.callback_failed.clone(),
                 },
                 inst.link.max_failures,
-            )
+            );
+            (c.started_near, c.started_with) = started.clone();
+            c
         },
     )
     .await;
@@ -496,7 +522,7 @@ async fn link_status(env: &Env, instance: &str, code: &str, uuid: &str, now: i64
         uuid: c.id.clone(),
         code: c.code.clone(),
         chat_id: c.chat_id(),
-        status: c.status(now).as_str(),
+        status: c.status(now).hypersender(),
         otp_type: "link",
         expires_at: iso8601(c.expires_at),
         created_at: iso8601(c.created_at),
@@ -519,7 +545,11 @@ struct MetricsData {
     links_failed: i64,
     failed_attempts: i64,
     average_seconds_to_verification: Option<f64>,
-    days: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+    /// The code flow: sends, deliveries, failures, conversion, per channel and country.
+    code: metrics::CodeReport,
+    days: std::collections::BTreeMap<String, metrics::Counts>,
+    /// Every counter per UTC hour (`YYYY-MM-DDTHH`) of the last days, for charts.
+    hours: std::collections::BTreeMap<String, metrics::Counts>,
 }
 
 /// Extension: `GET /api/otp/v2/{instance}/metrics`, the Monitoring list of the generate-link
@@ -539,7 +569,100 @@ async fn metrics(req: &Request, env: &Env, instance: &str) -> Answer {
         failed_attempts: t("failed_attempts"),
         average_seconds_to_verification: (verified > 0)
             .then(|| t("verification_seconds_total") as f64 / verified as f64),
+        code: summary.code(),
         days: summary.days,
+        hours: summary.hours,
     };
     ok("OTP metrics retrieved successfully", data, &[])
+}
+
+/// Extension: `DELETE /api/otp/v2/{instance}/recipients/{chatId}` erases everything about
+/// one number (`store::privacy`) and says what went; a second call removes nothing.
+async fn erase(req: &Request, env: &Env, instance: &str, chat: &str) -> Answer {
+    let inst = authorize(req, env, instance)?.inst;
+    // `+` and `@` may come percent-encoded.
+    let chat = chat
+        .replace("%2B", "+")
+        .replace("%2b", "+")
+        .replace("%40", "@");
+    let recipient = Recipient::parse(&chat).map_err(|e| {
+        Outcome::Invalid(ValidationErrors(vec![(
+            "chatId".into(),
+            format!("The chat id {e}."),
+        )]))
+    })?;
+    let removed = privacy::erase(env, &inst.id, &recipient)
+        .await
+        .map_err(internal)?;
+    let data = ErasedData {
+        chat_id: recipient.chat_id(),
+        removed,
+    };
+    ok("Recipient data erased successfully", data, &[])
+}
+
+#[derive(Serialize)]
+struct ErasedData {
+    chat_id: String,
+    removed: privacy::Erased,
+}
+
+#[derive(Serialize)]
+struct ListData {
+    challenges: Vec<ListedData>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListedData {
+    uuid: String,
+    otp_type: RecordKind,
+    phone_last4: Option<String>,
+    created_at: String,
+    expires_at: String,
+}
+
+/// Extension: `GET /api/otp/v2/{instance}/challenges?limit=&cursor=`, the instance's
+/// challenges of its retention window, newest first, without codes or whole numbers.
+async fn challenges(req: &Request, env: &Env, instance: &str) -> Answer {
+    let inst = authorize(req, env, instance)?.inst;
+    let url = req.url().map_err(internal)?;
+    let invalid = |field: &str, message: &str| {
+        Outcome::Invalid(ValidationErrors(vec![(field.into(), message.into())]))
+    };
+    let limit = match request::query(&url, "limit") {
+        None => 20,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| invalid("limit", "The limit field must be between 1 and 100."))?,
+    };
+    let cursor = request::query(&url, "cursor").filter(|c| !c.is_empty());
+    let (items, mut next) = records::list(env, &inst.id, limit, cursor.as_deref())
+        .await
+        .map_err(|e| match cursor {
+            Some(_) => invalid("cursor", "The cursor field is not a cursor this list gave."),
+            None => internal(e),
+        })?;
+    let since = clock::now() - inst.retention_secs();
+    let mut out = Vec::with_capacity(items.len());
+    for (uuid, l) in items {
+        if l.expires_at < since {
+            next = None; // newest first: the rest is older still
+            break;
+        }
+        out.push(ListedData {
+            uuid,
+            otp_type: l.kind,
+            phone_last4: Some(l.last4).filter(|d| !d.is_empty()),
+            created_at: iso8601(l.created_at),
+            expires_at: iso8601(l.expires_at),
+        });
+    }
+    let data = ListData {
+        challenges: out,
+        next_cursor: next,
+    };
+    ok("OTP requests retrieved successfully", data, &[])
 }

@@ -1,9 +1,12 @@
 //! The one-time login URL of the WhatsApp-link flow: `/login/{token}`.
 //!
 //! `GET` only shows a confirm page and changes nothing, because WhatsApp, mail and chat apps
-//! fetch links for previews. `POST` (the page's button) verifies the challenge once, fires
-//! the success callback, and redirects to the instance's `link.redirect_url` with a signed
-//! verification token in the URL fragment, which never reaches a server log or a `Referer`.
+//! fetch links for previews. The page says when, where and with what browser the login was
+//! started, so a user sent someone else's link can tell. `POST` (the page's button) verifies
+//! the challenge once, fires the success callback, and redirects to the instance's
+//! `link.redirect_url` with a signed verification token in the URL fragment, which never
+//! reaches a server log or a `Referer`; with `action=deny` ("This wasn't me") it fails the
+//! challenge instead, so whoever started it never gets a token.
 
 use super::outcome::{self, Outcome};
 use super::{request, tokens};
@@ -50,43 +53,53 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
             let Some(c) = got.challenge.filter(|c| c.id == link.challenge_id) else {
                 return invalid();
             };
-            match c.status(clock::now()) {
-                LinkStatus::Claimed => {
-                    let body = format!(
-                        "<p>Log in to <strong>{name}</strong> as <strong>{phone}</strong>?</p>\
-<p class=\"muted\">Confirm only if you asked to log in to {name} just now. If you did not, close this page: nothing happens.</p>\
-<form method=\"post\"><button type=\"submit\">Confirm login</button></form>",
-                        name = escape(&c.name),
-                        phone = escape(&c.claimer().map(|r| r.e164()).unwrap_or_default()),
-                    );
-                    page(200, &format!("Log in to {}", c.name), &body)
-                }
+            let now = clock::now();
+            match c.status(now) {
+                LinkStatus::Claimed => confirm_page(&c, now),
                 status => closed_page(status),
             }
         }
         Method::Post => {
-            // The form carries no field; its body is read through the cap all the same, like
-            // every body the Worker takes.
+            // The form's one field, `action`, says confirm or deny; the body is read through
+            // the cap like every body the Worker takes.
             let mut req = req;
-            if let Err(outcome) = request::bytes(&mut req, request::MAX_BODY).await {
-                return match outcome {
-                    Outcome::TooLarge => page(413, "Request too large", ""),
-                    _ => page(400, "Bad request", ""),
-                };
-            }
+            let deny = match request::bytes(&mut req, request::MAX_BODY).await {
+                // "This wasn't me" posts `action=deny`; anything else (or nothing) confirms.
+                Ok(body) => body.split(|&b| b == b'&').any(|p| p == b"action=deny"),
+                Err(Outcome::TooLarge) => return page(413, "Request too large", ""),
+                Err(_) => return page(400, "Bad request", ""),
+            };
             // Whatever signs the token is found before the link is spent: a deploy that
             // cannot sign never uses up a login.
-            let Some((inst, signer)) = signer_for(env, &link.instance).await else {
-                return unavailable();
+            let signer = if deny {
+                None
+            } else {
+                let Some(found) = signer_for(env, &link.instance).await else {
+                    return unavailable();
+                };
+                Some(found)
             };
-            let reply = match link::confirm(env, &link.instance, &link.link_code, link.challenge_id)
-                .await
-            {
+            let msg = link::ConfirmMsg {
+                id: link.challenge_id,
+                deny,
+            };
+            let reply = match link::confirm(env, &link.instance, &link.link_code, &msg).await {
                 Ok(r) => r,
                 Err(_) => return invalid(),
             };
             match reply.result {
-                Confirm::Verified => verified(&req, env, &inst, &signer, &reply.challenge).await,
+                Confirm::Verified => {
+                    let Some((inst, signer)) = signer else {
+                        return unavailable();
+                    };
+                    verified(&req, env, &inst, &signer, &reply.challenge).await
+                }
+                Confirm::Denied => page(
+                    200,
+                    "Login cancelled",
+                    "<p>Nobody was logged in, and whoever started this login gets nothing.</p>\
+<p class=\"muted\">If someone sent you the WhatsApp link, or asked you to send that message, they were trying to log in as you. Never forward login links or codes.</p>",
+                ),
                 Confirm::AlreadyVerified => closed_page(LinkStatus::Verified),
                 Confirm::Expired => closed_page(LinkStatus::Expired),
                 Confirm::Failed => closed_page(LinkStatus::Failed),
@@ -95,6 +108,30 @@ pub async fn handle(req: Request, env: &Env, token: &str) -> Result<Response> {
         }
         _ => page(405, "Method not allowed", ""),
     }
+}
+
+/// The confirm page: who would be logged in where, and where, when and with what browser the
+/// login was started, so that a user sent someone else's link can refuse it.
+fn confirm_page(c: &LinkChallenge, now: i64) -> Result<Response> {
+    use otp_core::web::login::{ago, utc_minute};
+    let unknown = || "unknown".to_owned();
+    let body = format!(
+        "<p>Log in to <strong>{name}</strong> as <strong>{phone}</strong>?</p>\
+<p>This login was started:</p><ul>\
+<li>When: <strong id=\"started-when\">{ago}</strong> ({utc})</li>\
+<li>Where: <strong id=\"started-near\">{near}</strong> (approximate)</li>\
+<li>Browser: <strong id=\"started-with\">{with}</strong></li></ul>\
+<p class=\"muted\">Confirm only if you asked to log in to {name} yourself, on this device or another of yours. If someone sent you the WhatsApp link or asked you to send that message, choose \"This wasn't me\": they are trying to log in as you.</p>\
+<form method=\"post\"><button type=\"submit\">Confirm login</button></form>\
+<form method=\"post\"><input type=\"hidden\" name=\"action\" value=\"deny\"><button type=\"submit\" style=\"background:#b42318;margin-top:.6rem\">This wasn't me</button></form>",
+        name = escape(&c.name),
+        phone = escape(&c.claimer().map(|r| r.e164()).unwrap_or_default()),
+        ago = ago(c.created_at, now),
+        utc = utc_minute(c.created_at),
+        near = escape(&c.started_near.clone().unwrap_or_else(unknown)),
+        with = escape(&c.started_with.clone().unwrap_or_else(unknown)),
+    );
+    page(200, &format!("Log in to {}", c.name), &body)
 }
 
 fn closed_page(status: LinkStatus) -> Result<Response> {

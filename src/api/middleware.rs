@@ -350,12 +350,13 @@ async fn to_origin(
         }
     }
     let body = req.inner().body().map(JsValue::from);
-    let outbound =
-        crate::outbound::request(req.method(), &target, Some(&headers), body.as_ref(), true)?;
+    // The method as sent: `req.method()` reads one worker has no name for (PROPFIND, QUERY) as GET.
+    let method = req.inner().method();
+    let outbound = crate::outbound::request(&method, &target, Some(&headers), body.as_ref(), true)?;
     let resp = match Fetch::Request(outbound).send().await {
         Ok(r) => r,
         Err(e) => {
-            worker::console_error!("middleware: origin fetch failed: {e}");
+            crate::log::fault("origin.error", &e);
             return error_json(
                 502,
                 "origin_unreachable",

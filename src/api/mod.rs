@@ -8,6 +8,7 @@
 //! - [`login`]: the one-time login link (`/login/{token}`)
 //! - [`middleware`]: the edge middleware in front of a site
 //! - [`wellknown`]: the public keys of the verification tokens (`/.well-known/…`)
+//! - [`ops`]: the operator's deep health check (`/health/deep`) and page (`/_otp/admin`)
 //! - `dev`: dev-only routes (the `dev` feature)
 //!
 //! Shared by the surfaces, and surfaces themselves never: [`request`] (bounded bodies, bearer
@@ -15,7 +16,7 @@
 //! and its renderers), [`tokens`] (verification tokens).
 //!
 //! May import: `crate::store`, `crate::channels`, `crate::config`, `crate::clock`, `crate::keys`,
-//! `otp-core`.
+//! `crate::log`, `otp-core`.
 //! A surface never imports another surface; nothing below `api` imports it.
 
 #[cfg(feature = "dev")]
@@ -23,6 +24,7 @@ pub mod dev;
 pub mod hypersender;
 pub mod login;
 pub mod middleware;
+pub mod ops;
 pub mod outcome;
 pub mod request;
 pub mod tokens;

@@ -43,7 +43,7 @@ pub enum Outcome {
     IdempotencyInProgress,
     IdempotencyConflict,
     TurnstileFailed,
-    /// The instance has no WhatsApp business number, so no link mode.
+    /// The instance has no WhatsApp business number or no WhatsApp channel, so no link mode.
     NoLinkMode,
     /// The recipient's limits refused a send.
     Refused(Refusal),
@@ -100,12 +100,14 @@ pub const NOT_CONFIGURED: &str =
 
 /// Writes a configuration fault to the log, the one place that names it.
 pub fn log_config(problem: &ConfigProblem) {
-    worker::console_error!("configuration problem: {}", problem.0);
+    crate::log::Line::new("config.problem")
+        .text("error", &problem.0)
+        .error();
 }
 
 /// The one internal-error path: logs the detail, answers a generic 503.
 pub fn internal(e: impl std::fmt::Display) -> Outcome {
-    worker::console_error!("internal error: {e}");
+    crate::log::fault("internal.error", &e);
     Outcome::Internal
 }
 
@@ -239,7 +241,7 @@ impl Outcome {
             Self::NoLinkMode => (
                 400,
                 "invalid_request",
-                "`mode` link needs a WhatsApp business number on this instance: use `code`".into(),
+                "`mode` link needs WhatsApp on this instance (a business number and a WhatsApp channel): use `code`".into(),
                 Some("mode"),
                 vec![],
             ),
@@ -598,6 +600,7 @@ pub fn hypersender(outcome: Outcome) -> Result<Response> {
             ),
             Attempt::Validated { .. } => hypersender(Outcome::Internal),
         },
+        Outcome::NoLinkMode => fail(400, "generate-link is WhatsApp only: this instance does not send WhatsApp messages.", &[]),
         Outcome::Config(problem) => {
             log_config(&problem);
             fail(503, "The service is not configured for this request. Its operator's log names the setting.", &[])

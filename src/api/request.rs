@@ -157,6 +157,25 @@ pub fn client_ip(req: &Request) -> String {
         .unwrap_or_else(|| "local".into())
 }
 
+/// Where and with what a login was started, for the link's confirm page: the place the edge
+/// puts the request in (`request.cf` city and country) and the browser its `User-Agent` names
+/// (family and system, never the raw string), each bounded; `None` for what is not known.
+pub fn started_by(req: &Request) -> (Option<String>, Option<String>) {
+    let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
+    let cf = Reflect::get(req.inner(), &"cf".into()).unwrap_or(JsValue::UNDEFINED);
+    let get = |k: &str| {
+        Reflect::get(&cf, &k.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    // `wrangler dev` gives every request one placeholder (Austin, US; colo DFW): no place.
+    let placeholder =
+        get("colo").as_deref() == Some("DFW") && get("postalCode").as_deref() == Some("78701");
+    let near = otp_core::web::login::place(get("city").as_deref(), get("country").as_deref())
+        .filter(|_| !placeholder);
+    (near, otp_core::web::login::browser(&header("user-agent")))
+}
+
 /// The client as per-address rate limits count it: its IPv4 address, or its IPv6 /64
 /// (`otp_core::web::client::rate_key`), so rotating through one subscriber's addresses does
 /// not buy more requests.
@@ -180,7 +199,10 @@ pub async fn rate_limit_allows(
     match limiter.limit(key).await {
         Ok(outcome) => Ok(outcome.success),
         Err(e) => {
-            worker::console_error!("rate limiter {binding}: {e}; request let through");
+            let line = crate::log::Line::new("ratelimit.error").str("binding", binding);
+            line.text("error", &e.to_string())
+                .str("outcome", "let_through")
+                .error();
             Ok(true)
         }
     }

@@ -31,7 +31,9 @@ fn not_served() -> Result<Response> {
 
 /// A configuration fault: named in the log, never in the answer (a webhook is public).
 fn unavailable(problem: &config::ConfigProblem) -> Result<Response> {
-    worker::console_error!("webhook: configuration problem: {}", problem.0);
+    crate::log::Line::new("config.problem")
+        .text("error", &problem.0)
+        .error();
     plain(503, "temporarily unavailable")
 }
 
@@ -112,10 +114,8 @@ pub async fn handle(
                     } => phone_number_id.as_str(),
                 };
                 if own.is_some_and(|own| own != number) {
-                    worker::console_log!(
-                        "webhook: instance {}: event for phone_number_id {number} ignored",
-                        inst.id
-                    );
+                    let line = crate::log::Line::new("webhook.ignored").str("instance", &inst.id);
+                    line.text("phone_number_id", number).info();
                     continue;
                 }
                 match event {
@@ -176,16 +176,20 @@ pub async fn handle(
                 let error = get("ErrorCode").map(|c| format!("twilio {c}"));
                 on_status(env, &inst.id, to, sid, status, error).await?;
             } else if let (Some(from), Some(text)) = (get("From"), get("Body")) {
-                let from = from.strip_prefix("whatsapp:").unwrap_or(from);
-                on_text(
-                    env,
-                    &inst.id,
-                    from,
-                    get("MessageSid").unwrap_or(""),
-                    text,
-                    &origin,
-                )
-                .await?;
+                let whatsapp = from.strip_prefix("whatsapp:");
+                if whatsapp.is_none() && !inst.link.allow_sms_claims {
+                    // An SMS sender is easy to spoof: it claims no link unless the instance
+                    // opts in (`link.allow_sms_claims`). Logged; the sender gets no answer.
+                    if find_code(text).is_some() {
+                        crate::log::Line::new("link.sms_claim_refused")
+                            .str("instance", &inst.id)
+                            .info();
+                    }
+                } else {
+                    let sid = get("MessageSid").unwrap_or("");
+                    let from = whatsapp.unwrap_or(from);
+                    on_text(env, &inst.id, from, sid, text, &origin).await?;
+                }
             }
             let mut resp = Response::ok("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>")?;
             resp.headers_mut().set("content-type", "text/xml")?;

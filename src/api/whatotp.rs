@@ -13,8 +13,9 @@
 
 use super::outcome::{self, internal, session_attempt, Outcome};
 use super::request::{self, json_object, Kept};
+use crate::channels::Form;
 use crate::store::budget::{self, Allowed};
-use crate::store::recipient::{Recipients, StartMsg};
+use crate::store::recipient::{Recipients, SendMsg, StartMsg};
 use crate::store::records::{self, RecordKind};
 use crate::{clock, config};
 use config::Instance;
@@ -103,10 +104,11 @@ struct Caller {
 }
 
 #[derive(Clone, Copy)]
-enum Route {
+enum Route<'a> {
     Send,
     Verify,
     Message,
+    MessageStatus(&'a str),
 }
 
 /// Routes `/v1/...`.
@@ -115,11 +117,21 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
         ["otp", "send"] => Route::Send,
         ["otp", "verify"] => Route::Verify,
         ["messages", "send"] => Route::Message,
+        ["messages", id] if id.starts_with("msg_") => Route::MessageStatus(id),
         // Like every path the Worker does not serve: the shared 404.
         _ => return outcome::not_found(),
     };
-    if req.method() != Method::Post {
-        return outcome::whatotp(Outcome::MethodNotAllowed("POST"));
+    let method = if let Route::MessageStatus(_) = route {
+        Method::Get
+    } else {
+        Method::Post
+    };
+    if req.method() != method {
+        return outcome::whatotp(Outcome::MethodNotAllowed(if method == Method::Get {
+            "GET"
+        } else {
+            "POST"
+        }));
     }
     let result = async {
         let caller = authorize(&req, env).await?;
@@ -127,6 +139,7 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
             Route::Send => send(&mut req, env, &caller).await,
             Route::Verify => verify(&mut req, env, &caller).await,
             Route::Message => message(&mut req, env, &caller).await,
+            Route::MessageStatus(id) => message_status(env, &caller, id).await,
         }
     };
     result.await.or_else(outcome::whatotp)
@@ -219,10 +232,17 @@ async fn start_session(
         .start_guarded(inst, &input.to, msg, budget::Source::Api)
         .await
         .map_err(internal)??;
+    // The channel that delivers: a test key's outbox, else the instance's channel of the kind
+    // asked for (its first channel when it has none of that kind).
+    let channel = if challenge.options.test {
+        "outbox"
+    } else {
+        crate::channels::current_channel(&challenge, &inst.chain()).medium()
+    };
     let data = SendData {
         session_id: core::session_id(&challenge.id),
         status: challenge.status(challenge.created_at).as_str(),
-        channel: input.channel.as_str(),
+        channel,
         expires_at: iso8601(challenge.expires_at),
         // A number with a live code gets that code again: what is left of its lifetime.
         expires_in: (challenge.expires_at - clock::now()).max(1),
@@ -273,12 +293,68 @@ struct MessageData {
 async fn message(req: &mut Request, env: &Env, caller: &Caller) -> Answer {
     let (body, raw) = json_object(req).await?;
     let input = core::parse_message(&body)?;
-    let text = render_template(&input)?;
+    let composed = compose(&caller.inst, &input)?;
     let key = request::idempotency_key(req)?;
     once(env, caller, key, "/v1/messages/send", &raw, || {
-        queue_message(env, caller, &input, &text)
+        queue_message(env, caller, &input, composed)
     })
     .await
+}
+
+/// The text (what every channel can send) and form of a message: the built-in `text`
+/// template, or one of the instance's templates (`templates` in its configuration).
+fn compose(
+    inst: &otp_core::config::InstanceConfig,
+    input: &core::SendMessage,
+) -> std::result::Result<(String, Form), Outcome> {
+    if input.template_id == "text" {
+        return Ok((render_template(input)?, Form::default()));
+    }
+    let t = inst.template(&input.template_id).ok_or_else(|| {
+        let ids: Vec<&str> = inst.templates.keys().map(String::as_str).collect();
+        invalid(
+            "template_id",
+            format!(
+                "`template_id` must be `text` or a template of this instance ({})",
+                ids.join(", ")
+            ),
+        )
+    })?;
+    let values: Vec<(&str, &str)> = input
+        .variables
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let text = t
+        .text_for(input.locale.as_deref())
+        .map(|x| render(x, &values));
+    let form = match t.whatsapp() {
+        Some((name, language, parameters)) => {
+            let params = parameters.into_iter().map(|p| {
+                input.variables.get(p).cloned().ok_or_else(|| {
+                    let why = format!("`variables` must have `{p}` for this template");
+                    invalid("variables", why)
+                })
+            });
+            let params = params.collect::<std::result::Result<_, _>>()?;
+            Form::template(name, language, params)
+        }
+        None => Form::default(),
+    };
+    // A template with no text (the configuration allows it on WhatsApp only) reads in the
+    // outbox as its name and parameters.
+    let text = match (text, form.0.as_slice()) {
+        (Some(text), _) => text,
+        (None, [_, name, _, params @ ..]) => format!("[{name}] {}", params.join(" | ")),
+        (None, _) => String::new(),
+    };
+    if text.chars().count() > MESSAGE_MAX {
+        return Err(invalid(
+            "variables",
+            format!("the rendered message must be at most {MESSAGE_MAX} characters"),
+        ));
+    }
+    Ok((text, form))
 }
 
 /// The message text of a built-in template (see [`TEMPLATES`]).
@@ -323,7 +399,7 @@ async fn queue_message(
     env: &Env,
     caller: &Caller,
     input: &core::SendMessage,
-    text: &str,
+    (text, form): (String, Form),
 ) -> std::result::Result<(Response, Kept), Outcome> {
     let inst = &caller.inst;
     let id = format!(
@@ -342,22 +418,73 @@ async fn queue_message(
     .await
     .map_err(internal)?
     .map_err(Outcome::Guard)?;
-    // A test number gets nothing; a test key's message goes to the outbox.
+    let now = clock::now();
+    let expires_at = now + input.expires_in_seconds;
+    // A test number gets nothing (and has no status); a test key's message goes to the outbox.
     if let Allowed::Send(charge) = allowed {
-        let queued = Recipients::new(env)
-            .send(&inst.id, &input.to, &id, text, test)
-            .await;
+        let mut msg = SendMsg::new(&inst.id, &input.to, &id, &text, test);
+        msg.form = form;
+        msg.expires_at = Some(expires_at);
+        let record = records::ChallengeRecord {
+            instance: inst.id.clone(),
+            recipient: input.to.digits().into(),
+            kind: RecordKind::Message,
+            link_code: None,
+            created_at: now,
+            expires_at,
+        };
+        let (queued, recorded) = futures_util::future::join(
+            Recipients::new(env).queue(&input.to, msg),
+            records::put(env, &id, &record, now),
+        )
+        .await;
         if queued.is_err() {
             budget::refund(env, &charge).await;
         }
-        queued.map_err(internal)?;
+        queued.and(recorded).map_err(internal)?;
     }
     let data = MessageData {
         id,
         status: "queued",
-        expires_at: iso8601(clock::now() + input.expires_in_seconds),
+        expires_at: iso8601(expires_at),
     };
     kept(202, &data)
+}
+
+#[derive(Serialize)]
+struct MessageStatusData<'a> {
+    id: &'a str,
+    status: &'a str,
+    channel: Option<&'a str>,
+    expires_at: String,
+    sent_at: Option<String>,
+}
+
+/// Extension: `GET /v1/messages/{id}`, what became of a message: `queued`, `sent`,
+/// `expired` (not handed to a provider within `expires_in_seconds`: dropped) or `failed`.
+async fn message_status(env: &Env, caller: &Caller, id: &str) -> Answer {
+    let record = records::get(env, id)
+        .await
+        .map_err(internal)?
+        .filter(|r| {
+            r.kind == RecordKind::Message && r.instance.eq_ignore_ascii_case(&caller.inst.id)
+        })
+        .ok_or(Outcome::NotFound)?;
+    let recipient = Recipient::parse(&record.recipient).map_err(|_| Outcome::NotFound)?;
+    let s = Recipients::new(env)
+        .message_status(&caller.inst.id, &recipient, id)
+        .await
+        .map_err(internal)?
+        .ok_or(Outcome::NotFound)?;
+    let body = serde_json::to_string(&MessageStatusData {
+        id,
+        status: s["status"].as_str().unwrap_or("queued"),
+        channel: s["channel"].as_str(),
+        expires_at: iso8601(record.expires_at),
+        sent_at: s["sent_at"].as_i64().map(iso8601),
+    })
+    .map_err(internal)?;
+    reply(200, body, false)
 }
 
 #[cfg(test)]
@@ -435,6 +562,38 @@ mod tests {
             json!({"text": "{a}".repeat(16), "a": "x".repeat(256)})
         )))
         .is_ok());
+    }
+
+    #[test]
+    fn instance_templates_give_a_text_by_locale_or_an_approved_template() {
+        let config = otp_core::config::ServiceConfig::from_json(
+            r#"[{"id":"00000000-0000-4000-8000-000000000000","name":"A","channel":"whatsapp",
+            "whatsapp":{"phone_number_id":"1"},"templates":{
+              "hi":{"text":"Hi {name}","text_by_locale":{"pt":"Oi {name}"}},
+              "ship":{"whatsapp":{"name":"order_shipped","parameters":["name","order"]}}}}]"#,
+        )
+        .expect("a valid configuration");
+        let inst = &config.instances[0];
+        let msg = |id: &str, vars: Value, locale: Option<&str>| {
+            let mut m = message(
+                json!({"phone_number": "20123456789", "template_id": id, "variables": vars}),
+            );
+            m.locale = locale.map(str::to_owned);
+            compose(inst, &m)
+        };
+        let hi = msg("hi", json!({"name": "Ana"}), Some("pt-BR")).ok();
+        assert_eq!(hi, Some(("Oi Ana".into(), Form::default())));
+        let ship = msg("ship", json!({"name": "Ana", "order": 7}), None).ok();
+        let form = Form::template("order_shipped", "en_US", vec!["Ana".into(), "7".into()]);
+        assert_eq!(ship, Some(("[order_shipped] Ana | 7".into(), form)));
+        let refused = |r: std::result::Result<(String, Form), Outcome>, field: &str| {
+            assert!(
+                matches!(&r, Err(Outcome::InvalidField(e)) if e.field == Some(field)),
+                "{field}"
+            );
+        };
+        refused(msg("ship", json!({"name": "Ana"}), None), "variables");
+        refused(msg("nope", json!({}), None), "template_id");
     }
 
     #[test]

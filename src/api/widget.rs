@@ -289,7 +289,7 @@ async fn start(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, ow
             start_code(env, inst, w, &key, phone, input.locale, test).await
         }
         (Mode::Code, None) => Err(Outcome::Malformed),
-        (Mode::Link, _) => start_link(env, inst, w, &key).await,
+        (Mode::Link, _) => start_link(env, inst, w, &key, request::started_by(req)).await,
     }
 }
 
@@ -347,10 +347,19 @@ async fn start_code(
     })
 }
 
-async fn start_link(env: &Env, inst: &InstanceConfig, w: &WidgetConfig, key: &Secret) -> Answer {
+/// Starts a link session; `started` (place, browser) is shown on the login link's confirm page.
+async fn start_link(
+    env: &Env,
+    inst: &InstanceConfig,
+    w: &WidgetConfig,
+    key: &Secret,
+    started: (Option<String>, Option<String>),
+) -> Answer {
     use otp_core::rules::link::{prefilled_text, wa_me_link};
 
-    let business_number = inst.business_number.as_deref().ok_or(Outcome::NoLinkMode)?;
+    let business_number = (inst.business_number.as_deref())
+        .filter(|_| inst.sends_whatsapp())
+        .ok_or(Outcome::NoLinkMode)?;
     // The login link the user gets back is signed with the login key.
     config::login_key(env)?;
     let now = clock::now();
@@ -370,6 +379,7 @@ async fn start_link(env: &Env, inst: &InstanceConfig, w: &WidgetConfig, key: &Se
             inst.link.max_failures,
         );
         c.widget = true;
+        (c.started_near, c.started_with) = started.clone();
         c
     })
     .await
@@ -500,6 +510,9 @@ struct PollData {
     token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_in: Option<i64>,
+    /// While pending: when the user's message claimed it (the login URL is on its way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claimed_at: Option<String>,
 }
 
 async fn poll(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own: &str) -> Answer {
@@ -534,6 +547,7 @@ async fn poll(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own
                     phone: Some(d.phone),
                     token: Some(d.token),
                     expires_in: Some(d.expires_in),
+                    claimed_at: None,
                 })
             }
             _ => ok(&PollData {
@@ -541,8 +555,12 @@ async fn poll(req: &mut Request, env: &Env, config: Config, cors: &mut Cors, own
                 ..PollData::default()
             }),
         },
+        // Seed statuses only: a claimed link is `pending`, with when it was claimed.
         _ => ok(&PollData {
-            status: status.as_str(),
+            status: status.hypersender(),
+            claimed_at: (status == LinkStatus::Claimed)
+                .then_some(c.claimed_at.map(iso8601))
+                .flatten(),
             ..PollData::default()
         }),
     }

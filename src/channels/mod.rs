@@ -6,7 +6,8 @@
 //! A message reaches a channel with its code still a `{code}` placeholder; only the
 //! implementation that talks to the provider fills it in, so no queue or table holds a code.
 //!
-//! May import: `crate::config`, `crate::clock`, `otp-core`. Never `crate::api` or `crate::store`.
+//! May import: `crate::config`, `crate::clock`, `crate::log`, `otp-core`. Never `crate::api` or
+//! `crate::store`.
 
 pub mod callbacks;
 mod outbox;
@@ -34,6 +35,37 @@ pub struct Outbound<'a> {
     pub text_template: &'a str,
     /// The code, derived just before sending; `None` for messages without one (link replies).
     pub code: Option<&'a str>,
+    /// What the message is beside its text, for channels that can show more.
+    pub form: &'a Form,
+}
+
+/// What a message is beside its text, as words: none for plain text, `["cta_url", label,
+/// url]` for a URL button (WhatsApp's `cta_url` interactive message), `["template", name,
+/// language, params…]` for a WhatsApp Cloud API approved template. Channels that cannot show
+/// it send the text, which always stands on its own (a link reply's text holds the URL too).
+/// A list of strings rather than an enum: it is stored with queued messages, and a list costs
+/// the Wasm no deserializer of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Form(pub Vec<String>);
+
+impl Form {
+    /// A button labelled `label` that opens `url`.
+    pub fn button(label: String, url: String) -> Self {
+        Self(vec!["cta_url".into(), label, url])
+    }
+
+    /// An approved template with its body parameters.
+    pub fn template(name: &str, language: &str, params: Vec<String>) -> Self {
+        let mut words = vec!["template".into(), name.into(), language.into()];
+        words.extend(params);
+        Self(words)
+    }
+
+    /// The form's name, as the outbox records it: `text`, `cta_url` or `template`.
+    pub fn kind(&self) -> &str {
+        self.0.first().map_or("text", String::as_str)
+    }
 }
 
 impl Outbound<'_> {

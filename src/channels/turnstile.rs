@@ -22,11 +22,15 @@ pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str, n
             otp_core::json::from_bytes::<SiteverifyAnswer>(&body).is_some_and(|answer| answer.success)
         }
         Ok((status, _)) => {
-            worker::console_error!("turnstile siteverify answered {status}");
+            crate::log::Line::new("turnstile.error")
+                .num("status", i64::from(status))
+                .error();
             false
         }
         Err(e) => {
-            worker::console_error!("turnstile siteverify: {e:?}");
+            crate::log::Line::new("turnstile.error")
+                .text("error", &format!("{e:?}"))
+                .error();
             false
         }
     }

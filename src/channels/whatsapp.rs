@@ -6,8 +6,9 @@ use otp_core::wire::meta;
 
 /// Meta's WhatsApp Cloud API: `POST {api_base}/{version}/{phone_number_id}/messages` with the
 /// instance's access token. Codes go as the configured authentication template (copy-code
-/// button) or as text; link replies as text (the user has just written, so WhatsApp's
-/// 24-hour window is open).
+/// button) or as text; link replies as an interactive message with a URL button (`cta_url`; the
+/// user has just written, so WhatsApp's 24-hour window is open), as text when the body is over
+/// the 1024 characters `cta_url` allows; operator templates as their approved template.
 pub struct WhatsappCloud<'a> {
     pub config: &'a WhatsappConfig,
     pub access_token: &'a str,
@@ -16,11 +17,16 @@ pub struct WhatsappCloud<'a> {
 
 impl Channel for WhatsappCloud<'_> {
     async fn send(&self, msg: &Outbound<'_>) -> Result<Option<String>, DeliveryError> {
-        let body = match (&self.config.template, msg.code) {
-            (Some(t), Some(code)) => {
-                meta::template_message(msg.to.digits(), &t.name, &t.language, code)
+        let (to, text) = (msg.to.digits(), msg.text());
+        let body = match (&self.config.template, msg.code, msg.form.0.as_slice()) {
+            (Some(t), Some(code), _) => meta::template_message(to, &t.name, &t.language, code),
+            (_, _, [kind, name, language, params @ ..]) if kind == "template" => {
+                meta::approved_template_message(to, name, language, params)
             }
-            _ => meta::text_message(msg.to.digits(), &msg.text()),
+            (_, _, [kind, label, url]) if kind == "cta_url" && text.chars().count() <= 1024 => {
+                meta::cta_url_message(to, &text, label, url)
+            }
+            _ => meta::text_message(to, &text),
         };
         let url = format!(
             "{}/{}/{}/messages",

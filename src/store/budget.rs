@@ -65,8 +65,37 @@ pub enum Source<'a> {
 
 /// Runs the checks for a send to `to`. `test_key` says the caller used a test credential.
 /// Every budget is taken all-or-none: a later check that refuses gives back what the earlier
-/// ones took, so a refused send costs no budget.
+/// ones took, so a refused send costs no budget. A refusal is logged and counted
+/// (`code.budget_refused`, under the instance's first channel).
 pub async fn check(
+    env: &Env,
+    inst: &InstanceConfig,
+    to: &Recipient,
+    test_key: bool,
+    source: Source<'_>,
+    now: i64,
+) -> Result<std::result::Result<Allowed, Refused>> {
+    let verdict = decide(env, inst, to, test_key, source, now).await?;
+    if let Err(refused) = &verdict {
+        let why = match refused {
+            Refused::Country => "country",
+            Refused::Budget { .. } => "budget",
+            Refused::Range { .. } => "range",
+            Refused::CountryBudget { .. } => "country_budget",
+        };
+        let channel = inst.channel.as_str();
+        let line = crate::log::Line::new("code.budget_refused").str("instance", &inst.id);
+        line.str("channel", channel)
+            .to(to.digits())
+            .str("outcome", why)
+            .info();
+        let event = otp_core::telemetry::CodeEvent::BudgetRefused;
+        super::metrics::code_now(env, &inst.id, event, channel, to.digits(), 0).await;
+    }
+    Ok(verdict)
+}
+
+async fn decide(
     env: &Env,
     inst: &InstanceConfig,
     to: &Recipient,
@@ -77,7 +106,10 @@ pub async fn check(
     let abuse = &inst.abuse;
     if let Some(code) = abuse.test_code(to.digits()) {
         if test_key || abuse.test_numbers_enabled {
-            worker::console_log!("instance {}: test number {} used", inst.id, to.e164());
+            crate::log::Line::new("code.test_number")
+                .str("instance", &inst.id)
+                .to(to.digits())
+                .info();
             return Ok(Ok(Allowed::TestNumber(code.to_owned())));
         }
     }
@@ -188,7 +220,10 @@ pub async fn refund(env: &Env, charge: &Charge) {
         let given: Result<TakeReply> =
             async { call(&stub(env, BUDGETS, name)?, Op::Refund, &keys).await }.await;
         if let Err(e) = given {
-            worker::console_error!("budget refund to {name}: {e}");
+            crate::log::Line::new("budget.error")
+                .str("op", "refund")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }

@@ -104,6 +104,11 @@ pub struct Claim {
     fingerprint: String,
 }
 
+/// The object that remembers `key` within `scope`.
+pub fn object_name(scope: &str, key: &str) -> String {
+    format!("{scope}:{}", otp_core::secret::token_hash_hex(key))
+}
+
 /// Claims `key` within `scope` (instance and credential) for a request with `fingerprint`.
 pub async fn claim(
     env: &Env,
@@ -111,8 +116,7 @@ pub async fn claim(
     key: &str,
     fingerprint: String,
 ) -> Result<(Begin, Claim)> {
-    let name = format!("{scope}:{}", otp_core::secret::token_hash_hex(key));
-    let stub = stub(env, IDEMPOTENCY, &name)?;
+    let stub = stub(env, IDEMPOTENCY, &object_name(scope, key))?;
     let begin: Begin = call(
         &stub,
         Op::Begin,
@@ -133,7 +137,10 @@ impl Claim {
             body,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Finish, &msg).await {
-            worker::console_error!("idempotency finish: {e}");
+            crate::log::Line::new("idempotency.error")
+                .str("op", "finish")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 
@@ -143,7 +150,10 @@ impl Claim {
             fingerprint: self.fingerprint,
         };
         if let Err(e) = call::<_, serde_json::Value>(&self.stub, Op::Abort, &msg).await {
-            worker::console_error!("idempotency abort: {e}");
+            crate::log::Line::new("idempotency.error")
+                .str("op", "abort")
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }
@@ -228,6 +238,18 @@ impl DurableObject for IdempotencyObject {
                     sql.exec("DELETE FROM kv WHERE k = ?", vec![KEY.into()])?;
                 }
                 Response::from_json(&serde_json::json!({"ok": true}))
+            }
+            Some(Op::Erase) => {
+                // A kept response that names the number (request-code's `chat_id`) goes.
+                let msg: super::recipient::GetMsg = serde_json::from_str(&body)?;
+                let digits = msg.recipient;
+                let held = table::read::<Entry>(&sql, KEY)?
+                    .and_then(|e| e.response)
+                    .is_some_and(|r| !digits.is_empty() && r.body.contains(&digits));
+                if held {
+                    self.schema.wipe(&self.state.storage()).await?;
+                }
+                Response::from_json(&serde_json::json!(held))
             }
             _ => unknown_op(),
         }

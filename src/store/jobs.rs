@@ -3,7 +3,12 @@
 //! the object's single alarm is set to the earliest due job (a second `set_alarm` would
 //! replace the first, so nothing else sets it). A job ends [`Outcome::Done`], is retried on its
 //! kind's [`Retry`] policy (otp-core), or gives up; the runner records which, never panics.
+//!
+//! The same alarm ends the object's retention: each activity pushes a `lapse` time (the
+//! instance's `retention_days` ahead, [`Jobs::touch`]); with no job left the alarm is set to
+//! it, and when it comes the object deletes all of its storage ([`Jobs::settle`]).
 
+use super::table::Schema;
 use otp_core::rules::schedule::Retry;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Result, SqlStorage, Storage};
@@ -97,8 +102,9 @@ pub struct Jobs<'a> {
 }
 
 #[derive(Deserialize)]
-struct Due {
-    due_ms: Option<f64>,
+struct Next {
+    job_ms: Option<f64>,
+    lapse_ms: Option<f64>,
 }
 
 impl<'a> Jobs<'a> {
@@ -210,13 +216,43 @@ impl<'a> Jobs<'a> {
         Ok(row.n > 0.0)
     }
 
-    /// Sets the object's alarm to the earliest due job, or clears it when none is left.
+    /// Records activity: the object's data is kept until `until` (Unix seconds), then
+    /// deleted by [`Jobs::settle`]. Kept in the object's `kv` table.
+    pub fn touch(&self, until: i64) -> Result<()> {
+        super::table::write(self.sql, "lapse", &until)
+    }
+
+    /// The earliest due job, and when the object's retention lapses.
+    fn next_ms(&self) -> Result<Next> {
+        self.sql
+            .exec(
+                "SELECT (SELECT MIN(due_ms) FROM jobs) AS job_ms, \
+                 (SELECT CAST(v AS INTEGER) * 1000 FROM kv WHERE k = 'lapse') AS lapse_ms",
+                None,
+            )?
+            .one()
+    }
+
+    /// After an alarm's jobs ran: deletes all of the object's storage once its retention
+    /// lapsed with no job left, or arms the alarm again. An object keeps one alarm for both:
+    /// the earliest due job, else the retention lapse.
+    pub async fn settle(&self, storage: &Storage, env: &Env, schema: &Schema) -> Result<()> {
+        let next = self.next_ms()?;
+        if next.job_ms.is_none()
+            && next
+                .lapse_ms
+                .is_some_and(|l| l as i64 <= crate::clock::now_ms())
+        {
+            return schema.wipe(storage).await;
+        }
+        self.arm(storage, env).await
+    }
+
+    /// Sets the object's alarm to the earliest due job, or, with none left, to its retention
+    /// lapse; clears it when there is neither.
     pub async fn arm(&self, storage: &Storage, env: &Env) -> Result<()> {
-        let row: Due = self
-            .sql
-            .exec("SELECT MIN(due_ms) AS due_ms FROM jobs", None)?
-            .one()?;
-        match row.due_ms {
+        let next = self.next_ms()?;
+        match next.job_ms.or(next.lapse_ms) {
             Some(due) => {
                 let mut wait = (due as i64 - crate::clock::now_ms()).max(0);
                 if let Some(cap) = crate::clock::alarm_cap_ms(env) {

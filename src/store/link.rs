@@ -6,10 +6,10 @@
 //! or given up.
 
 use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
-use super::recipient::Recipients;
+use super::recipient::{Recipients, SendMsg};
 use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, LINKS};
-use crate::channels::callbacks;
+use crate::channels::{callbacks, Form};
 use crate::{clock, config};
 use otp_core::rules::link_state::{Confirm, Inbound, LinkChallenge};
 use otp_core::rules::schedule::Retry;
@@ -17,9 +17,7 @@ use otp_core::rules::template::render;
 use otp_core::web::login::login_token;
 use otp_core::Recipient;
 use serde::{Deserialize, Serialize};
-use worker::{
-    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 /// Attempts at handing a reply to the recipient's object before giving up.
 const REPLY_ATTEMPTS: u32 = 8;
@@ -42,10 +40,13 @@ pub struct InboundMsg {
     pub origin: String,
 }
 
-/// A confirmation of the login URL for challenge `id`.
+/// A confirmation of the login URL for challenge `id`, or with `deny` its refusal ("this
+/// wasn't me").
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ConfirmMsg {
     pub id: String,
+    #[serde(default)]
+    pub deny: bool,
 }
 
 /// What confirming did, with the challenge as it now is.
@@ -128,6 +129,10 @@ impl DurableObject for LinkObject {
                 }
                 Response::from_json(&view)
             }
+            Some(Op::Erase) => {
+                let msg: super::recipient::GetMsg = serde_json::from_str(&body)?;
+                self.erase(msg.recipient).await
+            }
             _ => unknown_op(),
         }
     }
@@ -138,7 +143,8 @@ impl DurableObject for LinkObject {
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         jobs.run_due(self, clock::now_ms()).await?;
-        jobs.arm(&self.state.storage(), &self.env).await?;
+        jobs.settle(&self.state.storage(), &self.env, &self.schema)
+            .await?;
         Response::ok("")
     }
 }
@@ -179,7 +185,10 @@ impl Runner for LinkObject {
     }
 
     fn gave_up(&self, job: &Job, why: &str) -> Result<()> {
-        console_error!("link job {} given up: {why}", job.kind.as_str());
+        crate::log::Line::new("job.given_up")
+            .str("kind", job.kind.as_str())
+            .text("error", why)
+            .error();
         if job.kind == JobKind::Callback {
             if let Ok(cb) = serde_json::from_str::<CallbackJob>(&job.target) {
                 self.log_callback(&cb.webhook_id, &format!("given_up: {why}"))?;
@@ -197,6 +206,24 @@ impl LinkObject {
     fn ensure_schema(&self) -> Result<()> {
         let schema = [table::SCHEMA, JOBS_SCHEMA].join(";\n");
         self.schema.ensure(&self.sql(), &schema)
+    }
+
+    /// Records activity: the object is kept the instance's retention window from now.
+    fn touch(&self, jobs: &Jobs<'_>, instance: &str) -> Result<()> {
+        jobs.touch(clock::now() + config::retention_secs(&self.env, instance))
+    }
+
+    /// `Op::Erase`: deletes the object if its challenge was named for or claimed by `digits`.
+    async fn erase(&self, digits: String) -> Result<Response> {
+        let mine = self.load()?.is_some_and(|c| {
+            [&c.expected, &c.claimed_by]
+                .iter()
+                .any(|d| d.as_deref() == Some(digits.as_str()))
+        });
+        if mine {
+            self.schema.wipe(&self.state.storage()).await?;
+        }
+        Response::from_json(&serde_json::json!(mine))
     }
 
     fn load(&self) -> Result<Option<LinkChallenge>> {
@@ -224,6 +251,7 @@ impl LinkObject {
             &msg.challenge.id,
             msg.challenge.expires_at * 1000,
         )?;
+        self.touch(&jobs, &msg.challenge.instance)?;
         jobs.arm(&self.state.storage(), &self.env).await?;
         self.count(&msg.challenge.instance, &[("links_generated", 1)]);
         Response::from_json(&serde_json::json!({ "created": true }))
@@ -274,6 +302,7 @@ impl LinkObject {
             Inbound::Duplicate => {}
         }
         if outcome != Inbound::Duplicate {
+            self.touch(&jobs, &c.instance)?;
             jobs.arm(&self.state.storage(), &self.env).await?;
         }
         Response::from_json(&outcome)
@@ -285,12 +314,20 @@ impl LinkObject {
             return Response::error("unknown challenge", 404);
         };
         let was_open = c.is_open(now);
-        let result = c.confirm(now);
+        let result = if msg.deny {
+            c.deny(now)
+        } else {
+            c.confirm(now)
+        };
         self.save(&c)?;
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
+        self.touch(&jobs, &c.instance)?;
         let expired_now = result == Confirm::Expired && was_open;
-        if result == Confirm::Verified || expired_now {
+        if result == Confirm::Denied {
+            self.count(&c.instance, &[("links_failed", 1)]);
+        }
+        if matches!(result, Confirm::Verified | Confirm::Denied) || expired_now {
             self.enqueue_callback(&jobs, &c, now)?;
             jobs.arm(&self.state.storage(), &self.env).await?;
         }
@@ -396,8 +433,25 @@ impl LinkObject {
             &[("link", &link), ("name", &c.name), ("code", &c.code)],
         );
         let to = Recipient::parse(&r.to).map_err(|e| Outcome::GiveUp(e.to_string()))?;
+        if r.key == format!("link:{}:success", c.id) {
+            // The first claim: the claimant's object files this link, for erasure.
+            let link = (c.code.as_str(), c.id.as_str(), c.created_at);
+            super::privacy::note(&self.env, &c.instance, &to, link)
+                .await
+                .map_err(retry)?;
+        }
+        let mut msg = SendMsg::new(&c.instance, &to, &r.key, &text, false);
+        if !link.is_empty() {
+            // On WhatsApp the login URL is also a button (`cta_url`); elsewhere the text.
+            let label = config::instance(&self.env, &c.instance)
+                .ok()
+                .flatten()
+                .map(|i| i.link.button_text.clone())
+                .unwrap_or_else(|| "Log in".into());
+            msg.form = Form::button(label, link);
+        }
         Recipients::new(&self.env)
-            .send(&c.instance, &to, &r.key, &text, false)
+            .queue(&to, msg)
             .await
             .map_err(retry)
     }
@@ -428,6 +482,7 @@ impl LinkObject {
 
     /// Counts events in the instance's metrics after the response.
     fn count(&self, instance: &str, counts: &[(&'static str, i64)]) {
+        super::metrics::log_link(instance, self.load().ok().flatten().map(|c| c.id), counts);
         let (env, instance, counts) = (self.env.clone(), instance.to_owned(), counts.to_vec());
         self.state
             .wait_until(async move { super::metrics::add(&env, &instance, &counts).await });
@@ -476,20 +531,60 @@ pub async fn create(
         if created["created"] != true {
             continue;
         }
-        let record = ChallengeRecord {
-            instance: instance.into(),
-            recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
-            kind: RecordKind::Link,
-            link_code: Some(code.clone()),
-            created_at,
-            expires_at,
-        };
-        records::put(env, &id, &record, created_at).await?;
+        file(
+            env,
+            instance,
+            recipient,
+            &id,
+            &code,
+            (created_at, expires_at),
+        )
+        .await?;
         return Ok((id, code));
     }
     Err(worker::Error::RustError(
         "no free link code after 4 draws".into(),
     ))
+}
+
+/// Writes a new link's KV record and list entry, and files it with the recipient it was named
+/// for (for erasure). Boxed: [`create`] is generic, this part need not be copied per caller.
+fn file<'a>(
+    env: &'a Env,
+    instance: &'a str,
+    recipient: Option<&'a otp_core::Recipient>,
+    id: &'a str,
+    code: &'a str,
+    (created_at, expires_at): (i64, i64),
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>> {
+    Box::pin(async move {
+        let record = ChallengeRecord {
+            instance: instance.into(),
+            recipient: recipient.map(|r| r.digits().to_owned()).unwrap_or_default(),
+            kind: RecordKind::Link,
+            link_code: Some(code.into()),
+            created_at,
+            expires_at,
+        };
+        let listed = records::Listed {
+            kind: RecordKind::Link,
+            last4: records::last4(&record.recipient),
+            created_at,
+            expires_at,
+        };
+        let keep = config::retention_secs(env, instance);
+        let (put, listed) = futures_util::future::join(
+            records::put(env, id, &record, created_at),
+            records::put_listed(env, instance, id, &listed, keep),
+        )
+        .await;
+        put?;
+        listed?;
+        if let Some(r) = recipient {
+            super::privacy::note(env, instance, r, (code, id, created_at)).await?;
+        }
+        Ok(())
+    })
 }
 
 /// The object that owns the link challenge with this code.
@@ -507,14 +602,15 @@ pub async fn view(env: &Env, instance: &str, code: &str, op: Op) -> Result<LinkV
     call(&link_stub(env, instance, code)?, op, &serde_json::json!({})).await
 }
 
-/// Confirms the login URL of challenge `id`: verified once, callbacks persisted.
-pub async fn confirm(env: &Env, instance: &str, code: &str, id: String) -> Result<ConfirmReply> {
-    call(
-        &link_stub(env, instance, code)?,
-        Op::Confirm,
-        &ConfirmMsg { id },
-    )
-    .await
+/// Confirms the login URL of challenge `id` (verified once), or with `deny` refuses it;
+/// callbacks persisted.
+pub async fn confirm(
+    env: &Env,
+    instance: &str,
+    code: &str,
+    msg: &ConfirmMsg,
+) -> Result<ConfirmReply> {
+    call(&link_stub(env, instance, code)?, Op::Confirm, msg).await
 }
 
 /// Hands an inbound message that carried `code` to its link's object.

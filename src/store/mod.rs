@@ -6,13 +6,16 @@
 //! "claim an idempotency key"); only the objects know SQL, and each single-use decision is
 //! made in exactly one object with no `await` between reading and writing its state.
 //!
-//! May import: `crate::config`, `crate::clock`, `crate::channels`, `otp-core`. Never `crate::api`.
+//! May import: `crate::config`, `crate::clock`, `crate::log`, `crate::channels`, `otp-core`.
+//! Never `crate::api`.
 
 pub mod budget;
 pub mod idempotency;
 pub mod jobs;
 pub mod link;
 pub mod metrics;
+mod observe;
+pub mod privacy;
 pub mod recipient;
 pub mod records;
 mod table;
@@ -34,6 +37,10 @@ pub enum Op {
     Get,
     #[cfg(feature = "dev")]
     Outbox,
+    Note,
+    Index,
+    /// Recipient, link and idempotency objects: remove what holds a number.
+    Erase,
     // Link objects.
     Create,
     Inbound,
@@ -61,6 +68,9 @@ impl Op {
         Op::Get,
         #[cfg(feature = "dev")]
         Op::Outbox,
+        Op::Note,
+        Op::Index,
+        Op::Erase,
         Op::Create,
         Op::Inbound,
         Op::Confirm,
@@ -84,6 +94,9 @@ impl Op {
             Op::Get => "get",
             #[cfg(feature = "dev")]
             Op::Outbox => "outbox",
+            Op::Note => "note",
+            Op::Index => "index",
+            Op::Erase => "erase",
             Op::Create => "create",
             Op::Inbound => "inbound",
             Op::Confirm => "confirm",
@@ -113,9 +126,19 @@ pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
 pub const BUDGETS: &str = "BUDGETS";
 pub const METRICS: &str = "METRICS";
 
-/// The object named `name` in namespace `binding`.
+/// The object named `name` in namespace `binding`; in the jurisdiction `DO_JURISDICTION`
+/// names (`eu`: the objects run and store their data only there), when it is set.
 pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
-    env.durable_object(binding)?.get_by_name(name)
+    use wasm_bindgen::JsCast;
+    let ns = env.durable_object(binding)?;
+    let Some(jd) = crate::config::var(env, "DO_JURISDICTION") else {
+        return ns.get_by_name(name);
+    };
+    let sub: js_sys::Function =
+        js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?.dyn_into()?;
+    sub.call1(ns.as_ref(), &jd.into())?
+        .unchecked_into::<worker::ObjectNamespace>()
+        .get_by_name(name)
 }
 
 /// Sends one internal JSON request to a Durable Object and decodes its JSON answer.
@@ -163,4 +186,17 @@ pub fn new_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| worker::Error::RustError(e.to_string()))?;
     Ok(otp_core::ids::uuid_v4(bytes))
+}
+
+/// True when an object of namespace `binding` answers a request, whatever its status: the deep
+/// health check's probe (object `health`, operation `health`, which no object knows; its body,
+/// an empty list, is a no-op for an object that reads every request as a list of items).
+pub async fn answers(env: &Env, binding: &str) -> bool {
+    let probe = async {
+        let url = "https://object/health";
+        let body = JsValue::from_str("[]");
+        let req = crate::outbound::request(Method::Post, url, None, Some(&body), false)?;
+        stub(env, binding, "health")?.fetch_with_request(req).await
+    };
+    probe.await.is_ok()
 }

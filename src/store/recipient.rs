@@ -5,9 +5,11 @@
 //! concurrency.
 
 use super::jobs::{Job, JobKind, Jobs, Outcome, Runner, SCHEMA as JOBS_SCHEMA};
+use super::observe;
 use super::records::{self, ChallengeRecord, RecordKind};
 use super::{call, stub, table, unknown_op, Op, RECIPIENTS};
-use crate::channels::{self, DeliveryError, Outbound, OUTBOX_SCHEMA};
+use crate::channels::{self, DeliveryError, Form, Outbound, OUTBOX_SCHEMA};
+use crate::log::Line;
 use crate::{clock, config};
 use otp_core::config::ChannelKind;
 use otp_core::rules::challenge::{
@@ -18,9 +20,9 @@ use otp_core::rules::template::render;
 use otp_core::{CodeSpec, Recipient};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use worker::{
-    console_error, durable_object, DurableObject, Env, Request, Response, Result, SqlStorage,
-    State, Storage,
+    durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State, Storage,
 };
 
 /// The Durable Object name of (instance, recipient): the canonical digits, so every spelling
@@ -44,6 +46,10 @@ pub struct StartMsg {
     /// A resend cooldown in seconds that applies on top of the instance's (the widget's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<i64>,
+    /// The idempotency object that keeps this send's response (it names the number), filed
+    /// in the recipient's index for erasure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idem: Option<String>,
 }
 
 impl StartMsg {
@@ -64,6 +70,7 @@ impl StartMsg {
             ttl,
             options,
             cooldown: None,
+            idem: None,
         })
     }
 
@@ -89,6 +96,10 @@ pub struct AttemptMsg {
     /// When set, the attempt counts only if this challenge is still the latest.
     #[serde(default)]
     pub expected: Option<String>,
+    /// Without `expected`: the test mode whose latest code is checked (a test key's
+    /// validation never sees a live code, nor a live key's a test code).
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// A free-text message for a recipient (a link-flow reply), queued once per `key`.
@@ -98,6 +109,21 @@ pub struct SendMsg {
     pub recipient: String,
     pub key: String,
     pub text: String,
+    /// What it is beside its text (a link reply's button, an operator's approved template).
+    #[serde(default)]
+    pub form: Form,
+    /// Unix seconds after which it is dropped rather than delivered.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// Where the status of a message that has a form or a deadline is kept (by its key without the
+/// test marker): a JSON object with `status` (`queued`, `sent`: a provider accepted it,
+/// `expired`: dropped, not handed over in time, or `failed`: given up), `expires_at`,
+/// `channel`, `sent_at`, and `form`, cleared once the message leaves the queue (a button may
+/// hold a login URL). A JSON value rather than a struct: a few fields, no deserializer.
+fn status_key(key: &str) -> String {
+    ["m:", key.trim_start_matches(TEST_MESSAGE)].concat()
 }
 
 /// A provider's delivery receipt (`sent`, `delivered`, `read`, `failed`).
@@ -125,6 +151,8 @@ pub struct GetMsg {
 pub struct OutboxMessage {
     pub to: String,
     pub text: String,
+    /// `text`, `cta_url` or `template`: what a WhatsApp channel would have sent.
+    pub kind: String,
     pub created_at: String,
 }
 
@@ -254,32 +282,51 @@ impl<'a> Recipients<'a> {
             recipient: recipient.digits().into(),
             code: code.into(),
             expected: expected.map(str::to_owned),
+            test: false,
         };
         self.call(instance, recipient, Op::Attempt, &msg).await
     }
 
-    /// Queues a free-text message for the recipient (once per `key`).
-    pub async fn send(
+    /// Checks a code against the recipient's latest challenge of test mode `test`
+    /// (validate-code, which names no challenge).
+    pub async fn validate(
         &self,
         instance: &str,
         recipient: &Recipient,
-        key: &str,
-        text: &str,
+        code: &str,
         test: bool,
-    ) -> Result<()> {
-        let msg = SendMsg {
+    ) -> Result<Attempt> {
+        let msg = AttemptMsg {
             instance: instance.into(),
             recipient: recipient.digits().into(),
-            // A test message is marked in its key: delivered to the outbox, never a provider.
-            key: if test {
-                format!("{TEST_MESSAGE}{key}")
-            } else {
-                key.into()
-            },
-            text: text.into(),
+            code: code.into(),
+            expected: None,
+            test,
         };
-        let _: serde_json::Value = self.call(instance, recipient, Op::Send, &msg).await?;
+        self.call(instance, recipient, Op::Attempt, &msg).await
+    }
+
+    /// Queues `msg` (with its form and deadline) for the recipient, once per key.
+    pub async fn queue(&self, recipient: &Recipient, msg: SendMsg) -> Result<()> {
+        let _: serde_json::Value = self
+            .call(&msg.instance.clone(), recipient, Op::Send, &msg)
+            .await?;
         Ok(())
+    }
+
+    /// The status of message `id` (one with a form or a deadline), if kept.
+    pub async fn message_status(
+        &self,
+        instance: &str,
+        recipient: &Recipient,
+        id: &str,
+    ) -> Result<Option<Value>> {
+        let msg = GetMsg {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            id: status_key(id),
+        };
+        self.call(instance, recipient, Op::Get, &msg).await
     }
 
     /// Applies a delivery receipt to the recipient's message `provider_id`.
@@ -324,6 +371,25 @@ impl<'a> Recipients<'a> {
     }
 }
 
+impl SendMsg {
+    /// A text message; a test message is marked in its key: delivered to the outbox, never a
+    /// provider.
+    pub fn new(instance: &str, recipient: &Recipient, key: &str, text: &str, test: bool) -> Self {
+        Self {
+            instance: instance.into(),
+            recipient: recipient.digits().into(),
+            key: if test {
+                format!("{TEST_MESSAGE}{key}")
+            } else {
+                key.into()
+            },
+            text: text.into(),
+            form: Form::default(),
+            expires_at: None,
+        }
+    }
+}
+
 /// Free-text messages waiting for delivery (link-flow replies), keyed for deduplication.
 const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
     key TEXT PRIMARY KEY,
@@ -335,6 +401,9 @@ const MESSAGES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS messages (
 /// How long a queued job waits for its immediate delivery before the alarm takes over: the
 /// runner's lease, so the alarm never starts a send the immediate run is still waiting on.
 const LEASE_MS: i64 = super::jobs::LEASE_MS;
+
+/// Entries an object's index keeps (the newest).
+const INDEX_KEPT: usize = 200;
 
 /// Delivery attempts before a message is given up.
 const DELIVERY_ATTEMPTS: u32 = 8;
@@ -368,16 +437,33 @@ impl DurableObject for RecipientObject {
         let body = req.text().await?;
         match op {
             Some(Op::Start) => self.start(serde_json::from_str(&body)?).await,
-            Some(Op::CountSend) => self.count_send(serde_json::from_str(&body)?),
+            // Both may start the object's retention: its alarm is armed after either.
+            Some(op @ (Op::CountSend | Op::Note)) => {
+                let msg: GetMsg = serde_json::from_str(&body)?;
+                let resp = match op {
+                    Op::CountSend => self.count_send(msg)?,
+                    _ => self.note_op(msg)?,
+                };
+                Jobs::new(&self.sql())
+                    .arm(&self.state.storage(), &self.env)
+                    .await?;
+                Ok(resp)
+            }
             Some(Op::Attempt) => self.attempt(serde_json::from_str(&body)?),
             Some(Op::Send) => self.queue_message(serde_json::from_str(&body)?).await,
             Some(Op::Receipt) => self.receipt(serde_json::from_str(&body)?).await,
             Some(Op::Get) => {
                 let msg: GetMsg = serde_json::from_str(&body)?;
+                if msg.id.starts_with("m:") {
+                    let status: Option<Value> = table::read(&self.sql(), &msg.id)?;
+                    return Response::from_json(&status);
+                }
                 Response::from_json(&self.load()?.get(&msg.id))
             }
             #[cfg(feature = "dev")]
             Some(Op::Outbox) => self.outbox(serde_json::from_str(&body)?),
+            Some(Op::Index) => Response::from_json(&self.index()?),
+            Some(Op::Erase) => self.erase().await,
             _ => unknown_op(),
         }
     }
@@ -386,13 +472,14 @@ impl DurableObject for RecipientObject {
     /// job keeps its attempt count and is rescheduled here, so the alarm is always re-armed.
     async fn alarm(&self) -> Result<Response> {
         if let Err(e) = self.ensure_schema() {
-            console_error!("recipient object: schema: {e}");
+            crate::log::fault("storage.error", &e);
             return Err(e);
         }
         let sql = self.sql();
         let jobs = Jobs::new(&sql);
         jobs.run_due(&self.courier(), clock::now_ms()).await?;
-        jobs.arm(&self.state.storage(), &self.env).await?;
+        jobs.settle(&self.state.storage(), &self.env, &self.schema)
+            .await?;
         Response::ok("")
     }
 }
@@ -438,6 +525,7 @@ impl RecipientObject {
             policy.resend_cooldown = policy.resend_cooldown.max(cooldown);
         }
         let result = state.start(now, &policy, msg.new_challenge()).cloned();
+        observe::started(&self.env, &instance, &msg.recipient, &result);
         // The challenge whose code goes out: the new one, or the live one sent again.
         if let Ok(challenge) = &result {
             self.write("state", &state)?;
@@ -449,6 +537,12 @@ impl RecipientObject {
                         recipient: msg.recipient.clone(),
                     },
                 )?;
+            }
+            let mut refs = vec![format!("c:{}", challenge.id)];
+            refs.extend(msg.idem.iter().map(|i| format!("i:{i}")));
+            self.note(&refs, challenge.created_at, &instance)?;
+            if challenge.id == msg.id {
+                self.list(&instance, challenge, &msg.recipient);
             }
             self.queue_and_send_now(JobKind::Deliver, &challenge.id, now)
                 .await?;
@@ -473,6 +567,7 @@ impl RecipientObject {
                     },
                 )?;
             }
+            self.touch(&instance)?;
         }
         Response::from_json(&result)
     }
@@ -484,6 +579,7 @@ impl RecipientObject {
         let Some(id) = state.on_receipt(&msg.provider_id, &msg.status) else {
             return Response::from_json(&serde_json::json!({ "matched": false }));
         };
+        observe::receipt(&id, &msg);
         self.write("state", &state)?;
         if msg.status == "failed" {
             let why = msg
@@ -530,10 +626,12 @@ impl RecipientObject {
         };
         let outcome = match &msg.expected {
             Some(id) => state.attempt_for(now, &instance.limits, id, is_right),
-            None => state.attempt(now, &instance.limits, is_right),
+            None => state.attempt_as(now, &instance.limits, msg.test, is_right),
         };
+        observe::attempted(&self.env, &instance, &msg.recipient, &outcome, now);
         if matches!(outcome, Attempt::Validated { .. } | Attempt::Wrong { .. }) {
             self.write("state", &state)?;
+            self.touch(&instance)?;
         }
         Response::from_json(&outcome)
     }
@@ -542,6 +640,7 @@ impl RecipientObject {
     /// retried request never sends twice.
     async fn queue_message(&self, msg: SendMsg) -> Result<Response> {
         let now = clock::now();
+        let instance = self.instance(&msg.instance)?;
         let sql = self.sql();
         if table::read::<Meta>(&sql, "meta")?.is_none() {
             self.write(
@@ -560,10 +659,95 @@ impl RecipientObject {
             .rows_written()
             > 0;
         if inserted {
+            if msg.expires_at.is_some() || msg.form != Form::default() {
+                let status = serde_json::json!({
+                    "status": "queued",
+                    "expires_at": msg.expires_at,
+                    "form": msg.form.0,
+                });
+                self.write(&status_key(&msg.key), &status)?;
+            }
+            self.touch(&instance)?;
             self.queue_and_send_now(JobKind::Message, &msg.key, now)
                 .await?;
         }
         Response::from_json(&serde_json::json!({ "queued": inserted }))
+    }
+
+    /// Records activity: the object's data is kept the instance's retention window from now.
+    fn touch(&self, instance: &config::Instance) -> Result<()> {
+        Jobs::new(&self.sql()).touch(clock::now() + instance.retention_secs())
+    }
+
+    /// What else holds this number, for erasure: `c:<uuid>` (a code's KV record and list
+    /// entry), `l:<link code>:<uuid>` (a link's object, record and list entry),
+    /// `i:<object>` (an idempotency entry), each as `[entry, filed at]`. Kept as a `Value`:
+    /// its parser and printer are linked anyway.
+    fn index(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(table::read(&self.sql(), "index")?.unwrap_or_default())
+    }
+
+    /// Files `refs` in the [`Self::index`] and records the activity. Entries older than the
+    /// retention window (plus the day a record outlives its challenge) are dropped, and at
+    /// most [`INDEX_KEPT`] kept.
+    fn note(&self, refs: &[String], at: i64, instance: &config::Instance) -> Result<()> {
+        let now = clock::now();
+        let keep = instance.retention_secs() + otp_core::rules::challenge::RETENTION;
+        let mut index = self.index()?;
+        index.retain(|e| e[1].as_i64().is_some_and(|t| t + keep > now));
+        for r in refs {
+            if !index.iter().any(|e| e[0] == r.as_str()) {
+                index.push(serde_json::json!([r, at]));
+            }
+        }
+        index.drain(..index.len().saturating_sub(INDEX_KEPT));
+        self.write("index", &index)?;
+        self.touch(instance)
+    }
+
+    /// `Op::Note`: a link named for or claimed by this number (`id` is the index entry).
+    fn note_op(&self, msg: GetMsg) -> Result<Response> {
+        let instance = self.instance(&msg.instance)?;
+        // `<entry>@<created at>`: the time names the link's list entry.
+        let (entry, at) = msg.id.rsplit_once('@').unwrap_or((&msg.id, ""));
+        let at = at.parse().unwrap_or_else(|_| clock::now());
+        self.note(&[entry.to_owned()], at, &instance)?;
+        Response::from_json(&serde_json::json!(true))
+    }
+
+    /// Lists a new code challenge in its instance's list, after the response.
+    fn list(&self, instance: &config::Instance, c: &Challenge, digits: &str) {
+        let listed = records::Listed {
+            kind: RecordKind::Code,
+            last4: records::last4(digits),
+            created_at: c.created_at,
+            expires_at: c.expires_at,
+        };
+        let (env, id, uuid) = (self.env.clone(), instance.id.clone(), c.id.clone());
+        let keep = instance.retention_secs();
+        self.state.wait_until(async move {
+            if let Err(e) = records::put_listed(&env, &id, &uuid, &listed, keep).await {
+                Line::new("record.list_failed")
+                    .str("challenge", &uuid)
+                    .text("error", &e.to_string())
+                    .error();
+            }
+        });
+    }
+
+    /// `Op::Erase`: deletes everything the object holds; says whether it held anything and
+    /// how many messages.
+    async fn erase(&self) -> Result<Response> {
+        #[derive(Deserialize)]
+        struct N {
+            n: f64,
+        }
+        let sql = self.sql();
+        let count = |q: &str| sql.exec(q, None).and_then(|c| c.one::<N>()).map(|r| r.n);
+        let held = count("SELECT COUNT(*) AS n FROM kv")? > 0.0;
+        let messages = count("SELECT COUNT(*) AS n FROM messages")?;
+        self.schema.wipe(&self.state.storage()).await?;
+        Response::from_json(&serde_json::json!({ "held": held, "messages": messages as u64 }))
     }
 
     /// The outbox, newest first, with each code derived again for display.
@@ -574,6 +758,8 @@ impl RecipientObject {
             challenge_id: String,
             text_template: String,
             created_at: f64,
+            #[serde(default)]
+            kind: Option<String>,
         }
         let instance = self.instance(&msg.instance)?;
         let pepper = config::pepper(&self.env).map_err(|p| worker::Error::RustError(p.0))?;
@@ -583,7 +769,7 @@ impl RecipientObject {
         let rows: Vec<OutRow> = self
             .sql()
             .exec(
-                "SELECT challenge_id, text_template, created_at FROM outbox WHERE recipient = ? ORDER BY id DESC",
+                "SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC",
                 vec![recipient.digits().into()],
             )?
             .to_array()?;
@@ -596,6 +782,7 @@ impl RecipientObject {
                         .to_owned()
                 });
                 OutboxMessage {
+                    kind: row.kind.unwrap_or_else(|| "text".into()),
                     to: recipient.e164(),
                     text: render(
                         &row.text_template,
@@ -667,11 +854,29 @@ impl Courier {
         let instance = self
             .instance(&queued.instance)
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        let key = status_key(&job.target);
+        let mut status: Option<Value> = self.read(&key).map_err(internal)?;
+        let now = clock::now();
+        if let Some(s) = status.as_mut().filter(|s| s["status"] == "queued") {
+            if s["expires_at"].as_i64().is_some_and(|at| now >= at) {
+                // Not handed over in time: dropped, and its status says so.
+                self.end_message(&job.target, s, "expired", None)
+                    .map_err(internal)?;
+                return Ok(());
+            }
+        }
+        let words = status.as_ref().and_then(|s| s["form"].as_array());
+        let form = Form(words.map_or_else(Vec::new, |w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        }));
         let msg = Outbound {
             to: &recipient,
             challenge_id: &job.target,
             text_template: &queued.text,
             code: None,
+            form: &form,
         };
         // Replies answer a WhatsApp message: through the instance's first channel; a test
         // credential's message only to the outbox.
@@ -680,7 +885,15 @@ impl Courier {
         } else {
             instance.chain()[0]
         };
-        channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await?;
+        let t0 = clock::now_ms();
+        let sent = channels::deliver(&self.env, &instance, kind, &msg, &sql, clock::now()).await;
+        observe::delivery(&self.env, &instance.id, kind.as_str(), &msg, t0, &sent);
+        sent?;
+        if let Some(s) = status.as_mut() {
+            s["sent_at"] = clock::now().into();
+            self.end_message(&job.target, s, "sent", Some(kind.as_str()))
+                .map_err(internal)?;
+        }
         // The text may hold a login URL: keep it no longer than needed (the key stays, so a
         // late duplicate request is still recognised).
         sql.exec(
@@ -688,6 +901,25 @@ impl Courier {
             vec![job.target.clone().into()],
         )
         .map_err(internal)?;
+        Ok(())
+    }
+
+    /// Records how message `key` left the queue, and forgets its form and text.
+    fn end_message(
+        &self,
+        key: &str,
+        s: &mut Value,
+        status: &str,
+        channel: Option<&str>,
+    ) -> Result<()> {
+        s["status"] = status.into();
+        s["channel"] = channel.into();
+        s["form"] = Value::Null;
+        self.write(&status_key(key), s)?;
+        self.sql().exec(
+            "UPDATE messages SET text = '' WHERE key = ?",
+            vec![key.into()],
+        )?;
         Ok(())
     }
 
@@ -710,11 +942,10 @@ impl Courier {
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         if challenge.options.fixed_code.is_some() {
             // A configured test number: no delivery at all, and said so in the log.
-            worker::console_log!(
-                "test number {} used for challenge {}",
-                recipient.e164(),
-                challenge.id
-            );
+            Line::new("code.test_number")
+                .str("challenge", &challenge.id)
+                .to(recipient.digits())
+                .info();
             let mut state = self.load().map_err(internal)?;
             if state.mark_accepted(&challenge.id, now, "test_number", None) {
                 self.write("state", &state).map_err(internal)?;
@@ -740,9 +971,12 @@ impl Courier {
             challenge_id: &challenge.id,
             text_template: &text_template,
             code: Some(code.reveal()),
+            form: &Form::default(),
         };
-        let provider_id =
-            channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await?;
+        let t0 = clock::now_ms();
+        let sent = channels::deliver(&self.env, &instance, kind, &msg, &self.sql(), now).await;
+        observe::delivery(&self.env, &instance.id, kind.as_str(), &msg, t0, &sent);
+        let provider_id = sent?;
         // Reload: other requests may have run while the channel was awaited.
         let mut state = self.load().map_err(internal)?;
         if state.mark_accepted(&challenge.id, clock::now(), kind.as_str(), provider_id) {
@@ -758,19 +992,30 @@ impl Courier {
         let now = clock::now();
         let mut state = self.load()?;
         let meta: Option<Meta> = self.read("meta")?;
+        // Instance, channel and recipient, for the log and the metrics.
+        let mut seen = (String::new(), "", String::new());
         let next = state.get(challenge_id).zip(meta).and_then(|(c, meta)| {
             let instance = self.instance(&meta.instance).ok()?;
             let chain = instance.chain();
             let current = channels::current_channel(c, &chain);
+            seen = (
+                instance.id.clone(),
+                observe::channel(c, &instance),
+                meta.recipient,
+            );
             let at = chain.iter().position(|k| *k == current)?;
             chain.get(at + 1).copied()
         });
         match next {
             Some(kind) if !state.get(challenge_id).is_some_and(|c| c.options.test) => {
                 if state.fall_back(challenge_id, now, kind.as_str()) {
-                    console_error!(
-                        "challenge {challenge_id}: falling back to {} after: {why}",
-                        kind.as_str()
+                    observe::gave_up(
+                        &self.env,
+                        (&seen.0, challenge_id),
+                        seen.1,
+                        Some(kind.as_str()),
+                        &seen.2,
+                        why,
                     );
                     self.write("state", &state)?;
                     Jobs::new(&self.sql()).enqueue(JobKind::Deliver, challenge_id, now * 1000)?;
@@ -779,7 +1024,14 @@ impl Courier {
                 Ok(false)
             }
             _ => {
-                console_error!("delivery of challenge {challenge_id} given up: {why}");
+                observe::gave_up(
+                    &self.env,
+                    (&seen.0, challenge_id),
+                    seen.1,
+                    None,
+                    &seen.2,
+                    why,
+                );
                 if state.mark_undeliverable(challenge_id, now, why) {
                     self.write("state", &state)?;
                 }
@@ -798,7 +1050,10 @@ impl Courier {
             jobs.arm(&self.storage, &self.env).await
         };
         if let Err(e) = result.await {
-            console_error!("immediate delivery of job {}: {e}", job.id);
+            Line::new("job.error")
+                .num("job", job.id)
+                .text("error", &e.to_string())
+                .error();
         }
     }
 }
@@ -826,7 +1081,19 @@ impl Runner for Courier {
         if job.kind == JobKind::Deliver {
             self.fall_back_or_fail(&job.target, why)?;
         } else {
-            console_error!("{} job {} given up: {why}", job.kind.as_str(), job.target);
+            Line::new("job.given_up")
+                .str("kind", job.kind.as_str())
+                .str("message", &job.target)
+                .text("error", why)
+                .error();
+            if let Some(mut s) = self.read::<Value>(&status_key(&job.target))? {
+                self.end_message(&job.target, &mut s, "failed", None)?;
+            }
+            // Its text may hold a login URL: kept no longer than a delivered one's.
+            self.sql().exec(
+                "UPDATE messages SET text = '' WHERE key = ?",
+                vec![job.target.clone().into()],
+            )?;
         }
         Ok(())
     }

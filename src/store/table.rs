@@ -33,6 +33,9 @@ pub fn write<T: Serialize>(sql: &SqlStorage, key: &str, value: &T) -> Result<()>
     Ok(())
 }
 
+/// A [`Schema::wipe`] under way.
+pub type Wiping<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>;
+
 /// An object's tables, created once per object instance (not on every request).
 #[derive(Default)]
 pub struct Schema(std::cell::Cell<bool>);
@@ -45,5 +48,16 @@ impl Schema {
             self.0.set(true);
         }
         Ok(())
+    }
+
+    /// Deletes all of the object's storage and its alarm (retention lapsed, or an erasure);
+    /// the tables are created again on next use. Boxed: one copy for its four callers.
+    pub fn wipe<'a>(&'a self, storage: &'a worker::Storage) -> Wiping<'a> {
+        Box::pin(async move {
+            storage.delete_alarm().await?;
+            storage.delete_all().await?;
+            self.0.set(false);
+            Ok(())
+        })
     }
 }

@@ -109,6 +109,27 @@ describe('the demo page', () => {
     assert.equal(await page.locator('#claims dd code').first().textContent(), `+${phone}`);
     await context.close();
   });
+
+  test("WhatsApp flow: \"This wasn't me\" on the phone cancels the login and the page that started it gets nothing", async () => {
+    const phone = newRecipient();
+    const { context, page } = await demoPage(phone);
+    const widget = page.locator('#widget-link-slot');
+    await widget.getByRole('button', { name: 'Verify with WhatsApp' }).click();
+    await widget.getByRole('link', { name: 'Open WhatsApp' }).click();
+    await page.click('#send');
+    const loginLink = page.locator('#chat a[href*="/login/"]');
+    await loginLink.waitFor({ timeout: 20_000 });
+    const phoneBrowser = await context.newPage();
+    await phoneBrowser.goto(await loginLink.getAttribute('href'));
+    // The page names the browser that started the login (this headless Chromium on Linux).
+    assert.equal(await phoneBrowser.locator('#started-with').textContent(), 'Chrome on Linux');
+    await phoneBrowser.getByRole('button', { name: "This wasn't me" }).click();
+    await phoneBrowser.getByText('Login cancelled').waitFor();
+    // The polling page learns the session failed and offers to start again; it is never verified.
+    await widget.getByRole('button', { name: 'Try again' }).waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator('#verified').isVisible(), false);
+    await context.close();
+  });
 });
 
 describe('CORS in the browser', () => {

@@ -14,12 +14,18 @@ import { SEND_WINDOW_MS, assertNothingFor, awayFromMinuteBoundary, letTimePass, 
 
 /** An instance that uses neither Meta nor Twilio: no credential to check their signatures. */
 const BARE = '44444444-4444-4444-8444-444444444444';
+/** An instance whose links may be claimed over SMS (`link.allow_sms_claims`). */
+const SMS_OK = '44444444-4444-4444-8444-444444444445';
+const randomHex = (n) => [...Array(n)].map(() => Math.floor(Math.random() * 16).toString(16)).join('');
 const DEMO_PHONE_NUMBER_ID = '100000000000001';
 
 let w;
 before(async () => {
   w = await startWorker({
-    extraInstances: [{ id: BARE, name: 'Bare', channel: 'outbox' }],
+    extraInstances: [
+      { id: BARE, name: 'Bare', channel: 'outbox' },
+      { id: SMS_OK, name: 'SMS ok', channel: 'outbox', business_number: '15550005555', link: { allow_sms_claims: true } },
+    ],
     credentials: { [BARE]: { whatsapp_app_secret: undefined, whatsapp_verify_token: undefined, twilio_auth_token: undefined } },
   });
 });
@@ -222,6 +228,36 @@ describe('item 4: the public widget cannot be turned against a number or a budge
       assert.equal(status.data.status, 'validated');
     } finally {
       await wc.stop();
+    }
+  });
+
+  test('a_test_mode_send_never_voids_a_live_code_nor_a_live_send_a_test_one', async () => {
+    // The demo's widget key is a pk_test_ key: anyone may use it, and its sends are test sends.
+    const wt = await startWorker({ vars: { DEV_CLOCK: 'manual' } });
+    try {
+      const live = newRecipient();
+      const sent = await wt.hs('request-code', { chatId: live });
+      assert.equal(sent.status, 200);
+      await wt.advanceClock(31); // past the widget's resend cooldown
+      const stranger = await widgetStart(wt, { publishable_key: DEMO_PK, phone: `+${live}` }, '198.51.100.5');
+      assert.equal(stranger.status, 200, JSON.stringify(stranger.body));
+      const ok = await wt.hs('validate-code', { chatId: live, code: sent.body.data.code });
+      assert.equal(ok.status, 200, `the live code still validates: ${JSON.stringify(ok.body)}`);
+
+      // The other way round: a live send leaves the widget's open test code alone.
+      const test = newRecipient();
+      const started = await widgetStart(wt, { publishable_key: DEMO_PK, phone: `+${test}` }, '198.51.100.6');
+      assert.equal(started.status, 200, JSON.stringify(started.body));
+      const testCode = (await wt.nextMessage(test)).text.match(/\d{6}/)[0];
+      assert.equal((await wt.hs('request-code', { chatId: test })).status, 200);
+      const verified = await wt.fetch('/widget/v1/verify', {
+        method: 'POST',
+        headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': '198.51.100.6' },
+        body: JSON.stringify({ publishable_key: DEMO_PK, session: started.body.session, code: testCode }),
+      });
+      assert.equal(verified.status, 200, `the test code still validates: ${await verified.text()}`);
+    } finally {
+      await wt.stop();
     }
   });
 
@@ -691,9 +727,13 @@ describe('item 7: the smaller ones', () => {
     assert.equal(hook.status, 200);
     return { uuid: gen.body.data.uuid, from };
   }
-  const linkStatus = async (instance, uuid) => (await (await w7.fetch(`/api/otp/v2/${instance}/otps/${uuid}`, {
-    headers: { Authorization: `Bearer ${w7.secrets.tokens[instance]}` },
-  })).json()).data.status;
+  // A claimed link reads `pending` with `claimed_at` (the seed's statuses): `claimed` here.
+  const linkStatus = async (instance, uuid) => {
+    const d = (await (await w7.fetch(`/api/otp/v2/${instance}/otps/${uuid}`, {
+      headers: { Authorization: `Bearer ${w7.secrets.tokens[instance]}` },
+    })).json()).data;
+    return d.status === 'pending' && d.claimed_at ? 'claimed' : d.status;
+  };
 
   test('meta_events_for_another_phone_number_id_are_ignored', async () => {
     // One Meta app, two business numbers: an event of the other number claims nothing here.
@@ -752,5 +792,147 @@ describe('item 7: the smaller ones', () => {
     } finally {
       await bad.stop();
     }
+  });
+});
+
+describe('item 6: a cross-device link login cannot be phished', () => {
+  const FIREFOX_LINUX = 'Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0';
+  /** A widget link session started from `place` (the edge's `request.cf`, injected the way
+   * wrangler's local runtime reads it) with browser `ua`. */
+  async function linkSession({ cf, ua = FIREFOX_LINUX, ip = '203.0.113.66' } = {}) {
+    const res = await w.fetch('/widget/v1/start', {
+      method: 'POST',
+      headers: {
+        Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': ip, 'User-Agent': ua,
+        ...(cf ? { 'MF-CF-Blob': JSON.stringify(cf) } : {}),
+      },
+      body: JSON.stringify({ publishable_key: DEMO_PK, mode: 'link' }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return body;
+  }
+  /** The victim sends the session's prefilled text over WhatsApp; the login path they get back. */
+  async function victimClaims(whatsappLink, from = newRecipient()) {
+    const text = new URL(whatsappLink).searchParams.get('text');
+    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text }));
+    const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[DEMO].whatsapp_app_secret, raw) },
+      body: raw,
+    });
+    assert.equal(hook.status, 200);
+    const reply = await w.nextMessage(from);
+    return new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;
+  }
+  const poll = (s) => w.fetch('/widget/v1/poll', {
+    method: 'POST',
+    headers: { Origin: SHOP_ORIGIN, 'Content-Type': 'application/json', 'CF-Connecting-IP': '203.0.113.66' },
+    body: JSON.stringify({ publishable_key: DEMO_PK, session: s.session, poll_secret: s.poll_secret }),
+  }).then((r) => r.json());
+  const utcMinute = (ms) => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const field = (html, id) => html.match(new RegExp(`id="${id}">([^<]*)<`))?.[1];
+
+  test('the_confirm_page_shows_where_when_and_with_what_browser_the_login_was_started', async () => {
+    const s = await linkSession({ cf: { city: 'Lagos', country: 'NG' } });
+    const page = await w.fetch(await victimClaims(s.link));
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.equal(field(html, 'started-near'), 'Lagos, NG');
+    assert.equal(field(html, 'started-with'), 'Firefox on Linux');
+    assert.equal(field(html, 'started-when'), 'less than a minute ago');
+    const started = Date.parse(s.expires_at) - s.expires_in * 1000;
+    assert.ok(html.includes(`(${utcMinute(started)})`), `the start in UTC: ${utcMinute(started)}`);
+    assert.ok(!html.includes('Gecko/20100101'), 'the browser is named, the raw User-Agent is not shown');
+    assert.match(html, /This wasn't me/);
+  });
+
+  test('what_the_start_says_about_itself_is_escaped_and_bounded_and_unknown_when_absent', async () => {
+    const hostile = await linkSession({ cf: { city: `<img src=x onerror=alert(1)>${'x'.repeat(300)}`, country: 'NG' } });
+    const html = await (await w.fetch(await victimClaims(hostile.link))).text();
+    const near = field(html, 'started-near');
+    assert.ok(near.startsWith('&lt;img src=x onerror=alert(1)&gt;'), near);
+    assert.ok(!html.includes('<img'), 'no markup from the request reaches the page');
+    assert.ok(near.length < 120, `kept short: ${near.length}`);
+    // Local development has no place (wrangler dev's placeholder is not one) and curl no browser.
+    const bare = await linkSession({ ua: 'curl/8.5.0' });
+    const plain = await (await w.fetch(await victimClaims(bare.link))).text();
+    assert.equal(field(plain, 'started-near'), 'unknown');
+    assert.ok(!plain.includes('Austin'), 'the local placeholder is not shown as a place');
+    assert.equal(field(plain, 'started-with'), 'unknown');
+  });
+
+  test('this_wasnt_me_cancels_the_session_and_the_starters_poll_never_gets_a_token', async () => {
+    // The attacker starts a session and sends the wa.me link to the victim, then polls.
+    const attacker = await linkSession({ cf: { city: 'Lagos', country: 'NG' } });
+    const login = await victimClaims(attacker.link);
+    assert.equal((await poll(attacker)).status, 'claimed');
+    const denied = await w.fetch(login, {
+      method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'action=deny', redirect: 'manual',
+    });
+    assert.equal(denied.status, 200);
+    assert.match(await denied.text(), /Login cancelled/);
+    const polled = await poll(attacker);
+    assert.equal(polled.status, 'failed');
+    assert.equal(polled.token, undefined);
+    // The link is spent: neither a confirm nor the page brings it back.
+    const confirm = await w.fetch(login, { method: 'POST', body: 'action=confirm', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, redirect: 'manual' });
+    assert.equal(confirm.status, 410);
+    assert.equal((await w.fetch(login)).status, 410);
+    assert.equal((await poll(attacker)).token, undefined);
+  });
+
+  test('generate_link_shows_what_the_site_passes_on_and_a_denial_fails_the_link', async () => {
+    const gen = await w.hs('generate-link', {}, {
+      headers: { 'X-OTP-Client-User-Agent': 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1', 'X-OTP-Client-Location': 'Porto, PT' },
+    });
+    assert.equal(gen.status, 200, JSON.stringify(gen.body));
+    const login = await victimClaims(gen.body.data.whatsapp_link);
+    const html = await (await w.fetch(login)).text();
+    assert.equal(field(html, 'started-near'), 'Porto, PT');
+    assert.equal(field(html, 'started-with'), 'Safari on iOS');
+    const denied = await w.fetch(login, { method: 'POST', body: 'action=deny', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, redirect: 'manual' });
+    assert.equal(denied.status, 200);
+    const status = (await (await w.fetch(`/api/otp/v2/${DEMO}/otps/${gen.body.data.uuid}`, {
+      headers: { Authorization: `Bearer ${w.secrets.tokens[DEMO]}` },
+    })).json()).data;
+    assert.equal(status.status, 'failed');
+    assert.equal(status.failure, 'denied');
+  });
+
+  test('a_link_claim_over_sms_is_refused_unless_the_instance_opts_in', async () => {
+    /** Twilio's inbound SMS form (no `whatsapp:` prefix: the sender is a phone number). */
+    const smsClaim = async (instance, from, whatsappLink) => {
+      const url = `${w.url}/webhooks/twilio/${instance}`;
+      const sid = `SM${randomHex(32)}`;
+      const form = {
+        ToCountry: 'US', SmsMessageSid: sid, NumMedia: '0', SmsSid: sid, SmsStatus: 'received',
+        Body: new URL(whatsappLink).searchParams.get('text'), To: '+15550001234', NumSegments: '1',
+        MessageSid: sid, AccountSid: `AC${randomHex(32)}`, From: `+${from}`, ApiVersion: '2010-04-01',
+      };
+      const res = await w.fetch(`/webhooks/twilio/${instance}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Twilio-Signature': twilioSignature(w.secrets.instances[instance].twilio_auth_token, url, form) },
+        body: new URLSearchParams(form).toString(),
+      });
+      assert.equal(res.status, 200);
+    };
+    const linkStatus = async (instance, uuid) => (await (await w.fetch(`/api/otp/v2/${instance}/otps/${uuid}`, {
+      headers: { Authorization: `Bearer ${w.secrets.tokens[instance]}` },
+    })).json()).data.status;
+
+    const from = newRecipient();
+    const gen = await w.hs('generate-link', {});
+    await smsClaim(DEMO, from, gen.body.data.whatsapp_link);
+    // A claim would be answered at once (the reply is a job due now, sent within a send window).
+    await assertNothingFor(SEND_WINDOW_MS, async () => (await w.outbox(from)).length, 'no answer to an SMS claim');
+    assert.equal(await linkStatus(DEMO, gen.body.data.uuid), 'pending');
+
+    // An instance that opts in takes SMS claims.
+    const opted = await w.hs('generate-link', {}, { instance: SMS_OK });
+    assert.equal(opted.status, 200, JSON.stringify(opted.body));
+    await smsClaim(SMS_OK, from, opted.body.data.whatsapp_link);
+    await w.nextMessage(from);
+    assert.equal(await linkStatus(SMS_OK, opted.body.data.uuid), 'claimed');
   });
 });

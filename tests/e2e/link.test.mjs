@@ -100,6 +100,12 @@ async function status(uuid, worker = w) {
   return (await res.json()).data;
 }
 
+/** A claimed link reads `pending` (the seed's statuses), with when it was claimed. */
+function assertClaimed(s) {
+  assert.equal(s.status, 'pending');
+  assert.match(s.claimed_at ?? '', /\+00:00$/, 'claimed_at set');
+}
+
 function loginPath(text) {
   const m = text.match(/https?:\/\/[^\s]+\/login\/([A-Za-z0-9_-]+)/);
   assert.ok(m, `a login URL in: ${text}`);
@@ -140,9 +146,11 @@ describe('the link loop', () => {
     assert.equal((await inbound(r, prefilled(d))).status, 200);
 
     const [reply] = await meta.waitForMessages(1, { to: r });
-    assert.equal(reply.type, 'text');
+    // WhatsApp's URL button (cta_url), its body the success text with the same URL.
+    assert.equal(reply.type, 'interactive');
     assert.match(reply.text, /^Welcome! Here is your login link: http/);
-    assert.equal((await status(d.uuid)).status, 'claimed');
+    assert.deepEqual(reply.interactive.action.parameters, { display_text: 'Log in', url: reply.text.split(': ')[1] });
+    assertClaimed(await status(d.uuid));
 
     // GET is preview-safe: it shows the confirm page and changes nothing.
     const login = loginPath(reply.text);
@@ -154,7 +162,7 @@ describe('the link loop', () => {
       assert.match(html, /Confirm only if you asked to log in/);
       assert.equal(page.headers.get('x-frame-options'), 'DENY');
     }
-    assert.equal((await status(d.uuid)).status, 'claimed');
+    assertClaimed(await status(d.uuid));
 
     const post = await w.fetch(login, { method: 'POST', redirect: 'manual' });
     assert.equal(post.status, 303);
@@ -220,7 +228,7 @@ describe('the link loop', () => {
     assert.equal((await status(d.uuid)).status, 'pending');
     await inbound(r, prefilled(d));
     await meta.waitForMessages(1, { to: r });
-    assert.equal((await status(d.uuid)).status, 'claimed');
+    assertClaimed(await status(d.uuid));
   });
 
   test('an altered message does not claim', async () => {
@@ -324,7 +332,7 @@ describe('restarts and Twilio', () => {
     assert.equal(ok.status, 200);
     assert.match(await ok.text(), /<Response\/>/);
     await meta.waitForMessages(1, { to: r });
-    assert.equal((await status(d.uuid)).status, 'claimed');
+    assertClaimed(await status(d.uuid));
   });
 });
 

@@ -36,15 +36,19 @@ const VC = '/api/otp/v2/{instance}/validate-code';
 const GL = '/api/otp/v2/{instance}/generate-link';
 const OTP = '/api/otp/v2/{instance}/otps/{uuid}';
 const METRICS = '/api/otp/v2/{instance}/metrics';
+const ERASE = '/api/otp/v2/{instance}/recipients/{chatId}';
+const LIST = '/api/otp/v2/{instance}/challenges';
 const WA = '/webhooks/whatsapp/{instance}';
 const TW = '/webhooks/twilio/{instance}';
 const LOGIN = '/login/{token}';
 const HEALTH = '/health';
+const DEEP_HEALTH = '/health/deep';
 const JWKS = '/.well-known/jwks.json';
 const OIDC = '/.well-known/openid-configuration';
 const V1_SEND = '/v1/otp/send';
 const V1_VERIFY = '/v1/otp/verify';
 const V1_MESSAGE = '/v1/messages/send';
+const V1_MESSAGE_STATUS = '/v1/messages/{id}';
 const OUTBOX = '/dev/outbox';
 const INFO = '/dev/info';
 const W_CONFIG = '/widget/v1/config';
@@ -65,9 +69,12 @@ const ROUTES = [
   ['POST', GL, 401],
   ['GET', OTP, 401],
   ['GET', METRICS, 401],
+  ['DELETE', ERASE, 401],
+  ['GET', LIST, 401],
   ['POST', V1_SEND, 401],
   ['POST', V1_VERIFY, 401],
   ['POST', V1_MESSAGE, 401],
+  ['GET', V1_MESSAGE_STATUS, 401],
   ['GET', W_CONFIG, 403],
   ['OPTIONS', W_CONFIG, 403],
   ['POST', W_START, 403],
@@ -82,6 +89,7 @@ const ROUTES = [
   ['GET', LOGIN, 404],
   ['POST', LOGIN, 404],
   ['GET', HEALTH, 200],
+  ['GET', DEEP_HEALTH, 200],
   ['GET', JWKS, 200],
   ['GET', OIDC, 200],
   ['GET', OUTBOX, 200],
@@ -112,7 +120,7 @@ after(async () => {
 
 const token = (instance = DEMO) => w.secrets.tokens[instance];
 const concrete = (template, { instance = DEMO, uuid = UNKNOWN_UUID, login = 'not-a-login-token' } = {}) =>
-  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login);
+  template.replace('{instance}', instance).replace('{uuid}', uuid).replace('{token}', login).replace('{id}', `msg_${'0'.repeat(32)}`);
 
 /**
  * Any request; redirects are not followed. The body comes back parsed when the answer is
@@ -138,14 +146,14 @@ async function call(harness, method, p, { auth, body, headers = {} } = {}) {
 }
 
 /** The success schema of each API operation, whose property order the bodies keep. */
-const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse', [METRICS]: 'MetricsResponse' };
+const SUCCESS_SCHEMA = { [RC]: 'RequestCodeResponse', [VC]: 'ValidateCodeResponse', [GL]: 'GenerateLinkResponse', [METRICS]: 'MetricsResponse', [ERASE]: 'ErasedResponse', [LIST]: 'ChallengeListResponse' };
 const dataOrder = (template, data) =>
   template === OTP
     ? Object.keys(spec.components.schemas[data.otp_type === 'link' ? 'LinkStatusData' : 'CodeStatusData'].properties)
     : Object.keys(spec.components.schemas[SUCCESS_SCHEMA[template]].properties.data.properties);
 
 /** The success schema of each WhatOTP operation. */
-const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse' };
+const V1_SUCCESS = { [V1_SEND]: 'WhatOtpSendResponse', [V1_VERIFY]: 'WhatOtpVerifyResponse', [V1_MESSAGE]: 'WhatOtpMessageResponse', [V1_MESSAGE_STATUS]: 'WhatOtpMessageStatus' };
 
 /** The success schema of each widget operation (start: by its `mode`). */
 const WIDGET_SUCCESS = {
@@ -298,7 +306,8 @@ test('operations have unique operationIds, a summary, tags, and dev-only routes 
     } else if (path.startsWith('/v1/')) {
       assert.deepEqual(operation.security, [{ whatotpKey: [] }], `${method} ${path}: WhatOTP key`);
       assert.deepEqual(operation.tags, ['WhatOTP']);
-      for (const s of ['401', '405', '413', '429', '503']) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
+      const statuses = method === 'POST' ? ['401', '405', '413', '429', '503'] : ['401', '405', '429', '503'];
+      for (const s of statuses) assert.ok(operation.responses[s], `${method} ${path}: ${s} documented`);
     } else if (path.startsWith('/widget/v1/')) {
       // Browsers call it: the publishable key is in the body (or config's `key`), not a credential.
       assert.deepEqual(operation.security, [], `${method} ${path}: no credential`);
@@ -598,6 +607,10 @@ test('request-code: 400, 401, 404, 405, 413, 422', async () => {
   res = await rc({ length: 99, expires: 1 });
   assert.equal(res.status, 422);
   assert.equal(res.body.message, 'The chat id field is required. (and 2 more errors)');
+  // The locale extension is one of the fields a 422 may name (the fuzzer found it missing).
+  res = await rc({ chatId: to, locale: 'e n' });
+  assert.equal(res.status, 422);
+  assert.deepEqual(Object.keys(res.body.errors), ['locale']);
 });
 
 test('request-code: 429 when the send cap is reached', async () => {
@@ -678,20 +691,23 @@ test('validate-code: wrong codes (422 with attempts left), then 429 once used up
 });
 
 test('validate-code: 429 while the recipient is locked out with an open code', async () => {
-  // The second code must be a new challenge (a same-mode request would send the first code
+  // The second code must be another challenge (a same-mode request would send the first code
   // again, whose attempts then run out with the lockout): a test key's (the demo instance's
-  // sk_test_ key) after a live one's. Wrong codes count across both and lock the number.
+  // sk_test_ key) beside a live one's, each validated with its own key. Wrong codes count
+  // across both and lock the number.
   const to = newRecipient();
   const first = await rc({ chatId: to });
   for (let i = 0; i < 3; i++) assert.equal((await vc({ chatId: to, code: wrong(first.body.data.code) })).status, 422);
-  const second = await rc({ chatId: to }, { token: w.secrets.whatotpKey });
+  const test = { token: w.secrets.whatotpKey };
+  const second = await rc({ chatId: to }, test);
   assert.notEqual(second.body.data.uuid, first.body.data.uuid);
-  for (let i = 0; i < 2; i++) assert.equal((await vc({ chatId: to, code: wrong(second.body.data.code) })).status, 422);
-  const res = await vc({ chatId: to, code: second.body.data.code });
+  for (let i = 0; i < 2; i++) assert.equal((await vc({ chatId: to, code: wrong(second.body.data.code) }, test)).status, 422);
+  const res = await vc({ chatId: to, code: second.body.data.code }, test);
   assert.equal(res.status, 429);
   assert.match(res.body.message, /^Too many failed attempts for this chat\. Try again in \d+ seconds\.$/);
   assert.ok(!res.headers.has('x-otp-attempts-remaining'));
-  assert.equal((await otp(first.body.data.uuid)).body.data.status, 'superseded');
+  // A test-mode send never voids a live code: both stay open.
+  assert.match((await otp(first.body.data.uuid)).body.data.status, /^(pending|sent)$/);
   assert.match((await otp(second.body.data.uuid)).body.data.status, /^(pending|sent)$/);
 });
 
@@ -1011,7 +1027,7 @@ test('link flow: claim, confirm page, 303 with a verification token, 409 after; 
     const { uuid, code } = sent.body.data;
     const login = await claim(w, sent.body.data.whatsapp_link, from);
     let status = await otp(uuid);
-    assert.equal(status.body.data.status, 'claimed');
+    assert.equal(status.body.data.status, 'pending', 'claimed reads pending (the seed statuses)');
     assert.equal(status.body.data.chat_id, `${from}@c.us`);
     assert.ok(status.body.data.claimed_at);
 
@@ -1157,10 +1173,11 @@ async function v1call(template, body, { harness = v1, key = V1_KEYS[DEMO], ip = 
 
 /** Sends a code to `to` and reads it from the dev outbox: `{ session, code }`. */
 async function v1code(to, opts = {}) {
-  const before = (await v1.outbox(to)).length;
+  const harness = opts.harness ?? v1;
+  const before = (await harness.outbox(to)).length;
   const res = await v1call(V1_SEND, { to: `+${to}`, channel: 'whatsapp' }, opts);
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  const msg = await v1.nextMessage(to, before);
+  const msg = await harness.nextMessage(to, before);
   return { session: res.body.session_id, code: msg.text.match(/\b\d{6}\b/)[0] };
 }
 
@@ -1180,7 +1197,8 @@ test('whatotp: the request schemas and the Worker agree on what is valid', async
     [V1_VERIFY, { session_id: `otp_${'0'.repeat(32)}` }, false],
     [V1_MESSAGE, { phone_number: '+20 123 456 789', template_id: 'text', variables: { text: 'hi {n}', n: 1, vip: true } }, true],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, expires_in_seconds: 86400 }, true],
-    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'welcome', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'wel come', variables: { text: 'hi' } }, false],
+    [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi' }, locale: 'pt-BR' }, true],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { name: 'x' } }, false],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text' }, false],
     [V1_MESSAGE, { phone_number: '20123456789', template_id: 'text', variables: { text: 'hi', a: null } }, false],
@@ -1197,23 +1215,30 @@ test('whatotp: the request schemas and the Worker agree on what is valid', async
 });
 
 test('whatotp: send 200, verify 422 then 200 then 409, 404, 410 for a superseded session', async () => {
-  // A live key's code, then a test key's (the demo instance's sk_test_ key): a send the live
-  // code cannot serve starts a new one and supersedes it (a same-mode send would resend it).
-  const to = newRecipient();
-  const first = await v1code(to);
-  const second = await v1code(to, { key: v1.secrets.whatotpKey });
-  let res = await v1call(V1_VERIFY, { session_id: first.session, code: first.code });
-  assert.equal(res.status, 410);
-  assert.equal(res.body.error.code, 'session_superseded');
-  res = await v1call(V1_VERIFY, { session_id: second.session, code: wrong(second.code) });
-  assert.equal(res.status, 422);
-  assert.equal(res.body.error.attempts_remaining, 4);
-  res = await v1call(V1_VERIFY, { session_id: second.session, code: second.code });
-  assert.equal(res.status, 200);
-  res = await v1call(V1_VERIFY, { session_id: second.session, code: second.code });
-  assert.equal(res.status, 409);
-  res = await v1call(V1_VERIFY, { session_id: `otp_${randomBytes(16).toString('hex')}`, code: '123456' });
-  assert.equal(res.status, 404);
+  // A send while a code is live sends it again; only a code about to expire (under 30 s to go)
+  // is superseded by the next send. Its own Worker (the same keys), whose clock this test moves.
+  const clocked = await startWorker({ secrets: v1.secrets, vars: { DEV_CLOCK: 'manual' } });
+  const on = (template, body) => v1call(template, body, { harness: clocked });
+  try {
+    const to = newRecipient();
+    const first = await v1code(to, { harness: clocked });
+    await clocked.advanceClock(300 - 29);
+    const second = await v1code(to, { harness: clocked });
+    let res = await on(V1_VERIFY, { session_id: first.session, code: first.code });
+    assert.equal(res.status, 410);
+    assert.equal(res.body.error.code, 'session_superseded');
+    res = await on(V1_VERIFY, { session_id: second.session, code: wrong(second.code) });
+    assert.equal(res.status, 422);
+    assert.equal(res.body.error.attempts_remaining, 4);
+    res = await on(V1_VERIFY, { session_id: second.session, code: second.code });
+    assert.equal(res.status, 200);
+    res = await on(V1_VERIFY, { session_id: second.session, code: second.code });
+    assert.equal(res.status, 409);
+    res = await on(V1_VERIFY, { session_id: `otp_${randomBytes(16).toString('hex')}`, code: '123456' });
+    assert.equal(res.status, 404);
+  } finally {
+    await clocked.stop();
+  }
 });
 
 test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflicts (409)', async () => {
@@ -1238,6 +1263,26 @@ test('whatotp: messages/send 202; Idempotency-Key replays (200, 202) and conflic
   res = await v1call(V1_MESSAGE, { ...note, variables: { text: 'other' } }, { headers });
   assert.equal(res.status, 409);
   assert.equal(res.body.error.code, 'idempotency_conflict');
+});
+
+/** `GET /v1/messages/{id}`, checked against the document. */
+async function v1get(id, { harness = v1, key = V1_KEYS[DEMO], ip = clientIp() } = {}) {
+  return conforms('GET', V1_MESSAGE_STATUS, await call(harness, 'GET', V1_MESSAGE_STATUS.replace('{id}', id), {
+    auth: key,
+    headers: { 'CF-Connecting-IP': ip },
+  }));
+}
+
+test('whatotp: a message\'s status 200 (queued or sent), 404 for an unknown id or another instance\'s', async () => {
+  const res = await v1call(V1_MESSAGE, { phone_number: newRecipient(), template_id: 'text', variables: { text: 'hi' } });
+  assert.equal(res.status, 202);
+  const get = (id, key) => v1get(id, { key });
+  const s = await get(res.body.id);
+  assert.equal(s.status, 200, JSON.stringify(s.body));
+  assert.match(s.body.status, /^(queued|sent)$/);
+  assert.equal(s.body.expires_at, res.body.expires_at);
+  assert.equal((await get(res.body.id, V1_KEYS[OTHER])).status, 404);
+  assert.equal((await get(`msg_${'f'.repeat(32)}`)).status, 404);
 });
 
 test('whatotp: 400 for bodies that are not objects, 413 for large ones, on every operation', async () => {
@@ -1274,6 +1319,9 @@ test('whatotp: 429 rate_limited on every operation after 120 requests a minute f
     assert.equal(res.body.error.code, 'rate_limited');
     assert.equal(res.headers.get('retry-after'), '60');
   }
+  const res = await v1get(`msg_${'0'.repeat(32)}`, { key: V1_KEYS[OTHER], ip });
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'rate_limited');
 });
 
 test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
@@ -1285,6 +1333,7 @@ test('whatotp: 503 when API_TOKENS is not set (every operation)', async () => {
       assert.match(res.body.error.message, /not configured/);
       assert.doesNotMatch(res.body.error.message, /API_TOKENS/, 'the setting is named in the log only');
     }
+    assert.equal((await v1get(`msg_${'0'.repeat(32)}`, { harness: broken })).status, 503);
   } finally {
     await broken.stop();
   }
@@ -1322,10 +1371,11 @@ const preflight = (template, origin, harness = w) =>
 
 /** Starts a code for `to` on the demo instance and reads it from the outbox: `{ session, code, started }`. */
 async function widgetCode(to, opts = {}) {
-  const before = (await w.outbox(to)).length;
+  const harness = opts.harness ?? w;
+  const before = (await harness.outbox(to)).length;
   const started = await wstart({ phone: `+${to}` }, opts);
   assert.equal(started.status, 200, JSON.stringify(started.body));
-  const msg = await w.nextMessage(to, before);
+  const msg = await harness.nextMessage(to, before);
   return { session: started.body.session, code: msg.text.match(/\b\d{6}\b/)[0], started };
 }
 
@@ -1391,13 +1441,21 @@ test('widget: code flow: start 200, verify 422, 200 with a verification token, t
 });
 
 test('widget: verify 410 for a superseded session, 429 once its attempts are used up; start 429 while the number is locked', async () => {
-  // A code from the server API supersedes the widget's: only the latest code verifies.
-  const to = newRecipient();
-  const first = await widgetCode(to);
-  assert.equal((await rc({ chatId: to })).status, 200);
-  let res = await wverify({ session: first.session, code: first.code });
-  assert.equal(res.status, 410);
-  assert.equal(res.body.error.code, 'session_superseded');
+  // A send while a code is live sends it again; only a code about to expire (under 30 s to go)
+  // is superseded by the next one: on a Worker whose clock this test moves.
+  const clocked = await startWorker({ vars: { DEV_CLOCK: 'manual' } });
+  let res;
+  try {
+    const to = newRecipient();
+    const first = await widgetCode(to, { harness: clocked });
+    await clocked.advanceClock(300 - 29);
+    await widgetCode(to, { harness: clocked });
+    res = await wverify({ session: first.session, code: first.code }, { harness: clocked });
+    assert.equal(res.status, 410);
+    assert.equal(res.body.error.code, 'session_superseded');
+  } finally {
+    await clocked.stop();
+  }
 
   const other = newRecipient();
   const { session, code } = await widgetCode(other);
@@ -1544,7 +1602,8 @@ test('widget: link flow: start 200, poll pending, claimed, verified with the tok
   const from = newRecipient();
   const login = await claim(w, s.link, from);
   res = await poll();
-  assert.deepEqual(res.body, { status: 'claimed' });
+  assert.deepEqual(Object.keys(res.body), ['status', 'claimed_at']);
+  assert.equal(res.body.status, 'pending');
   res = await loginGet(w, login);
   assert.equal(res.status, 200);
   res = await loginPost(w, login);
@@ -1701,6 +1760,10 @@ test('503 when API_TOKENS is not set (every API operation)', async () => {
     assert.equal(res.status, 503);
     res = conforms('GET', METRICS, await call(broken, 'GET', concrete(METRICS), { auth: 'any' }));
     assert.equal(res.status, 503);
+    res = conforms('DELETE', ERASE, await call(broken, 'DELETE', concrete(ERASE).replace('{chatId}', to), { auth: 'any' }));
+    assert.equal(res.status, 503);
+    res = conforms('GET', LIST, await call(broken, 'GET', concrete(LIST), { auth: 'any' }));
+    assert.equal(res.status, 503);
   } finally {
     await broken.stop();
   }
@@ -1792,6 +1855,20 @@ test('health', async () => {
   assert.deepEqual(res.body, { status: 'ok' });
 });
 
+test('deep health: 200 when every part answers, 503 naming the one that does not', async () => {
+  let res = conforms('GET', DEEP_HEALTH, await call(w, 'GET', DEEP_HEALTH));
+  assert.equal(res.status, 200);
+  assert.equal(res.body.status, 'ok');
+  const broken = await startWorker({ omit: ['OTP_PEPPER'] });
+  try {
+    res = conforms('GET', DEEP_HEALTH, await call(broken, 'GET', DEEP_HEALTH));
+    assert.equal(res.status, 503);
+    assert.equal(res.body.checks.OTP_PEPPER, 'fail');
+  } finally {
+    await broken.stop();
+  }
+});
+
 test('dev outbox: messages newest first, 422 without a valid `to`, 403 off loopback', async () => {
   const to = newRecipient();
   let res = conforms('GET', OUTBOX, await call(w, 'GET', `${OUTBOX}?to=${to}`));
@@ -1839,6 +1916,39 @@ test('metrics: 200 with every counter, 401, 404 for an unknown instance', async 
   assert.equal(res.status, 401);
   res = conforms('GET', METRICS, await call(w, 'GET', `/api/otp/v2/99999999-9999-4999-8999-999999999999/metrics`, { auth: token() }));
   assert.equal(res.status, 404);
+});
+
+test('recipients/{chatId}: erase 200 (then 200 with nothing removed), 401, 404, 405, 422', async () => {
+  const to = newRecipient();
+  const erase = (chat, { instance = DEMO, auth = token() } = {}) =>
+    call(w, 'DELETE', concrete(ERASE, { instance }).replace('{chatId}', encodeURIComponent(chat)), { auth });
+  assert.equal((await rc({ chatId: to })).status, 200);
+  let res = conforms('DELETE', ERASE, await erase(`+${to}`));
+  assert.equal(res.status, 200);
+  assert.equal(res.body.data.removed.recipients, 1);
+  res = conforms('DELETE', ERASE, await erase(`${to}@c.us`));
+  assert.equal(res.status, 200);
+  assert.equal(res.body.data.removed.recipients, 0);
+  assert.equal(conforms('DELETE', ERASE, await erase(to, { auth: null })).status, 401);
+  assert.equal(conforms('DELETE', ERASE, await erase(to, { instance: UNKNOWN_INSTANCE })).status, 404);
+  assert.equal(conforms('DELETE', ERASE, await erase('12345@g.us')).status, 422);
+});
+
+test('challenges: 200 pages with a cursor, 401, 404, 422 for a bad limit', async () => {
+  const list = (query = '', { instance = DEMO, auth = token() } = {}) => call(w, 'GET', `${concrete(LIST, { instance })}${query}`, { auth });
+  assert.equal((await rc({ chatId: newRecipient() })).status, 200);
+  assert.equal((await rc({ chatId: newRecipient() })).status, 200);
+  const first = await waitFor(async () => {
+    const r = conforms('GET', LIST, await list('?limit=1'));
+    return r.body.data?.next_cursor && r;
+  }, { what: 'a first page with a next_cursor' });
+  assert.equal(first.body.data.challenges.length, 1);
+  const next = conforms('GET', LIST, await list(`?limit=1&cursor=${encodeURIComponent(first.body.data.next_cursor)}`));
+  assert.equal(next.status, 200);
+  assert.notEqual(next.body.data.challenges[0].uuid, first.body.data.challenges[0].uuid);
+  assert.equal(conforms('GET', LIST, await list('', { auth: null })).status, 401);
+  assert.equal(conforms('GET', LIST, await list('', { instance: UNKNOWN_INSTANCE })).status, 404);
+  assert.equal(conforms('GET', LIST, await list('?limit=500')).status, 422);
 });
 
 test('every documented response was produced and checked', (t) => {

@@ -89,11 +89,11 @@ function assertError(res, status, code, field) {
 }
 
 /** Sends a code to `to` (digits) and returns `{session, code}` read from the dev outbox. */
-async function sendAndRead(to, { key = KEYS[DEMO], length } = {}) {
-  const before = (await w.outbox(to)).length;
-  const res = await send({ to: `+${to}`, channel: 'whatsapp', ...(length ? { length } : {}) }, { key });
+async function sendAndRead(to, { key = KEYS[DEMO], length, harness = w } = {}) {
+  const before = (await harness.outbox(to)).length;
+  const res = await send({ to: `+${to}`, channel: 'whatsapp', ...(length ? { length } : {}) }, { key, harness });
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  const msg = await w.nextMessage(to, before);
+  const msg = await harness.nextMessage(to, before);
   const code = msg.text.match(/\b\d{4,8}\b/)[0];
   return { session: res.body.session_id, code, body: res.body };
 }
@@ -155,7 +155,7 @@ describe('messages/send input', () => {
     ['phone_number a chat id', { ...ok, phone_number: '20123456789@c.us' }, 'phone_number', /international format/],
     ['missing template_id', { ...ok, template_id: undefined }, 'template_id', /is required/],
     ['template_id with a space', { ...ok, template_id: 'a b' }, 'template_id', /letters, digits/],
-    ['unknown template_id', { ...ok, template_id: 'welcome' }, 'template_id', /must be one of: text/],
+    ['unknown template_id', { ...ok, template_id: 'nope' }, 'template_id', /must be `text` or a template of this instance \(order_shipped, welcome\)/],
     ['variables an array', { ...ok, variables: [] }, 'variables', /must be an object/],
     ['variables without text', { ...ok, variables: { name: 'Ada' } }, 'variables', /non-empty `text`/],
     ['a null variable', { ...ok, variables: { text: 'x', a: null } }, 'variables', /strings, numbers or booleans/],
@@ -244,7 +244,7 @@ describe('code flow', () => {
     assert.deepEqual(Object.keys(body), ['session_id', 'status', 'channel', 'expires_at', 'expires_in']);
     assert.match(body.session_id, SESSION);
     assert.equal(body.status, 'pending');
-    assert.equal(body.channel, 'whatsapp');
+    assert.equal(body.channel, 'outbox', 'the channel that delivers: the demo instance is on the outbox');
     assert.match(body.expires_at, ISO);
     assert.equal(body.expires_in, 300);
     assert.ok(Math.abs(secondsOf(body.expires_at) - (start + 300)) <= 2, body.expires_at);
@@ -276,7 +276,7 @@ describe('code flow', () => {
     }
     const res = await send({ to: `+${newRecipient()}`, channel: 'sms' });
     assert.equal(res.status, 200);
-    assert.equal(res.body.channel, 'sms');
+    assert.equal(res.body.channel, 'outbox', 'the demo has no SMS channel: its outbox delivers');
   });
 
   test('an unknown session is a 404', async () => {
@@ -294,18 +294,36 @@ describe('code flow', () => {
   });
 
   test('a newer code supersedes the session, and verifying the old one spends none of the new attempts', async () => {
-    // Only a send the live code cannot serve starts a new one: here, a test key's send
-    // (w.secrets.whatotpKey, the demo instance's sk_test_ key) after a live key's.
+    // Only a send the live code cannot serve starts a new one: here, a send when the code has
+    // under 30 s to go (its lifetime is 300 s), on a Worker whose clock the test moves.
+    const clocked = await startWorker({ extraInstances: EXTRA, secrets: w.secrets, vars: { DEV_CLOCK: 'manual' } });
+    try {
+      const harness = clocked;
+      const to = newRecipient();
+      const first = await sendAndRead(to, { harness });
+      await clocked.advanceClock(300 - 29);
+      const second = await sendAndRead(to, { harness });
+      assert.notEqual(first.session, second.session);
+      assertError(await verify({ session_id: first.session, code: first.code }, { harness }), 410, 'session_superseded', 'session_id');
+      assertError(await verify({ session_id: first.session, code: second.code }, { harness }), 410, 'session_superseded', 'session_id');
+      // The new session still has all 5 attempts: the wrong one below leaves 4.
+      const err = assertError(await verify({ session_id: second.session, code: wrongCode(second.code) }, { harness }), 422, 'invalid_code');
+      assert.equal(err.attempts_remaining, 4);
+      assert.equal((await verify({ session_id: second.session, code: second.code }, { harness })).status, 200);
+    } finally {
+      await clocked.stop();
+    }
+  });
+
+  test('a test key send beside a live code is another session and voids nothing', async () => {
+    // w.secrets.whatotpKey is the demo instance's sk_test_ key: test and live keep one open
+    // code each, so neither send voids the other's session.
     const to = newRecipient();
-    const first = await sendAndRead(to);
-    const second = await sendAndRead(to, { key: w.secrets.whatotpKey });
-    assert.notEqual(first.session, second.session);
-    assertError(await verify({ session_id: first.session, code: first.code }), 410, 'session_superseded', 'session_id');
-    assertError(await verify({ session_id: first.session, code: second.code }), 410, 'session_superseded', 'session_id');
-    // The new session still has all 5 attempts: the wrong one below leaves 4.
-    const err = assertError(await verify({ session_id: second.session, code: wrongCode(second.code) }), 422, 'invalid_code');
-    assert.equal(err.attempts_remaining, 4);
-    assert.equal((await verify({ session_id: second.session, code: second.code })).status, 200);
+    const live = await sendAndRead(to);
+    const test = await sendAndRead(to, { key: w.secrets.whatotpKey });
+    assert.notEqual(live.session, test.session);
+    assert.equal((await verify({ session_id: test.session, code: test.code })).status, 200);
+    assert.equal((await verify({ session_id: live.session, code: live.code })).status, 200);
   });
 
   test('five wrong codes end the session and lock the number for a while', async () => {

@@ -266,7 +266,11 @@ describe('WhatsApp link flow', () => {
     assert.equal(hook.status, 200);
     const reply = await w.nextMessage(from);
     const loginPath = reply.text.match(/https?:\/\/[^\s/]+(\/login\/[A-Za-z0-9_-]+)/)[1];
-    assert.deepEqual((await poll()).body, { status: 'claimed' });
+    // Seed statuses only: claimed reads `pending`, with when the message claimed it.
+    const claimed = (await poll()).body;
+    assert.deepEqual(Object.keys(claimed), ['status', 'claimed_at']);
+    assert.equal(claimed.status, 'pending');
+    assert.match(claimed.claimed_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/);
 
     // The phone confirms; the login page says to go back instead of redirecting.
     const confirmed = await w.fetch(loginPath, { method: 'POST', redirect: 'manual' });

@@ -10,7 +10,13 @@
 //     required parameter is reported missing, as Graph does for an unparsed body);
 //   - the JSON body: `messaging_product: "whatsapp"`, `to` of 8-15 digits (no `+`), optional
 //     `recipient_type: "individual"`, and `type` `text` (`text.body` 1-4096 chars, optional
-//     boolean `preview_url`) or `template` (`name`, `language.code`, optional `components`).
+//     boolean `preview_url`), `template` (`name`, `language.code`, optional `components`), or
+//     `interactive` of type `cta_url` (`body.text` 1-1024 chars, `action.name: "cta_url"`,
+//     `action.parameters.display_text` 1-20 chars and `url`, https, or http to a loopback host
+//     as the local setups use; optional `header` and `footer.text` of at most 60 chars).
+//     Templates of another category (when `templates` names them) must carry a body
+//     component whose parameter count matches the template's `params` (if given), each
+//     `{type:"text", text}` with a non-empty text.
 //     Authentication templates (every template, unless `templates` says otherwise) must carry
 //     a body component with one text parameter (the code) and a button component with
 //     `sub_type: "url"`, `index: "0"` and one text parameter equal to that code, under 15
@@ -102,7 +108,44 @@ function validateSend(body, templates) {
     return null;
   }
   if (type === 'template') return validateTemplate(body.template, templates, fail);
-  return fail(invalid(`Param type must be one of {text, template} in this fake, got ${JSON.stringify(type)}`), `unsupported type ${type}`);
+  if (type === 'interactive') return validateInteractive(body.interactive, fail);
+  return fail(invalid(`Param type must be one of {text, template, interactive} in this fake, got ${JSON.stringify(type)}`), `unsupported type ${type}`);
+}
+
+/** An interactive call-to-action URL button message, as the Cloud API checks it. */
+function validateInteractive(interactive, fail) {
+  if (interactive === undefined || interactive === null || typeof interactive !== 'object') return fail(missing('interactive'), 'interactive missing');
+  if (interactive.type !== 'cta_url') {
+    return fail(invalid(`Param interactive['type'] must be one of {button, list, cta_url, ...}; this fake knows cta_url, got ${JSON.stringify(interactive.type)}`), `interactive type ${interactive.type}`);
+  }
+  const text = interactive.body?.text;
+  if (text === undefined) return fail(missing("interactive['body']['text']"), 'interactive.body.text missing');
+  if (typeof text !== 'string' || text.length === 0) return fail(invalid("Param interactive['body']['text'] must be a non-empty string"), 'interactive.body.text empty');
+  if ([...text].length > 1024) return fail(invalid("Param interactive['body']['text'] must be at most 1024 characters long."), 'interactive.body.text over 1024 characters');
+  if (interactive.footer !== undefined && (typeof interactive.footer?.text !== 'string' || [...interactive.footer.text].length > 60)) {
+    return fail(invalid("Param interactive['footer']['text'] must be a string of at most 60 characters"), 'interactive.footer.text invalid');
+  }
+  const action = interactive.action;
+  if (action === undefined || action === null || typeof action !== 'object') return fail(missing("interactive['action']"), 'interactive.action missing');
+  if (action.name !== 'cta_url') return fail(invalid("Param interactive['action']['name'] must be 'cta_url'"), 'interactive.action.name is not cta_url');
+  const p = action.parameters;
+  if (p === undefined || p === null || typeof p !== 'object') return fail(missing("interactive['action']['parameters']"), 'interactive.action.parameters missing');
+  if (p.display_text === undefined) return fail(missing("interactive['action']['parameters']['display_text']"), 'display_text missing');
+  if (typeof p.display_text !== 'string' || p.display_text.length === 0 || [...p.display_text].length > 20) {
+    return fail(invalid("Param interactive['action']['parameters']['display_text'] must be 1 to 20 characters long."), 'display_text empty or over 20 characters');
+  }
+  if (p.url === undefined) return fail(missing("interactive['action']['parameters']['url']"), 'url missing');
+  let url;
+  try {
+    url = new URL(p.url);
+  } catch {
+    return fail(invalid("Param interactive['action']['parameters']['url'] must be a valid URL"), 'url not a URL');
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    return fail(invalid("Param interactive['action']['parameters']['url'] must be an https URL"), `url ${url.protocol} is not https`);
+  }
+  return null;
 }
 
 function validateTemplate(template, templates, fail) {
@@ -135,7 +178,21 @@ function validateTemplate(template, templates, fail) {
   if (components !== undefined && !Array.isArray(components)) {
     return fail(invalid("Param template['components'] must be an array"), 'template.components not an array');
   }
-  if (category !== 'AUTHENTICATION') return null;
+  if (category !== 'AUTHENTICATION') {
+    // A utility or marketing template: its body's text parameters fill {{1}}, {{2}}, ...
+    const known = templates[template.name];
+    const body = (components ?? []).find((c) => c && c.type === 'body');
+    const params = body && Array.isArray(body.parameters) ? body.parameters : [];
+    if (known.params !== undefined && params.length !== known.params) {
+      return fail(waError(132000, 'Number of parameters does not match the expected number of params',
+        `body: number of localizable_params (${params.length}) does not match the expected number of params (${known.params})`),
+      `template body has ${params.length} parameters, expected ${known.params}`);
+    }
+    if (params.some((x) => !x || x.type !== 'text' || typeof x.text !== 'string' || x.text.length === 0)) {
+      return fail(invalid("Param template['components'][body]['parameters'] must be {type:'text', text:<non-empty>}"), 'body parameter is not a non-empty text parameter');
+    }
+    return null;
+  }
 
   // Authentication template: body {{1}} = code, URL (copy-code / one-tap) button 0 = code.
   const list = components ?? [];
@@ -189,10 +246,10 @@ function validateTemplate(template, templates, fail) {
 /**
  * Starts the fake on 127.0.0.1 (random port).
  * @param {{accessToken: string, phoneNumberId: string, version?: string,
- *          templates?: Record<string, {category?: string, language?: string|string[]}>}} options
- *   `templates`: when given, only these template names (and languages) exist; templates whose
- *   category is not AUTHENTICATION are not shape-checked. Without it every template is
- *   treated as an authentication template.
+ *          templates?: Record<string, {category?: string, language?: string|string[], params?: number}>}} options
+ *   `templates`: when given, only these template names (and languages) exist; a template whose
+ *   category is not AUTHENTICATION has its body parameters checked (`params` of them, when
+ *   given). Without it every template is treated as an authentication template.
  */
 export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21.0', templates } = {}) {
   if (!accessToken || !phoneNumberId) throw new Error('startFakeMeta needs accessToken and phoneNumberId');
@@ -263,6 +320,7 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
       return reject(problem.status, errBody, reason);
     }
 
+    const type = body.type ?? 'text';
     const permanent = failingRecipients.get(body.to);
     const transient = permanent ? null : failures.shift();
     const failure = permanent ?? transient;
@@ -272,10 +330,10 @@ export async function startFakeMeta({ accessToken, phoneNumberId, version = 'v21
     }
 
     const id = wamid(body.to);
-    const type = body.type ?? 'text';
     messages.push({
       id, to: body.to, type,
-      text: type === 'text' ? body.text.body : undefined,
+      text: type === 'text' ? body.text.body : type === 'interactive' ? body.interactive.body.text : undefined,
+      interactive: type === 'interactive' ? body.interactive : undefined,
       template: type === 'template' ? body.template : undefined,
       code: type === 'template' ? templateCode(body.template) : undefined,
       body, receivedAt,

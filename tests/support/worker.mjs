@@ -28,6 +28,12 @@ export const SHOP_ORIGIN = 'https://shop.example';
 /** The "another site" `make dev` serves (scripts/another-site.mjs), on the demo's list as in wrangler.toml. */
 export const ANOTHER_SITE_ORIGINS = ['http://127.0.0.1:8789', 'http://localhost:8789'];
 
+/** The demo instance's message templates, as in wrangler.toml. */
+export const DEMO_TEMPLATES = {
+  welcome: { text: 'Welcome to {app}, {name}!', text_by_locale: { 'pt-BR': 'Bem-vindo ao {app}, {name}!' } },
+  order_shipped: { whatsapp: { name: 'order_shipped', language: 'en_US', parameters: ['name', 'order'] } },
+};
+
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 const random = (n) => randomBytes(n).toString('hex');
 
@@ -40,6 +46,7 @@ export function testInstances() {
       business_number: '15550001234',
       whatsapp: { phone_number_id: '100000000000001' },
       link: { redirect_url: '/#verified' },
+      templates: DEMO_TEMPLATES,
       widget: { publishable_key: DEMO_PK, allowed_origins: [SHOP_ORIGIN, 'https://*.brand.example', ...ANOTHER_SITE_ORIGINS] },
     },
     { id: OTHER, name: 'Other', channel: 'outbox' },
@@ -82,10 +89,16 @@ export function instanceSecretsFor() {
  * for them), `credentials` ({instance: {...}} merged into the generated INSTANCE_SECRETS),
  * `vars` (extra vars, e.g. CALLBACK_RETRY_SCALE; an object value is a JSON var, e.g. MIDDLEWARE;
  * `DEV_CLOCK: 'manual'` gives the dev build a clock that `advanceClock` moves), `signingKeys`
- * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default).
+ * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default),
+ * `bindings` (wrangler bindings put over the config's, e.g. a `ratelimit` with a higher limit),
+ * `port` (0, the default, for a free one; a fixed one to restart a Worker on the same address),
+ * `adminToken` (an operator token: ADMIN_TOKEN holds its SHA-256; without it the operator page
+ * does not exist), `logLevel` (wrangler's: 'log' lets the Worker's own log lines through to
+ * this process's console, where a test can read them).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
+  bindings: extraBindings = {}, port = 0, adminToken, logLevel = 'warn',
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -128,6 +141,8 @@ export async function startWorker({
       ]))),
     },
   };
+  if (adminToken) bindings.ADMIN_TOKEN = { type: 'secret_text', value: sha256(adminToken) };
+  Object.assign(bindings, extraBindings);
   for (const name of omit) delete bindings[name];
   const worker = await unstable_startWorker({
     config,
@@ -136,11 +151,11 @@ export async function startWorker({
     envFiles: [emptyEnvFile()],
     bindings,
     dev: {
-      server: { hostname: '127.0.0.1', port: 0 },
+      server: { hostname: '127.0.0.1', port },
       inspector: false,
       persist,
       watch: false,
-      logLevel: 'warn',
+      logLevel,
     },
   });
   const url = (await worker.url).toString().replace(/\/$/, '');

@@ -6,6 +6,7 @@
 use crate::ids::is_uuid;
 use crate::rules::challenge::Policy;
 use serde::Deserialize;
+use serde_json::Value;
 use std::fmt;
 
 /// How an instance delivers its messages.
@@ -131,6 +132,11 @@ pub struct LinkConfig {
     pub redirect_url: Option<String>,
     /// Wrong or altered messages after which a link challenge fails.
     pub max_failures: u32,
+    /// Whether a link may be claimed by an SMS (through Twilio), whose sender is easy to spoof;
+    /// off by default: only WhatsApp messages claim links.
+    pub allow_sms_claims: bool,
+    /// The label of the login URL's button in the WhatsApp reply (at most 20 characters).
+    pub button_text: String,
 }
 
 impl Default for LinkConfig {
@@ -138,6 +144,8 @@ impl Default for LinkConfig {
         Self {
             redirect_url: None,
             max_failures: 5,
+            allow_sms_claims: false,
+            button_text: "Log in".into(),
         }
     }
 }
@@ -278,6 +286,13 @@ fn default_kid() -> String {
     "k1".into()
 }
 
+/// Days a number's data is kept after its last activity unless an instance says otherwise.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+fn default_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
 /// Message texts of an instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -353,9 +368,77 @@ pub struct InstanceConfig {
     /// The browser widget's settings; without them the widget API refuses the instance.
     #[serde(default)]
     pub widget: Option<WidgetConfig>,
+    /// Days a recipient's or a link's data is kept after its last activity (1-3650).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Message templates of `POST /v1/messages/send`, by `template_id` ([`MessageTemplate`]).
+    #[serde(default)]
+    pub templates: serde_json::Map<String, Value>,
+}
+
+/// An operator-defined message template (`templates.<id>` of an instance): a `text` and/or
+/// texts per locale (`text_by_locale`) with `{variables}`, and/or `whatsapp = {name,
+/// language, parameters}`, a WhatsApp Cloud API approved template whose body parameters are
+/// the named variables. Kept as the JSON it was configured as, checked once by
+/// [`ServiceConfig::new`] and read through this view: no deserializer of its own in the Wasm.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageTemplate<'a>(&'a Value);
+
+impl<'a> MessageTemplate<'a> {
+    /// The text for `locale`: its own text for that locale (or its language, or `en`), else
+    /// `text`.
+    pub fn text_for(self, locale: Option<&str>) -> Option<&'a str> {
+        let by_locale = self.0.get("text_by_locale").and_then(Value::as_object);
+        let entries = by_locale
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
+        crate::rules::messages::pick_in(entries, locale).or_else(|| self.0.get("text")?.as_str())
+    }
+
+    /// The approved template: its name, language (default `en_US`) and the variables that
+    /// fill its body parameters, in order.
+    pub fn whatsapp(self) -> Option<(&'a str, &'a str, Vec<&'a str>)> {
+        let w = self.0.get("whatsapp")?;
+        let params = w.get("parameters").and_then(Value::as_array);
+        let params = params.map_or_else(Vec::new, |a| a.iter().filter_map(Value::as_str).collect());
+        let language = w.get("language").and_then(Value::as_str).unwrap_or("en_US");
+        Some((w.get("name")?.as_str()?, language, params))
+    }
+}
+
+/// True when `t` has the shape of a [`MessageTemplate`] (nothing else, every text a string).
+fn is_template(t: &Value) -> bool {
+    let texts = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| m.values().all(Value::is_string))
+    };
+    let approved = |w: &Value| {
+        w.get("name").is_some_and(Value::is_string)
+            && w.as_object().is_some_and(|w| {
+                w.iter().all(|(k, v)| match k.as_str() {
+                    "name" | "language" => v.is_string(),
+                    "parameters" => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+                    _ => false,
+                })
+            })
+    };
+    t.as_object().is_some_and(|o| {
+        o.iter().all(|(k, v)| match k.as_str() {
+            "text" => v.is_string(),
+            "text_by_locale" => texts(v),
+            "whatsapp" => approved(v),
+            _ => false,
+        })
+    })
 }
 
 impl InstanceConfig {
+    /// The message template `id` of the instance.
+    pub fn template(&self, id: &str) -> Option<MessageTemplate<'_>> {
+        self.templates.get(id).map(MessageTemplate)
+    }
+
     /// The delivery chain: `channel`, then `fallback`, without repeats.
     pub fn chain(&self) -> Vec<ChannelKind> {
         let mut chain = vec![self.channel];
@@ -365,6 +448,20 @@ impl InstanceConfig {
             }
         }
         chain
+    }
+
+    /// True when the instance's channel (which answers inbound messages) speaks WhatsApp:
+    /// `whatsapp`, `twilio_whatsapp`, or `outbox`, the development stand-in for WhatsApp.
+    pub fn sends_whatsapp(&self) -> bool {
+        matches!(
+            self.channel,
+            ChannelKind::Whatsapp | ChannelKind::TwilioWhatsapp | ChannelKind::Outbox
+        )
+    }
+
+    /// [`Self::retention_days`] in seconds.
+    pub fn retention_secs(&self) -> i64 {
+        i64::from(self.retention_days) * 86_400
     }
 
     /// True when any channel of the chain reaches real phones.
@@ -528,6 +625,43 @@ impl ServiceConfig {
                     )));
                 }
             }
+            for (id, raw) in &inst.templates {
+                let t = MessageTemplate(raw);
+                let textless = t.text_for(None).is_none();
+                let problem = if id == "text" || !crate::wire::whatotp::is_identifier(id) {
+                    Some("its id must be 1 to 64 letters, digits, `_`, `.` or `-`, not `text`")
+                } else if !is_template(raw) {
+                    Some("may have only `text`, `text_by_locale` (locale = text) and `whatsapp` ({name, language, parameters})")
+                } else if textless && t.whatsapp().is_none() {
+                    Some("needs `text`, `text_by_locale` or `whatsapp`")
+                } else if textless
+                    && !matches!(inst.channel, ChannelKind::Whatsapp | ChannelKind::Outbox)
+                {
+                    Some("needs a text: only the whatsapp channel sends approved templates")
+                } else {
+                    None
+                };
+                if let Some(why) = problem {
+                    return Err(ConfigError(format!(
+                        "instance {}: template {id:?} {why}",
+                        inst.id
+                    )));
+                }
+            }
+            if inst.link.button_text.chars().count() > 20 {
+                return Err(ConfigError(format!(
+                    "instance {}: link.button_text must be at most 20 characters (WhatsApp's limit)",
+                    inst.id
+                )));
+            }
+            // A recipient's failure count and lockout must not be forgotten before they end.
+            let memory = inst.limits.failure_memory.max(inst.limits.lockout_max);
+            if !(1..=3650).contains(&inst.retention_days) || inst.retention_secs() < memory {
+                return Err(ConfigError(format!(
+                    "instance {}: retention_days must be between 1 and 3650 days, and cover limits.failure_memory and limits.lockout_max",
+                    inst.id
+                )));
+            }
             if let Some(m) = inst.max_expires {
                 if !(60..=1800).contains(&m) {
                     return Err(ConfigError(format!(
@@ -598,6 +732,7 @@ mod tests {
         .unwrap();
         let i = c.instance(&ID.to_uppercase()).unwrap();
         assert_eq!(i.limits, Policy::default());
+        assert_eq!(i.retention_secs(), 30 * 86_400);
         assert!(i.messages.code_text(None).contains("{code}"));
         assert!(!i.channel.is_real());
     }
@@ -712,6 +847,42 @@ mod tests {
     }
 
     #[test]
+    fn templates_need_a_text_unless_whatsapp_sends_them() {
+        let with = |channel: &str, templates: &str| {
+            ServiceConfig::from_json(&format!(
+                r#"[{{"id":"00000000-0000-4000-8000-000000000000","name":"A","channel":"{channel}",
+                "twilio":{{"account_sid":"AC1","from":"+15550001111"}},"templates":{templates}}}]"#
+            ))
+        };
+        let wa = r#"{"order":{"whatsapp":{"name":"order_update","parameters":["n"]}}}"#;
+        let t = with("outbox", wa).unwrap();
+        let order = t.instances[0].template("order").unwrap();
+        assert_eq!(order.whatsapp(), Some(("order_update", "en_US", vec!["n"])));
+        assert!(order.text_for(Some("en")).is_none());
+        assert!(
+            with("twilio_sms", wa).is_err(),
+            "an SMS instance needs a text"
+        );
+        let texts = r#"{"hi":{"text":"Hi {n}","text_by_locale":{"pt-BR":"Oi {n}"}}}"#;
+        let t = with("twilio_sms", texts).unwrap();
+        let hi = t.instances[0].template("hi").unwrap();
+        assert_eq!(hi.text_for(Some("pt-BR")), Some("Oi {n}"));
+        assert_eq!(hi.text_for(Some("de")), Some("Hi {n}"));
+        assert!(
+            with("outbox", r#"{"text":{"text":"x"}}"#).is_err(),
+            "`text` is built in"
+        );
+        assert!(with("outbox", r#"{"empty":{}}"#).is_err());
+        assert!(with("outbox", r#"{"typo":{"txt":"x"}}"#).is_err());
+        assert!(with("outbox", r#"{"n":{"text":5}}"#).is_err());
+        assert!(with(
+            "outbox",
+            r#"{"w":{"whatsapp":{"name":"a","parameters":[1]}}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
     fn mistakes_are_refused_with_a_reason() {
         for (json, says) in [
             (
@@ -741,6 +912,10 @@ mod tests {
             (
                 format!(r#"[{{"id":"{ID}","name":"D","channel":"outbox","max_expires":5000}}]"#),
                 "max_expires",
+            ),
+            (
+                format!(r#"[{{"id":"{ID}","name":"D","channel":"outbox","retention_days":0}}]"#),
+                "retention_days",
             ),
             (
                 format!(

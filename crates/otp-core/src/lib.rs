@@ -10,6 +10,7 @@ pub mod json;
 pub mod mac;
 pub mod rules;
 pub mod secret;
+pub mod telemetry;
 pub mod time;
 pub mod url_guard;
 pub mod web;

@@ -119,15 +119,19 @@ impl Inner {
             if me.state.borrow().done {
                 return;
             }
-            match answer.as_ref().map(|b| b.str("status")) {
-                Ok(Some(s)) if s == "verified" => {
+            // `pending` with `claimed_at`: the user's message arrived, the login URL is out.
+            match answer
+                .as_ref()
+                .map(|b| (b.str("status"), b.str("claimed_at").is_some()))
+            {
+                Ok((Some(s), _)) if s == "verified" => {
                     if let Ok(b) = answer {
                         me.verified(b);
                     }
                     return;
                 }
-                Ok(Some(s)) if s == "expired" || s == "failed" => return me.link_ended(),
-                Ok(Some(s)) if s == "claimed" => me.status(&me.text.get("whatsapp_claimed"), false),
+                Ok((Some(s), _)) if s == "expired" || s == "failed" => return me.link_ended(),
+                Ok((_, true)) => me.status(&me.text.get("whatsapp_claimed"), false),
                 Err(f) if f.status == 404 => return me.link_ended(),
                 _ => {}
             }

@@ -192,6 +192,48 @@ describe('fake Meta WhatsApp Cloud API', () => {
     }
   });
 
+  test('a cta_url interactive message is checked as the Cloud API checks it', async () => {
+    const cta = (over = {}, params = {}) => ({
+      messaging_product: 'whatsapp', recipient_type: 'individual', to: '16505551234', type: 'interactive',
+      interactive: { type: 'cta_url', body: { text: 'Here is your login link' }, action: { name: 'cta_url', parameters: { display_text: 'Log in', url: 'https://otp.example/login/abc', ...params } }, ...over },
+    });
+    const ok = await send(cta());
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(meta.messages[0].type, 'interactive');
+    assert.equal(meta.messages[0].text, 'Here is your login link');
+    assert.equal(meta.messages[0].interactive.action.parameters.url, 'https://otp.example/login/abc');
+    assert.equal((await send(cta({}, { url: 'http://127.0.0.1:8787/login/abc' }))).status, 200, 'loopback http, as local setups use');
+    const cases = [
+      [cta({}, { display_text: undefined }), /display_text/],
+      [cta({}, { display_text: 'x'.repeat(21) }), /1 to 20/],
+      [cta({}, { url: undefined }), /url/],
+      [cta({}, { url: 'http://otp.example/login/abc' }), /https/],
+      [cta({ body: { text: 'x'.repeat(1025) } }), /1024/],
+      [cta({ body: undefined }), /body/],
+      [cta({ type: 'button' }), /cta_url/],
+      [cta({ action: { name: 'open', parameters: { display_text: 'Log in', url: 'https://a.example' } } }), /cta_url/],
+    ];
+    for (const [body, details] of cases) assertGraphError(await send(body), 400, 100, { details });
+    assert.equal(meta.messages.length, 2);
+  });
+
+  test('a utility template must carry as many non-empty body parameters as it has', async () => {
+    const strict = await startFakeMeta({ accessToken: TOKEN, phoneNumberId: PHONE_ID, templates: { order_shipped: { category: 'UTILITY', language: 'en_US', params: 2 } } });
+    try {
+      const post = (parameters) => call(`${strict.url}/v21.0/${PHONE_ID}/messages`, {
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messaging_product: 'whatsapp', to: '447700900123', type: 'template', template: { name: 'order_shipped', language: { code: 'en_US' }, components: [{ type: 'body', parameters }] } }),
+      });
+      const p = (text) => ({ type: 'text', text });
+      assert.equal((await post([p('Ada'), p('42')])).status, 200);
+      assertGraphError(await post([p('Ada')]), 400, 132000);
+      assertGraphError(await post([p('Ada'), p('')]), 400, 100);
+      assert.equal(strict.messages.length, 1);
+    } finally {
+      await strict.close();
+    }
+  });
+
   test('failNext fails the next sends with a Graph error, then sends succeed again', async () => {
     meta.failNext(2);
     const a = await send(text());

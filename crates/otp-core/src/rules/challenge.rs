@@ -13,8 +13,13 @@
 //! that same code again, as Twilio Verify does within a code's lifetime. Otherwise anyone who
 //! can ask for a code for a number (a public widget, a sign-up form) could void the code its
 //! owner was just sent, and turn the owner's right code into a wrong attempt. Only a send the
-//! live code cannot serve (another test mode or test number, or a code about to expire)
-//! starts a new challenge, which moves the open one to `superseded`.
+//! live code cannot serve (another test number, or a code about to expire) starts a new
+//! challenge, which moves the open one to `superseded`.
+//!
+//! Test mode (a `sk_test_`/`pk_test_` key) and live mode are kept apart: a recipient holds at
+//! most one open code per mode, a send supersedes only a code of its own mode, and an attempt
+//! is checked against its own mode's code. So a test-mode send (anyone holding a public
+//! `pk_test_` key) never voids a live code, and a live send never voids a test one.
 
 use crate::rules::code::CodeSpec;
 use serde::{Deserialize, Serialize};
@@ -466,7 +471,12 @@ impl RecipientState {
             }
             return Ok(&self.challenges[live]);
         }
-        for open in self.challenges.iter_mut().filter(|c| c.is_open(now)) {
+        let test = new.options.test;
+        for open in self
+            .challenges
+            .iter_mut()
+            .filter(|c| c.is_open(now) && c.options.test == test)
+        {
             open.stage = Stage::Superseded;
             open.ended_at = Some(now);
         }
@@ -526,17 +536,21 @@ impl RecipientState {
         Ok(())
     }
 
-    /// The index of the latest challenge if a send of `new` is to send its code again: it is
-    /// open with at least [`REUSE_MIN_LEFT`] seconds to go, and of the same kind, test mode
-    /// and test number. Its length and alphabet win over the new request's: the code already
-    /// on its way is the one that counts.
+    /// The index of the latest challenge of test mode `test` (see the module doc).
+    fn latest_of(&self, test: bool) -> Option<usize> {
+        self.challenges.iter().rposition(|c| c.options.test == test)
+    }
+
+    /// The index of the latest challenge of `new`'s mode if a send of `new` is to send its
+    /// code again: it is open with at least [`REUSE_MIN_LEFT`] seconds to go, and of the same
+    /// kind and test number. Its length and alphabet win over the new request's: the code
+    /// already on its way is the one that counts.
     fn live_for(&self, now: i64, new: &NewChallenge) -> Option<usize> {
-        let i = self.challenges.len().checked_sub(1)?;
+        let i = self.latest_of(new.options.test)?;
         let c = &self.challenges[i];
         let serves = c.is_open(now)
             && c.expires_at - now >= REUSE_MIN_LEFT
             && c.kind == new.kind
-            && c.options.test == new.options.test
             && c.options.fixed_code == new.options.fixed_code;
         serves.then_some(i)
     }
@@ -568,23 +582,40 @@ impl RecipientState {
                 }
             }
         }
-        if self.challenges.last().is_some_and(|c| c.id != expected) {
+        let test = challenge.options.test;
+        if self
+            .latest_of(test)
+            .is_some_and(|i| self.challenges[i].id != expected)
+        {
             return Attempt::Superseded;
         }
-        self.attempt(now, policy, is_right)
+        self.attempt_as(now, policy, test, is_right)
     }
 
-    /// Checks an attempt at the latest challenge. `is_right` derives the challenge's code and
-    /// compares it with the input in constant time; it runs only when an attempt is allowed.
+    /// [`RecipientState::attempt_as`] in the mode of the latest challenge.
     pub fn attempt(
         &mut self,
         now: i64,
         policy: &Policy,
         is_right: impl FnOnce(&Challenge) -> bool,
     ) -> Attempt {
+        let test = self.challenges.last().is_some_and(|c| c.options.test);
+        self.attempt_as(now, policy, test, is_right)
+    }
+
+    /// Checks an attempt at the latest challenge of test mode `test`. `is_right` derives the
+    /// challenge's code and compares it with the input in constant time; it runs only when an
+    /// attempt is allowed.
+    pub fn attempt_as(
+        &mut self,
+        now: i64,
+        policy: &Policy,
+        test: bool,
+        is_right: impl FnOnce(&Challenge) -> bool,
+    ) -> Attempt {
         self.forget_old(now, policy);
         let locked_until = self.locked_until;
-        let Some(latest) = self.challenges.last_mut() else {
+        let Some(latest) = self.latest_of(test).map(|i| &mut self.challenges[i]) else {
             return Attempt::NoActive;
         };
         match latest.status(now) {
@@ -753,15 +784,65 @@ mod tests {
         }
     }
 
-    /// A challenge the live one cannot serve (test mode): it starts anew and supersedes.
-    fn new_test(id: &str, ttl: i64) -> NewChallenge {
+    /// A challenge the live one cannot serve (a test number's fixed code): it starts anew and
+    /// supersedes.
+    fn new_other(id: &str, ttl: i64) -> NewChallenge {
         NewChallenge {
             options: SendOptions {
-                test: true,
+                fixed_code: Some("000000".into()),
                 ..SendOptions::default()
             },
             ..new(id, ttl)
         }
+    }
+
+    /// The same send in test mode (a `sk_test_` or `pk_test_` key).
+    fn in_test_mode(n: NewChallenge) -> NewChallenge {
+        NewChallenge {
+            options: SendOptions {
+                test: true,
+                ..n.options
+            },
+            ..n
+        }
+    }
+
+    /// Issue 12 item 4, across modes: anyone holding a public `pk_test_` key can send a
+    /// test-mode code to any number, so a test-mode send must not void the live code its owner
+    /// holds, nor a live send a test code. Each mode keeps its own open code and its attempts.
+    #[test]
+    fn a_send_in_the_other_test_mode_voids_nothing() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        s.start(T0, &p, new("live", 300)).unwrap();
+        let t = s.start(T0 + 1, &p, in_test_mode(new("test", 300))).unwrap();
+        assert_eq!(t.id, "test", "a test send never carries the live code");
+        assert_eq!(s.get("live").unwrap().status(T0 + 2), Status::Pending);
+        // A live send sends the live code again; a test send the test code.
+        assert_eq!(s.start(T0 + 2, &p, new("x", 300)).unwrap().id, "live");
+        let again = s.start(T0 + 3, &p, in_test_mode(new("y", 300))).unwrap();
+        assert_eq!(again.id, "test");
+        // A live validation checks the live code only, and a test one the test code only.
+        assert!(matches!(
+            s.attempt_as(T0 + 4, &p, false, |c| c.id == "live"),
+            Attempt::Validated { challenge } if challenge.id == "live"
+        ));
+        assert!(matches!(
+            s.attempt_as(T0 + 5, &p, true, |c| c.id == "live"),
+            Attempt::Wrong { challenge, .. } if challenge.id == "test"
+        ));
+        // Sessions too: the test session is still its mode's latest code.
+        assert!(matches!(
+            s.attempt_for(T0 + 6, &p, "test", |c| c.id == "test"),
+            Attempt::Validated { .. }
+        ));
+        // The other way round: a live send leaves an open test code alone.
+        let mut s = RecipientState::default();
+        s.start(T0, &p, in_test_mode(new("test", 300))).unwrap();
+        assert_eq!(s.start(T0 + 1, &p, new("live", 300)).unwrap().id, "live");
+        assert!(matches!(
+            s.attempt_for(T0 + 2, &p, "test", |c| c.id == "test"),
+            Attempt::Validated { .. }
+        ));
     }
 
     fn right(_: &Challenge) -> bool {
@@ -836,7 +917,7 @@ mod tests {
     fn an_attempt_for_a_superseded_session_counts_nothing() {
         let (mut s, p) = (RecipientState::default(), Policy::default());
         s.start(T0, &p, new("a", 300)).unwrap();
-        s.start(T0 + 1, &p, new_test("b", 300)).unwrap();
+        s.start(T0 + 1, &p, new_other("b", 300)).unwrap();
         assert_eq!(s.attempt_for(T0 + 2, &p, "a", wrong), Attempt::Superseded);
         assert_eq!((s.get("b").unwrap().attempts, s.failures), (0, 0));
         assert!(matches!(
@@ -887,30 +968,30 @@ mod tests {
     #[test]
     fn a_send_the_live_code_cannot_serve_supersedes_it() {
         let (mut s, p) = (RecipientState::default(), Policy::default());
-        // Another test mode.
+        // Another test number.
         s.start(T0, &p, new("a", 300)).unwrap();
-        s.start(T0 + 1, &p, new_test("b", 300)).unwrap();
+        s.start(T0 + 1, &p, new_other("b", 300)).unwrap();
         assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Superseded);
         // A code about to expire.
         let mut s = RecipientState::default();
-        s.start(T0, &p, new_test("c", 60)).unwrap();
-        assert_eq!(s.start(T0 + 1, &p, new_test("d", 60)).unwrap().id, "c");
+        s.start(T0, &p, new_other("c", 60)).unwrap();
+        assert_eq!(s.start(T0 + 1, &p, new_other("d", 60)).unwrap().id, "c");
         let late = T0 + 60 - REUSE_MIN_LEFT + 1;
-        assert_eq!(s.start(late, &p, new_test("e", 60)).unwrap().id, "e");
+        assert_eq!(s.start(late, &p, new_other("e", 60)).unwrap().id, "e");
         assert_eq!(s.get("c").unwrap().status(late), Status::Superseded);
         // A spent code.
         assert!(matches!(
             s.attempt(late, &p, right),
             Attempt::Validated { .. }
         ));
-        assert_eq!(s.start(late + 1, &p, new_test("f", 60)).unwrap().id, "f");
+        assert_eq!(s.start(late + 1, &p, new_other("f", 60)).unwrap().id, "f");
     }
 
     #[test]
     fn a_superseded_code_no_longer_validates() {
         let (mut s, p) = (RecipientState::default(), Policy::default());
         s.start(T0, &p, new("a", 300)).unwrap();
-        s.start(T0 + 1, &p, new_test("b", 300)).unwrap();
+        s.start(T0 + 1, &p, new_other("b", 300)).unwrap();
         assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Superseded);
         assert_eq!(s.challenges.iter().filter(|c| c.is_open(T0 + 2)).count(), 1);
         match s.attempt(T0 + 2, &p, |c| c.id == "a") {
@@ -1050,7 +1131,7 @@ mod tests {
         assert_eq!(s.get("a").unwrap().code_id(), "a#2");
         // A resend carries the fallen-back code.
         assert_eq!(s.start(T0 + 4, &p, new("b", 300)).unwrap().code_id(), "a#2");
-        s.start(T0 + 4, &p, new_test("b", 300)).unwrap();
+        s.start(T0 + 4, &p, new_other("b", 300)).unwrap();
         assert!(
             !s.fall_back("a", T0 + 5, "x"),
             "a superseded challenge stays closed"
@@ -1064,7 +1145,7 @@ mod tests {
         assert!(s.mark_sent("a", T0 + 1));
         assert!(!s.mark_sent("a", T0 + 2), "sent once");
         assert_eq!(s.get("a").unwrap().status(T0 + 2), Status::Sent);
-        s.start(T0 + 3, &p, new_test("b", 300)).unwrap();
+        s.start(T0 + 3, &p, new_other("b", 300)).unwrap();
         assert!(s.mark_undeliverable("b", T0 + 4, "no route"));
         assert_eq!(s.get("b").unwrap().status(T0 + 4), Status::Failed);
         assert!(!s.mark_sent("b", T0 + 5));

@@ -13,8 +13,10 @@ pub const SUFFIX: &str = " - DO NOT CHANGE THIS MESSAGE";
 /// Length of a link code (`RDYFQUBX`).
 const CODE_LEN: usize = 8;
 
-/// The message the user is asked to send: `"{prompt} [{code}] - DO NOT CHANGE THIS MESSAGE"`.
+/// The message the user is asked to send: `"{prompt} [{code}] - DO NOT CHANGE THIS MESSAGE"`,
+/// a `{code}` placeholder in the prompt filled in with the code.
 pub fn prefilled_text(prompt: &str, code: &str) -> String {
+    let prompt = crate::rules::template::render(prompt, &[("code", code)]);
     format!("{prompt} [{code}]{SUFFIX}")
 }
 
@@ -94,6 +96,21 @@ mod tests {
             prefilled_text(PROMPT, "NFBNWZSF"),
             "Give me link to login at Hypersender [NFBNWZSF] - DO NOT CHANGE THIS MESSAGE"
         );
+    }
+
+    #[test]
+    fn code_in_the_prompt_is_filled_in() {
+        let text = prefilled_text("Log in to Acme with {code}", "NFBNWZSF");
+        assert_eq!(
+            text,
+            "Log in to Acme with NFBNWZSF [NFBNWZSF] - DO NOT CHANGE THIS MESSAGE"
+        );
+        assert!(is_unaltered(
+            &text,
+            "Log in to Acme with {code}",
+            "NFBNWZSF"
+        ));
+        assert_eq!(find_code(&text), Some("NFBNWZSF"));
     }
 
     #[test]

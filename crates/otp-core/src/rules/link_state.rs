@@ -136,6 +136,14 @@ pub struct LinkChallenge {
     /// so the login page ends with "return to the page" rather than a redirect.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub widget: bool,
+    /// Where the login was started, as the edge placed the starting request ("Cairo, EG"),
+    /// at most [`crate::web::login::MAX_ORIGIN_LEN`] characters; shown on the confirm page so
+    /// a user sent someone else's link can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_near: Option<String>,
+    /// The starting browser, family and system ("Chrome on Android"), bounded likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_with: Option<String>,
 }
 
 /// Why an inbound message did not claim the challenge.
@@ -182,6 +190,8 @@ pub enum Confirm {
     Expired,
     /// Failed earlier.
     Failed,
+    /// Refused now by its user ("this wasn't me"): failed, fire the failed callback.
+    Denied,
 }
 
 impl LinkChallenge {
@@ -225,6 +235,8 @@ impl LinkChallenge {
             max_failures,
             seen: vec![],
             widget: false,
+            started_near: None,
+            started_with: None,
         }
     }
 
@@ -315,6 +327,27 @@ impl LinkChallenge {
         }
     }
 
+    /// The user of the login URL says they did not start this login: a claimed challenge
+    /// fails (`denied`), so whoever started it never gets a token. Otherwise as
+    /// [`LinkChallenge::confirm`] answers, without changing anything.
+    pub fn deny(&mut self, now: i64) -> Confirm {
+        if self.expire(now) {
+            return Confirm::Expired;
+        }
+        match self.stage {
+            LinkStatus::Claimed => {
+                self.stage = LinkStatus::Failed;
+                self.failed_at = Some(now);
+                self.failure = Some("denied".into());
+                Confirm::Denied
+            }
+            LinkStatus::Verified => Confirm::AlreadyVerified,
+            LinkStatus::Pending => Confirm::NotClaimed,
+            LinkStatus::Expired => Confirm::Expired,
+            LinkStatus::Failed => Confirm::Failed,
+        }
+    }
+
     /// Moves an open challenge past its lifetime to `expired`; true when it did so now.
     pub fn expire(&mut self, now: i64) -> bool {
         if matches!(self.stage, LinkStatus::Pending | LinkStatus::Claimed) && now >= self.expires_at
@@ -335,45 +368,47 @@ impl LinkChallenge {
             .map(|d| format!("{d}@c.us"))
     }
 
-    /// The documented callback payload for the current outcome: `verified` (success) or
-    /// `failed` with `failed_at` and `reason`, keys in the documented order.
+    /// The documented callback payload for the current outcome, keys in the documented order:
+    /// `verified` with `verified_at`, `expired` with `expired_at`, or `failed` with
+    /// `failed_at` and `reason` (`too_many_failures`).
     pub fn callback_body(&self) -> String {
         #[derive(Serialize)]
-        struct Verified<'a> {
+        struct Body<'a> {
             uuid: &'a str,
             code: &'a str,
             chat_id: Option<String>,
             status: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
             verified_at: Option<String>,
-        }
-        #[derive(Serialize)]
-        struct Failed<'a> {
-            uuid: &'a str,
-            code: &'a str,
-            chat_id: Option<String>,
-            status: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            expired_at: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             failed_at: Option<String>,
-            reason: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
         }
-        // Serialized straight from the structs: a `Value` map would sort the keys.
-        let body = match self.stage {
-            LinkStatus::Verified => serde_json::to_string(&Verified {
-                uuid: &self.id,
-                code: &self.code,
-                chat_id: self.chat_id(),
-                status: "verified",
-                verified_at: self.verified_at.map(crate::time::iso8601),
-            }),
-            _ => serde_json::to_string(&Failed {
-                uuid: &self.id,
-                code: &self.code,
-                chat_id: self.chat_id(),
-                status: "failed",
-                failed_at: self.failed_at.map(crate::time::iso8601),
-                reason: self.failure.as_deref().unwrap_or("failed"),
-            }),
+        // Serialized straight from the struct: a `Value` map would sort the keys.
+        let at = |t: Option<i64>| Some(crate::time::iso8601(t.unwrap_or(self.expires_at)));
+        let mut body = Body {
+            uuid: &self.id,
+            code: &self.code,
+            chat_id: self.chat_id(),
+            status: self.stage.hypersender(),
+            verified_at: None,
+            expired_at: None,
+            failed_at: None,
+            reason: None,
         };
-        body.unwrap_or_default()
+        match self.stage {
+            LinkStatus::Verified => body.verified_at = at(self.verified_at),
+            LinkStatus::Expired => body.expired_at = at(self.failed_at),
+            _ => {
+                body.status = "failed";
+                body.failed_at = at(self.failed_at);
+                body.reason = Some(self.failure.as_deref().unwrap_or("failed"));
+            }
+        }
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     /// The callback payload as a JSON value (for inspection; keys sorted).
@@ -508,6 +543,7 @@ mod tests {
         );
         assert_eq!(c.status(T0), LinkStatus::Failed);
         assert_eq!(c.callback_payload()["reason"], "too_many_failures");
+        assert_eq!(c.callback_payload()["status"], "failed");
         assert_eq!(c.confirm(T0), Confirm::Failed);
     }
 
@@ -518,16 +554,34 @@ mod tests {
             c.on_inbound(T0 + 1800, &from("20123456789"), "m1", &text()),
             Inbound::Expired { now_expired: true }
         );
-        assert_eq!(c.callback_payload()["reason"], "expired");
-        assert_eq!(
-            c.callback_payload()["failed_at"],
-            "2025-12-29T18:13:36+00:00"
+        let body = c.callback_body();
+        assert!(
+            body.ends_with(r#""status":"expired","expired_at":"2025-12-29T18:13:36+00:00"}"#),
+            "{body}"
         );
 
         let mut c = challenge(None);
         c.on_inbound(T0, &from("20123456789"), "m1", &text());
         assert_eq!(c.confirm(T0 + 1800), Confirm::Expired);
         assert!(!c.expire(T0 + 1900), "expires once");
+    }
+
+    #[test]
+    fn a_denied_link_fails_and_never_verifies() {
+        let mut c = challenge(None);
+        assert_eq!(c.deny(T0), Confirm::NotClaimed);
+        c.on_inbound(T0 + 1, &from("20123456789"), "m1", &text());
+        assert_eq!(c.deny(T0 + 2), Confirm::Denied);
+        assert_eq!(c.status(T0 + 3), LinkStatus::Failed);
+        assert_eq!(c.confirm(T0 + 3), Confirm::Failed);
+        assert_eq!(c.deny(T0 + 4), Confirm::Failed);
+        assert_eq!(c.callback_payload()["reason"], "denied");
+        // Too late once verified.
+        let mut c = challenge(None);
+        c.on_inbound(T0 + 1, &from("20123456789"), "m1", &text());
+        c.confirm(T0 + 2);
+        assert_eq!(c.deny(T0 + 3), Confirm::AlreadyVerified);
+        assert_eq!(c.status(T0 + 3), LinkStatus::Verified);
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn same_tag(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
 }
 
-fn pick_in<'a, I>(entries: I, locale: Option<&str>) -> Option<&'a str>
+pub(crate) fn pick_in<'a, I>(entries: I, locale: Option<&str>) -> Option<&'a str>
 where
     I: Iterator<Item = (&'a str, &'a str)> + Clone,
 {

@@ -167,11 +167,147 @@ pub fn parse_login_token(key: &Secret, token: &str) -> Result<LoginRef, LoginTok
     })
 }
 
+/// Longest text kept about where a login was started (a place, a browser), in characters.
+pub const MAX_ORIGIN_LEN: usize = 64;
+
+/// `s` trimmed, without control characters and cut to [`MAX_ORIGIN_LEN`] characters; `None`
+/// when nothing is left. What a link challenge stores about its start is bounded by this.
+pub fn bounded(s: &str) -> Option<String> {
+    let s: String = s
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ORIGIN_LEN)
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// "Cairo, EG" from the edge's city and country, whichever are known.
+pub fn place(city: Option<&str>, country: Option<&str>) -> Option<String> {
+    match (city.and_then(bounded), country.and_then(bounded)) {
+        (Some(city), Some(country)) => bounded(&format!("{city}, {country}")),
+        (one, other) => one.or(other),
+    }
+}
+
+/// A short browser family and system from a `User-Agent` header ("Chrome on Android"), never
+/// the raw string; `None` when it names neither.
+pub fn browser(user_agent: &str) -> Option<String> {
+    // Order matters: Edge and Opera also say Chrome and Safari, Chrome says Safari, Android
+    // says Linux, iOS says "like Mac OS X".
+    const FAMILIES: [(&str, &str); 8] = [
+        ("Edg", "Edge"),
+        ("OPR/", "Opera"),
+        ("SamsungBrowser/", "Samsung Internet"),
+        ("Firefox/", "Firefox"),
+        ("FxiOS/", "Firefox"),
+        ("CriOS/", "Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ];
+    const SYSTEMS: [(&str, &str); 7] = [
+        ("Windows", "Windows"),
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("CrOS", "ChromeOS"),
+        ("Mac OS X", "macOS"),
+        ("Linux", "Linux"),
+    ];
+    let find = |table: &[(&str, &'static str)]| {
+        table
+            .iter()
+            .find(|(k, _)| user_agent.contains(k))
+            .map(|(_, v)| *v)
+    };
+    match (find(&FAMILIES), find(&SYSTEMS)) {
+        (Some(family), Some(system)) => Some(format!("{family} on {system}")),
+        (Some(family), None) => Some(family.into()),
+        (None, Some(system)) => Some(format!("an app on {system}")),
+        (None, None) => None,
+    }
+}
+
+/// How long ago `then` was at `now`, in words ("3 minutes ago").
+pub fn ago(then: i64, now: i64) -> String {
+    let s = (now - then).max(0);
+    let (n, unit) = match s {
+        0..60 => return "less than a minute ago".into(),
+        60..3600 => (s / 60, "minute"),
+        3600..86_400 => (s / 3600, "hour"),
+        _ => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// `2025-12-29 17:43 UTC`.
+pub fn utc_minute(unix_secs: i64) -> String {
+    let iso = crate::time::iso8601(unix_secs);
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn browsers_are_named_by_family_and_system() {
+        let cases = [
+            ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36", Some("Chrome on Android")),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", Some("Safari on iOS")),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0 Mobile/15E148 Safari/604.1", Some("Chrome on iOS")),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0", Some("Edge on Windows")),
+            ("Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", Some("Firefox on Linux")),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15", Some("Safari on macOS")),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0", Some("Opera on Windows")),
+            ("Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36", Some("Samsung Internet on Android")),
+            ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36", Some("Chrome on ChromeOS")),
+            ("Dalvik/2.1.0 (Linux; U; Android 14)", Some("an app on Android")),
+            ("curl/8.5.0", None),
+            ("", None),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(browser(ua).as_deref(), want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn places_are_bounded_and_degrade_to_what_is_known() {
+        assert_eq!(
+            place(Some("Cairo"), Some("EG")).as_deref(),
+            Some("Cairo, EG")
+        );
+        assert_eq!(place(None, Some("EG")).as_deref(), Some("EG"));
+        assert_eq!(place(Some(" "), Some("EG")).as_deref(), Some("EG"));
+        assert_eq!(place(None, None), None);
+        let long = "x".repeat(500);
+        assert_eq!(
+            place(Some(&long), Some("EG")).unwrap().chars().count(),
+            MAX_ORIGIN_LEN
+        );
+        assert_eq!(bounded("a\u{0}b\nc").as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn times_read_as_words_and_utc() {
+        const T: i64 = 1_767_030_216;
+        let cases = [
+            (0, "less than a minute ago"),
+            (59, "less than a minute ago"),
+            (60, "1 minute ago"),
+            (185, "3 minutes ago"),
+            (3600, "1 hour ago"),
+            (7300, "2 hours ago"),
+            (86_400 * 3, "3 days ago"),
+            (-5, "less than a minute ago"),
+        ];
+        for (gap, want) in cases {
+            assert_eq!(ago(T, T + gap), want, "{gap}");
+        }
+        assert_eq!(utc_minute(T), "2025-12-29 17:43 UTC");
+    }
 
     const INSTANCE: &str = "9f1c2d3e-0000-4000-8000-000000000001";
     const CHALLENGE: &str = "a0b5df6a-b491-4190-80a5-38d85a2a4836";

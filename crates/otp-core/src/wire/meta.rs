@@ -551,6 +551,46 @@ pub fn template_message(to_digits: &str, template: &str, language: &str, code: &
     })
 }
 
+/// An interactive message with a URL button (`cta_url`): `body` (at most 1024 characters), and
+/// a button labelled `label` (at most 20) that opens `url`.
+pub fn cta_url_message(to_digits: &str, body: &str, label: &str, url: &str) -> Value {
+    serde_json::json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to_digits,
+        "type": "interactive",
+        "interactive": {
+            "type": "cta_url",
+            "body": {"text": body},
+            "action": {"name": "cta_url", "parameters": {"display_text": label, "url": url}},
+        },
+    })
+}
+
+/// An approved template whose body parameters are `params`, in order.
+pub fn approved_template_message(
+    to_digits: &str,
+    template: &str,
+    language: &str,
+    params: &[String],
+) -> Value {
+    let params: Vec<Value> = params
+        .iter()
+        .map(|p| serde_json::json!({"type": "text", "text": p}))
+        .collect();
+    let mut t = serde_json::json!({"name": template, "language": {"code": language}});
+    if !params.is_empty() {
+        t["components"] = serde_json::json!([{"type": "body", "parameters": params}]);
+    }
+    serde_json::json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to_digits,
+        "type": "template",
+        "template": t,
+    })
+}
+
 /// A plain text send (only inside the 24-hour window a user opened), without link previews.
 pub fn text_message(to_digits: &str, body: &str) -> Value {
     serde_json::json!({

@@ -96,8 +96,10 @@ pub struct SendMessage {
     pub template_id: String,
     /// Template variables, numbers and booleans turned into their JSON text.
     pub variables: BTreeMap<String, String>,
-    /// Lifetime in seconds, 30-86400.
+    /// Lifetime in seconds, 30-86400: a message not handed to a provider by then is dropped.
     pub expires_in_seconds: i64,
+    /// Extension: the locale of the template's text (`pt-BR`).
+    pub locale: Option<String>,
 }
 
 /// Code lengths `/v1/otp/send` accepts.
@@ -199,7 +201,7 @@ pub(crate) fn phone_number(
 }
 
 /// True for 1-[`ID_MAX`] characters of `[A-Za-z0-9_.-]`.
-fn is_identifier(s: &str) -> bool {
+pub fn is_identifier(s: &str) -> bool {
     (1..=ID_MAX).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
@@ -255,11 +257,22 @@ pub fn parse_message(body: &Map<String, Value>) -> Result<SendMessage, ApiError>
     };
     let expires_in_seconds =
         integer_in(body, "expires_in_seconds", EXPIRES_IN, DEFAULT_EXPIRES_IN)?;
+    let locale = match get(body, "locale") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(crate::rules::messages::parse_locale)
+                .ok_or_else(|| {
+                    ApiError::invalid("locale", "must be a language tag such as en or pt-BR")
+                })?,
+        ),
+    };
     Ok(SendMessage {
         to,
         template_id: template_id.to_owned(),
         variables,
         expires_in_seconds,
+        locale,
     })
 }
 
