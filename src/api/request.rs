@@ -162,18 +162,30 @@ pub fn client_ip(req: &Request) -> String {
 /// (family and system, never the raw string), each bounded; `None` for what is not known.
 pub fn started_by(req: &Request) -> (Option<String>, Option<String>) {
     let header = |k: &str| req.headers().get(k).ok().flatten().unwrap_or_default();
-    let cf = Reflect::get(req.inner(), &"cf".into()).unwrap_or(JsValue::UNDEFINED);
+    let near = cf_fields(req, ["city", "country"]).and_then(|[city, country]| {
+        otp_core::web::login::place(city.as_deref(), country.as_deref())
+    });
+    (near, otp_core::web::login::browser(&header("user-agent")))
+}
+
+/// The visitor's country (ISO 3166 alpha-2) as Cloudflare sees it, when it knows.
+pub fn visitor_country(req: &Request) -> Option<String> {
+    let [country] = cf_fields(req, ["country"])?;
+    country.filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+}
+
+/// Fields of the request's `cf` object; `None` where there is none, or where it is the
+/// placeholder `wrangler dev` gives every request (Austin, US; colo DFW), which says nothing.
+fn cf_fields<const N: usize>(req: &Request, keys: [&str; N]) -> Option<[Option<String>; N]> {
+    let cf = Reflect::get(req.inner(), &"cf".into()).ok()?;
     let get = |k: &str| {
         Reflect::get(&cf, &k.into())
             .ok()
             .and_then(|v| v.as_string())
     };
-    // `wrangler dev` gives every request one placeholder (Austin, US; colo DFW): no place.
     let placeholder =
         get("colo").as_deref() == Some("DFW") && get("postalCode").as_deref() == Some("78701");
-    let near = otp_core::web::login::place(get("city").as_deref(), get("country").as_deref())
-        .filter(|_| !placeholder);
-    (near, otp_core::web::login::browser(&header("user-agent")))
+    (!placeholder).then(|| keys.map(get))
 }
 
 /// The client as per-address rate limits count it: its IPv4 address, or its IPv6 /64

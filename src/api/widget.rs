@@ -193,6 +193,8 @@ struct ConfigData<'a> {
     channel: &'static str,
     resend_cooldown: i64,
     turnstile_site_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_country: Option<String>,
 }
 
 fn alphabet_name(a: Alphabet) -> &'static str {
@@ -218,6 +220,10 @@ fn widget_config(req: &Request, config: Config, cors: &mut Cors, own: &str) -> A
         channel: inst.channel.medium(),
         resend_cooldown: w.resend_cooldown,
         turnstile_site_key: w.turnstile.as_ref().map(|t| t.site_key.as_str()),
+        default_country: w
+            .default_country
+            .clone()
+            .or_else(|| request::visitor_country(req)),
     })
 }
 

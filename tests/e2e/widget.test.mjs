@@ -27,6 +27,7 @@ before(async () => {
           publishable_key: GUARDED_PK,
           allowed_origins: [SHOP_ORIGIN],
           turnstile: { site_key: '0x4AAAAAAAsitekey', siteverify_url: turnstile.url },
+          default_country: 'BR',
         },
       },
     ],
@@ -82,6 +83,20 @@ describe('publishable key and origins', () => {
       resend_cooldown: 30,
       turnstile_site_key: null,
     });
+  });
+
+  test("config suggests the phone field's country: the instance's, else the visitor's as the edge sees it", async () => {
+    const config = async (key, cf) => (await w.fetch(`/widget/v1/config?key=${key}`, {
+      headers: { Origin: SHOP_ORIGIN, ...(cf ? { 'MF-CF-Blob': JSON.stringify(cf) } : {}) },
+    })).json();
+    // The edge's country (injected the way wrangler's local runtime reads request.cf).
+    assert.equal((await config(DEMO_PK, { country: 'EG', city: 'Cairo' })).default_country, 'EG');
+    // An instance setting wins; no edge country (local dev's placeholder) and no setting: none.
+    assert.equal((await config(GUARDED_PK, { country: 'EG' })).default_country, 'BR');
+    assert.equal((await config(GUARDED_PK)).default_country, 'BR');
+    assert.ok(!('default_country' in (await config(DEMO_PK))));
+    // Anything but a two-letter code from the edge is not passed on.
+    assert.ok(!('default_country' in (await config(DEMO_PK, { country: 'T1' }))));
   });
 
   const origins = [

@@ -186,6 +186,10 @@ pub struct WidgetConfig {
     /// (exact); 0 turns it off. On by default, against SMS pumping to costly destinations.
     #[serde(default = "default_widget_country_daily_budget")]
     pub country_daily_budget: u64,
+    /// The country the phone field suggests (ISO 3166 alpha-2, e.g. `EG`); without it, the
+    /// visitor's country as Cloudflare sees it.
+    #[serde(default)]
+    pub default_country: Option<String>,
 }
 
 /// The widget's default daily budget for an instance.
@@ -618,6 +622,15 @@ impl ServiceConfig {
                         .as_ref()
                         .is_some_and(|ow| ow.publishable_key == w.publishable_key)
                 });
+                let country = w.default_country.as_deref();
+                if country
+                    .is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+                {
+                    return Err(ConfigError(format!(
+                        "instance {}: widget.default_country must be two capital letters (ISO 3166), such as EG",
+                        inst.id
+                    )));
+                }
                 if taken {
                     return Err(ConfigError(format!(
                         "instance {}: widget.publishable_key is used by another instance",
