@@ -15,6 +15,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
 export PATH="$HOME/.cargo/bin:$root/node_modules/.bin:$PATH"
+source scripts/lib.sh
 
 # Only the table goes to stdout: everything before it goes to stderr.
 bash scripts/setup.sh >&2
@@ -43,30 +44,8 @@ log "building the floor worker (bench/floor)"
 
 # bench/run.mjs in its own process group, so that whatever it spawns (workerd, wrk) is
 # stopped with it even if it dies without cleaning up.
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    fi
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# (setsid on Linux; elsewhere, as macOS has none, bash's job control makes the group.)
-if command -v setsid >/dev/null; then
-  setsid node bench/run.mjs </dev/null &
-else
-  set -m
-  node bench/run.mjs </dev/null &
-  set +m
-fi
-pid=$!
 status=0
-wait "$pid" || status=$?
+in_own_group node bench/run.mjs || status=$?
 # The browser widget's download size (built above by scripts/build.sh), against its budget.
 echo
 WIDGET_NO_BUILD=1 bash bench/widget-size.sh

@@ -37,26 +37,6 @@ bash scripts/build.sh dev >&2
 
 # scripts/fuzz.mjs in its own process group, so that whatever it spawns (workerd,
 # schemathesis) is stopped with it even if it dies without cleaning up.
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    fi
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-if command -v setsid >/dev/null; then
-  setsid node scripts/fuzz.mjs &
-else
-  set -m
-  node scripts/fuzz.mjs &
-  set +m
-fi
-pid=$!
 status=0
-wait "$pid" || status=$?
+in_own_group node scripts/fuzz.mjs || status=$?
 exit "$status"

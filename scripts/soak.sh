@@ -10,32 +10,13 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false WRANGLER_HIDE_BANNER=true
 export PATH="$HOME/.cargo/bin:$root/node_modules/.bin:$PATH"
+source scripts/lib.sh
 
 bash scripts/setup.sh --build >&2
 bash scripts/build.sh dev >&2
 
 # scripts/soak.mjs in its own process group, so that whatever it spawns (workerd) is stopped
 # with it even if it dies without cleaning up.
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    fi
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-if command -v setsid >/dev/null; then
-  setsid node scripts/soak.mjs &
-else
-  set -m
-  node scripts/soak.mjs &
-  set +m
-fi
-pid=$!
 status=0
-wait "$pid" || status=$?
+in_own_group node scripts/soak.mjs || status=$?
 exit "$status"
