@@ -18,9 +18,8 @@ pub async fn passed(siteverify_url: &str, secret: &str, token: &str, ip: &str, n
     }
     let headers = [("content-type", "application/x-www-form-urlencoded")];
     match post(siteverify_url, &headers, form.finish(), net).await {
-        Ok((200, body)) => {
-            otp_core::json::from_bytes::<SiteverifyAnswer>(&body).is_some_and(|answer| answer.success)
-        }
+        Ok((200, body)) => otp_core::json::from_bytes::<SiteverifyAnswer>(&body)
+            .is_some_and(|answer| answer.success),
         Ok((status, _)) => {
             crate::log::Line::new("turnstile.error")
                 .num("status", i64::from(status))

@@ -19,7 +19,10 @@ mod tests {
 
     #[test]
     fn parses_text_and_refuses_what_is_not_utf8_or_not_json() {
-        assert_eq!(from_bytes::<Value>(br#"{"a":1}"#), Some(serde_json::json!({"a": 1})));
+        assert_eq!(
+            from_bytes::<Value>(br#"{"a":1}"#),
+            Some(serde_json::json!({"a": 1}))
+        );
         assert_eq!(from_bytes::<Value>(b"{\"a\":\"\xff\"}"), None);
         assert_eq!(from_bytes::<Value>(b"{"), None);
         assert_eq!(from_bytes::<u8>(b"300"), None);
