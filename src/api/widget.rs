@@ -193,7 +193,7 @@ struct ConfigData<'a> {
     channel: &'static str,
     resend_cooldown: i64,
     turnstile_site_key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` when neither the instance nor the visitor's request names a country.
     default_country: Option<String>,
 }
 

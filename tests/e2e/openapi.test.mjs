@@ -1382,7 +1382,7 @@ async function widgetCode(to, opts = {}) {
 test('widget: config 200 for an allowed origin (CORS headers), 403 for an unknown key, a foreign origin or none', async () => {
   let res = await wconfig();
   assert.equal(res.status, 200);
-  assert.deepEqual(res.body, { name: 'edge-otp demo', modes: ['code', 'link'], code_length: 6, alphabet: 'digits', channel: 'outbox', resend_cooldown: 30, turnstile_site_key: null });
+  assert.deepEqual(res.body, { name: 'edge-otp demo', modes: ['code', 'link'], code_length: 6, alphabet: 'digits', channel: 'outbox', resend_cooldown: 30, turnstile_site_key: null, default_country: null });
   assert.equal(res.headers.get('access-control-allow-origin'), SHOP_ORIGIN);
   assert.equal(res.headers.get('vary'), 'Origin');
   res = await wconfig(DEMO_PK, { origin: 'https://a.brand.example' });

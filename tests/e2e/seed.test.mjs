@@ -219,11 +219,13 @@ describe('on the outbox (the dev stand-in for WhatsApp)', () => {
 
   test('a superseded code reads expired in the status lookup, with failure superseded', async () => {
     const to = newRecipient();
-    const first = (await w.hs('request-code', { chatId: to })).body.data;
+    const first = (await w.hs('request-code', { chatId: to, expires: 60 })).body.data;
     await w.nextMessage(to);
-    // A send under the other credential (the demo's test key) cannot serve the live code: a new one.
-    const second = await w.hs('request-code', { chatId: to }, { token: w.secrets.whatotpKey });
+    // With 29 s left the code would expire before it could be typed: a send starts a new one.
+    await w.advanceClock(31);
+    const second = await w.hs('request-code', { chatId: to, expires: 60 });
     assert.equal(second.status, 200, JSON.stringify(second.body));
+    assert.notEqual(second.body.data.uuid, first.uuid);
     const s = await lookup(w, DEMO, first.uuid);
     assert.deepEqual([s.status, s.failure], ['expired', 'superseded']);
   });

@@ -14,7 +14,8 @@ const HS_PK = 'pk_test_hs256optin0000000001';
 const ROTATED = '77777777-7777-4777-8777-777777777777';
 const ROTATED_PK = 'pk_test_rotatedkid000000001';
 const MISSING = '88888888-8888-4888-8888-888888888888';
-const MISSING_PK = 'pk_test_missingkid000000001';
+// A live key: the server API's validate-code (a live credential) sees its codes.
+const MISSING_PK = 'pk_live_missingkid000000001';
 
 const widgetFor = (pk) => ({ publishable_key: pk, allowed_origins: [SHOP_ORIGIN] });
 const EXTRA = [

@@ -1,7 +1,7 @@
 // Starts the built dev Worker (build/dev) on workerd through wrangler's unstable_startWorker,
 // on 127.0.0.1 with a random port, with test instances and fresh secrets, and returns small
 // helpers for calling its APIs. Kept out of tests/e2e so `node --test` does not run it.
-import { unstable_startWorker } from 'wrangler';
+import { unstable_DevEnv } from 'wrangler';
 import { createRemoteJWKSet } from 'jose';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -144,7 +144,18 @@ export async function startWorker({
   if (adminToken) bindings.ADMIN_TOKEN = { type: 'secret_text', value: sha256(adminToken) };
   Object.assign(bindings, extraBindings);
   for (const name of omit) delete bindings[name];
-  const worker = await unstable_startWorker({
+  // wrangler's unstable_startWorker, with the runtime's own address noted as it comes up (see
+  // Harness.directUrl).
+  const devEnv = new unstable_DevEnv();
+  let reloaded;
+  const direct = new Promise((resolve) => { reloaded = resolve; });
+  const onReloadComplete = devEnv.proxy.onReloadComplete.bind(devEnv.proxy);
+  devEnv.proxy.onReloadComplete = (event) => {
+    const u = event?.proxyData?.userWorkerUrl;
+    if (u) reloaded(`${u.protocol}//${u.hostname}:${u.port}`);
+    return onReloadComplete(event);
+  };
+  const worker = await devEnv.startWorker({
     config,
     env: flavour === 'dev' ? 'dev' : undefined,
     // An empty env file, so a developer's .dev.vars never leaks into a test.
@@ -159,7 +170,9 @@ export async function startWorker({
     },
   });
   const url = (await worker.url).toString().replace(/\/$/, '');
-  return new Harness(worker, url, secrets);
+  const harness = new Harness(worker, url, secrets);
+  harness.directUrl = await direct;
+  return harness;
 }
 
 function emptyEnvFile() {
@@ -169,6 +182,12 @@ function emptyEnvFile() {
 }
 
 export class Harness {
+  /**
+   * `url` is what a client reaches: wrangler's local dev proxy in front of the runtime.
+   * `directUrl` is the runtime itself (workerd's entry, as Cloudflare's edge would hand a
+   * request to the Worker): for the few tests about how a connection ends (a body cut off by an
+   * early answer), which the dev proxy, a local-only part, turns into its own 503.
+   */
   constructor(worker, url, secrets) {
     this.worker = worker;
     this.url = url;
