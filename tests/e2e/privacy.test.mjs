@@ -321,3 +321,48 @@ test('the list of recent challenges pages newest first, without codes or whole n
     await stop();
   }
 });
+
+/** `{key: expiration in ms}` of every KV entry persisted under `dir`, read with SQLite itself. */
+function kvExpirations(dir) {
+  const dbs = filesUnder(dir).filter((f) => f.endsWith('.sqlite'));
+  const script = `
+import json, sqlite3, sys
+out = {}
+for f in sys.argv[1:]:
+    db = sqlite3.connect(f"file:{f}?mode=ro", uri=True)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = '_mf_entries'").fetchone():
+        out.update({k: e for k, e in db.execute("SELECT key, expiration FROM _mf_entries")})
+    db.close()
+print(json.dumps(out))`;
+  return JSON.parse(execFileSync('python3', ['-c', script, ...dbs]).toString());
+}
+
+test('KV records expire with the challenge, list entries with the instance\'s retention window', async () => {
+  const persist = mkdtempSync(path.join(os.tmpdir(), 'edge-otp-kv-ttl-'));
+  const ctx = await setUp({ persist, retentionDays: 3 });
+  const { w } = ctx;
+  const DAY = 24 * 3600 * 1000;
+  let code;
+  let link;
+  try {
+    code = (await w.hs('request-code', { chatId: newRecipient(), expires: 600 }, { instance: WA })).body.data;
+    link = (await w.hs('generate-link', { expires: 900 }, { instance: WA })).body.data;
+    await waitFor(async () => (await list(w, '', WA)).body.data.challenges.length === 2, { what: 'both challenges listed' });
+  } finally {
+    await ctx.stop();
+  }
+  const entries = kvExpirations(path.join(persist, 'v3', 'kv'));
+  const near = (actual, expected, what) => assert.ok(
+    Math.abs(actual - expected) < 60_000, `${what}: expires ${new Date(actual).toISOString()}, expected ${new Date(expected).toISOString()}`,
+  );
+  for (const c of [code, link]) {
+    const expires = Date.parse(c.expires_at);
+    // The record that answers status lookups: a day past the challenge's own expiry.
+    near(entries[`challenge:${c.uuid}`], expires + DAY, `challenge:${c.uuid}`);
+    // The list entry: the instance's retention window (3 days) past it.
+    const listed = Object.keys(entries).find((k) => k.startsWith(`list:${WA}:`) && k.endsWith(c.uuid));
+    assert.ok(listed, `${c.uuid} is listed`);
+    near(entries[listed], expires + 3 * DAY, listed);
+  }
+  assert.ok(Object.values(entries).every((e) => typeof e === 'number'), `every KV entry expires: ${JSON.stringify(entries)}`);
+});
