@@ -23,7 +23,7 @@ mod table;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
-use worker::{Env, Method, Request, Result, Stub};
+use worker::{Env, Error, Method, Request, Result, Stub};
 
 /// An operation on a Durable Object: the path of the internal request that carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +134,14 @@ pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
     let Some(jd) = crate::config::var(env, "DO_JURISDICTION") else {
         return ns.get_by_name(name);
     };
+    // Cloudflare's jurisdictions; another name would fail inside the runtime with its text.
+    if !matches!(jd.as_str(), "eu" | "fedramp") {
+        crate::log::Line::new("config.problem")
+            .str("var", "DO_JURISDICTION")
+            .str("error", "must be \"eu\" or \"fedramp\"")
+            .error();
+        return Err(Error::RustError("DO_JURISDICTION is not a jurisdiction".into()));
+    }
     let sub: js_sys::Function =
         js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?.dyn_into()?;
     sub.call1(ns.as_ref(), &jd.into())?

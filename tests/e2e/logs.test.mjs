@@ -230,3 +230,23 @@ test('the deploy keeps these lines: Workers Logs is on in wrangler.toml', () => 
   const toml = readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8');
   assert.match(toml, /^\[observability\]\nenabled = true$/m);
 });
+
+test('DO_JURISDICTION sends every object call through the namespace\'s jurisdiction; an unknown one is a config problem', async () => {
+  // workerd has no jurisdictions: its refusal proves the Worker asked for one. On Cloudflare the
+  // same call places the object in the EU (docs/configuration.md#privacy-retention-erasure-jurisdiction).
+  for (const [jurisdiction, logged] of [
+    ['eu', (e) => e.event === 'internal.error' && /Jurisdiction restrictions are not implemented in workerd/.test(e.error)],
+    ['mars', (e) => e.event === 'config.problem' && e.var === 'DO_JURISDICTION' && /"eu" or "fedramp"/.test(e.error)],
+  ]) {
+    const own = await startWorker({ vars: { DO_JURISDICTION: jurisdiction }, logLevel: 'log' });
+    try {
+      const seen = events().length;
+      const res = await own.hs('request-code', { chatId: newRecipient() });
+      assert.equal(res.status, 503, JSON.stringify(res.body));
+      assert.deepEqual(res.body, { success: false, message: 'The service is temporarily unavailable. Try again shortly.', data: null });
+      await waitFor(() => events().slice(seen).find(logged), { timeout: 5000, what: () => `${jurisdiction}: the log line; have ${JSON.stringify(events().slice(seen))}` });
+    } finally {
+      await own.stop();
+    }
+  }
+});
