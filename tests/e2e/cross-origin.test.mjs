@@ -16,7 +16,6 @@ import { chromium } from 'playwright-core';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startWorker, newRecipient, DEMO, ROOT } from '../support/worker.mjs';
 import { waitFor } from '../support/wait.mjs';
-import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { startAnotherSite, sitePolicy } from '../../scripts/another-site.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -224,12 +223,7 @@ describe('another site embeds the widget from the service under a strict CSP', (
     const href = await widget.getByRole('link', { name: 'Open WhatsApp' }).getAttribute('href');
     const text = new URL(href).searchParams.get('text');
     // The phone sends the prefilled message: Meta's webhook, signed with the app secret.
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: SITE_PHONE_ID, displayNumber: SITE_BUSINESS, from: phone, body: text }));
-    const hook = await worker.fetch(`/webhooks/whatsapp/${SITE}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(worker.secrets.instances[SITE].whatsapp_app_secret, raw) },
-      body: raw,
-    });
+    const hook = await worker.sendWhatsApp(SITE, { phoneNumberId: SITE_PHONE_ID, displayNumber: SITE_BUSINESS, from: phone, body: text });
     assert.equal(hook.status, 200);
     const login = await waitFor(async () => {
       const msgs = await worker.outbox(phone);

@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { DEMO, DEMO_PK, OTHER, QUICK, SHOP_ORIGIN, newRecipient, startWorker } from '../support/worker.mjs';
-import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { twilioSignature } from '../support/fake-twilio.mjs';
 import { rawConnection, streamChunked } from '../support/raw-http.mjs';
 import { SEND_WINDOW_MS, assertNothingFor, awayFromMinuteBoundary, letTimePass, waitFor } from '../support/wait.mjs';
@@ -39,12 +38,7 @@ async function usedLoginPath() {
   assert.equal(gen.status, 200, JSON.stringify(gen.body));
   const from = newRecipient();
   const text = new URL(gen.body.data.whatsapp_link).searchParams.get('text');
-  const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text }));
-  const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[DEMO].whatsapp_app_secret, raw) },
-    body: raw,
-  });
+  const hook = await w.sendWhatsApp(DEMO, { phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text });
   assert.equal(hook.status, 200);
   const reply = await w.nextMessage(from);
   const path = new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;
@@ -606,12 +600,7 @@ describe('item 3: every outbound request has a deadline', () => {
     assert.equal(gen.status, 200, JSON.stringify(gen.body));
     const from = newRecipient();
     const text = new URL(gen.body.data.whatsapp_link).searchParams.get('text');
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text }));
-    const hook = await ww.fetch(`/webhooks/whatsapp/${DEMO}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(ww.secrets.instances[DEMO].whatsapp_app_secret, raw) },
-      body: raw,
-    });
+    const hook = await ww.sendWhatsApp(DEMO, { phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text });
     assert.equal(hook.status, 200);
     const reply = await ww.nextMessage(from);
     const path = new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;
@@ -720,12 +709,7 @@ describe('item 7: the smaller ones', () => {
     const gen = await w7.hs('generate-link', {}, { instance });
     assert.equal(gen.status, 200, JSON.stringify(gen.body));
     const text = new URL(gen.body.data.whatsapp_link).searchParams.get('text');
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: phoneId, from, body: text }));
-    const hook = await w7.fetch(`/webhooks/whatsapp/${instance}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w7.secrets.instances[instance].whatsapp_app_secret, raw) },
-      body: raw,
-    });
+    const hook = await w7.sendWhatsApp(instance, { phoneNumberId: phoneId, from, body: text });
     assert.equal(hook.status, 200);
     return { uuid: gen.body.data.uuid, from };
   }
@@ -817,12 +801,7 @@ describe('item 6: a cross-device link login cannot be phished', () => {
   /** The victim sends the session's prefilled text over WhatsApp; the login path they get back. */
   async function victimClaims(whatsappLink, from = newRecipient()) {
     const text = new URL(whatsappLink).searchParams.get('text');
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text }));
-    const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[DEMO].whatsapp_app_secret, raw) },
-      body: raw,
-    });
+    const hook = await w.sendWhatsApp(DEMO, { phoneNumberId: DEMO_PHONE_NUMBER_ID, from, body: text });
     assert.equal(hook.status, 200);
     const reply = await w.nextMessage(from);
     return new URL(reply.text.match(/https?:\/\/\S+\/login\/[A-Za-z0-9_-]+/)[0]).pathname;

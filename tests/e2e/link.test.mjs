@@ -361,11 +361,8 @@ async function demoLoop(w) {
     const r = newRecipient();
     const res = await w.hs('generate-link', {}, { instance: DEMO });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: info.whatsapp_phone_number_id, displayNumber: info.whatsapp_number, from: r, body: prefilled(res.body.data) }));
-    const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(info.whatsapp_app_secret, raw) },
-      body: raw,
+    const hook = await w.sendWhatsApp(DEMO, {
+      phoneNumberId: info.whatsapp_phone_number_id, displayNumber: info.whatsapp_number, from: r, body: prefilled(res.body.data), secret: info.whatsapp_app_secret,
     });
     assert.equal(hook.status, 200);
     const msg = await w.nextMessage(r);

@@ -12,7 +12,7 @@ import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startWorker, newRecipient, DEMO, ROOT } from '../support/worker.mjs';
-import { inboundTextPayload, metaSignature, startFakeMeta, statusPayload } from '../support/fake-meta.mjs';
+import { metaSignature, startFakeMeta, statusPayload } from '../support/fake-meta.mjs';
 import { waitFor } from '../support/wait.mjs';
 
 const ECHO = '66666666-6666-4666-8666-666666666666';
@@ -117,12 +117,7 @@ test('a link flow logs generated, claimed and verified with the challenge id', a
   const { uuid, code, whatsapp_link: link } = gl.body.data;
   used.codes.push(code);
   const text = new URL(link).searchParams.get('text');
-  const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: DEMO_PHONE_ID, displayNumber: DEMO_BUSINESS, from: phone, body: text, id: `wamid.${uuid}` }));
-  const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[DEMO].whatsapp_app_secret, raw) },
-    body: raw,
-  });
+  const hook = await w.sendWhatsApp(DEMO, { phoneNumberId: DEMO_PHONE_ID, displayNumber: DEMO_BUSINESS, from: phone, body: text, id: `wamid.${uuid}` });
   assert.equal(hook.status, 200);
   const reply = await w.nextMessage(phone);
   const token = reply.text.match(/\/login\/([A-Za-z0-9_-]+)/)[1];

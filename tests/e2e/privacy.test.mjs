@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startWorker, newRecipient, DEMO, OTHER } from '../support/worker.mjs';
-import { startFakeMeta, inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
+import { startFakeMeta } from '../support/fake-meta.mjs';
 import { startCallbackReceiver } from '../support/callback-receiver.mjs';
 import { waitFor } from '../support/wait.mjs';
 
@@ -65,14 +65,9 @@ async function setUp({ persist = false, retentionDays, vars = {} } = {}) {
 /** The user writes the link's prefilled text from `from`; resolves with the login path sent back. */
 async function claim({ w, meta }, link, from) {
   const before = meta.messages.filter((m) => m.to === from).length;
-  const raw = JSON.stringify(inboundTextPayload({
+  const res = await w.sendWhatsApp(WA, {
     phoneNumberId: PHONE_ID, displayNumber: BUSINESS, from, id: `wamid.${randomBytes(12).toString('hex')}`,
     body: new URL(link.whatsapp_link).searchParams.get('text'),
-  }));
-  const res = await w.fetch(`/webhooks/whatsapp/${WA}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[WA].whatsapp_app_secret, raw) },
-    body: raw,
   });
   assert.equal(res.status, 200);
   const reply = (await meta.waitForMessages(before + 1, { to: from }))[before];

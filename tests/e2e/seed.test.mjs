@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { DEMO, DEMO_PK, DEMO_TEMPLATES, instanceSecretsFor, newRecipient, startWorker } from '../support/worker.mjs';
-import { startFakeMeta, inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
+import { startFakeMeta } from '../support/fake-meta.mjs';
 import { startFakeTwilio } from '../support/fake-twilio.mjs';
 import { waitFor } from '../support/wait.mjs';
 
@@ -44,12 +44,7 @@ async function lookup(w, instance, uuid) {
 /** Sends the prefilled text of `data.whatsapp_link` (or `link`) from `from`, signed as Meta does. */
 async function sendPrefilled(w, instance, phoneNumberId, link, from) {
   const body = new URL(link).searchParams.get('text');
-  const raw = JSON.stringify(inboundTextPayload({ phoneNumberId, from, body }));
-  const res = await w.fetch(`/webhooks/whatsapp/${instance}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[instance].whatsapp_app_secret, raw) },
-    body: raw,
-  });
+  const res = await w.sendWhatsApp(instance, { phoneNumberId, from, body });
   assert.equal(res.status, 200);
   return body;
 }

@@ -6,7 +6,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jwtVerify } from 'jose';
 import { startWorker, newRecipient, DEMO, DEMO_PK, SHOP_ORIGIN } from '../support/worker.mjs';
-import { inboundTextPayload, metaSignature } from '../support/fake-meta.mjs';
 import { startFakeTurnstile } from '../support/fake-turnstile.mjs';
 
 const GUARDED = '44444444-4444-4444-8444-444444444444';
@@ -273,12 +272,7 @@ describe('WhatsApp link flow', () => {
 
     // The user sends the prefilled message; Meta posts it to the signed webhook.
     const from = newRecipient();
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: '100000000000001', from, body: prefilled(s.link) }));
-    const hook = await w.fetch(`/webhooks/whatsapp/${DEMO}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(w.secrets.instances[DEMO].whatsapp_app_secret, raw) },
-      body: raw,
-    });
+    const hook = await w.sendWhatsApp(DEMO, { phoneNumberId: '100000000000001', from, body: prefilled(s.link) });
     assert.equal(hook.status, 200);
     const reply = await w.nextMessage(from);
     const loginPath = reply.text.match(/https?:\/\/[^\s/]+(\/login\/[A-Za-z0-9_-]+)/)[1];
@@ -323,12 +317,7 @@ describe('a verified link session hands out one token (issue 12)', () => {
       return { status: res.status, body: await res.json() };
     };
     const s = (await call('start', { mode: 'link' })).body;
-    const raw = JSON.stringify(inboundTextPayload({ phoneNumberId: '100000000000001', from, body: prefilled(s.link) }));
-    const hook = await c.fetch(`/webhooks/whatsapp/${DEMO}`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(c.secrets.instances[DEMO].whatsapp_app_secret, raw) },
-      body: raw,
-    });
+    const hook = await c.sendWhatsApp(DEMO, { phoneNumberId: '100000000000001', from, body: prefilled(s.link) });
     assert.equal(hook.status, 200);
     const loginPath = (await c.nextMessage(from)).text.match(/https?:\/\/[^\s/]+(\/login\/[A-Za-z0-9_-]+)/)[1];
     assert.equal((await c.fetch(loginPath, { method: 'POST', redirect: 'manual' })).status, 200);

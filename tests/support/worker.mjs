@@ -10,6 +10,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { waitFor } from './wait.mjs';
+import { inboundTextPayload, metaSignature } from './fake-meta.mjs';
 
 process.env.WRANGLER_SEND_METRICS = 'false';
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = 'false';
@@ -219,6 +220,20 @@ export class Harness {
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
     return { status: res.status, headers: res.headers, body: await res.json() };
+  }
+
+  /**
+   * What Meta posts when a user writes to `instance`'s WhatsApp number: a text message (the
+   * fields of fake-meta's `inboundTextPayload`: `phoneNumberId`, `from`, `body`, ...) signed with
+   * the instance's app secret (or `secret`). Resolves with the webhook's Response.
+   */
+  sendWhatsApp(instance, { secret = this.secrets.instances[instance]?.whatsapp_app_secret, ...message }) {
+    const raw = JSON.stringify(inboundTextPayload(message));
+    return this.fetch(`/webhooks/whatsapp/${instance}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': metaSignature(secret, raw) },
+      body: raw,
+    });
   }
 
   /** The dev outbox of a recipient, newest first. */
