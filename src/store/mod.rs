@@ -140,7 +140,9 @@ pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub> {
             .str("var", "DO_JURISDICTION")
             .str("error", "must be \"eu\" or \"fedramp\"")
             .error();
-        return Err(Error::RustError("DO_JURISDICTION is not a jurisdiction".into()));
+        return Err(Error::RustError(
+            "DO_JURISDICTION is not a jurisdiction".into(),
+        ));
     }
     let sub: js_sys::Function =
         js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?.dyn_into()?;
