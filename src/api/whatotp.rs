@@ -84,16 +84,25 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<(Response, Kept), Outcome>>,
 {
-    // Scoped to the instance and the API key, so two clients never share a key.
-    let scope = format!(
-        "{}:{}",
-        caller.inst.id.to_ascii_lowercase(),
-        caller.key_hash
-    );
-    request::once(env, &scope, key, path, raw, work, |k| async move {
+    request::once(env, &scope(caller), key, path, raw, work, |k| async move {
         reply(k.status, k.body, true)
     })
     .await
+}
+
+/// Idempotency keys are scoped to the instance and the API key, so two clients never share one.
+fn scope(caller: &Caller) -> String {
+    format!(
+        "{}:{}",
+        caller.inst.id.to_ascii_lowercase(),
+        caller.key_hash
+    )
+}
+
+/// The object that keeps a send under `key`: its fingerprint is of a body that names the
+/// number, so it is filed with the recipient, for erasure.
+fn kept_in(caller: &Caller, key: Option<&str>) -> Option<String> {
+    key.map(|k| crate::store::idempotency::object_name(&scope(caller), k))
 }
 
 /// The instance and mode of the API key a request presented.
@@ -200,8 +209,9 @@ async fn send(req: &mut Request, env: &Env, caller: &Caller) -> Answer {
     let (body, raw) = json_object(req).await?;
     let input = core::parse_send(&body)?;
     let key = request::idempotency_key(req)?;
+    let idem = kept_in(caller, key.as_deref());
     once(env, caller, key, "/v1/otp/send", &raw, || {
-        start_session(env, caller, &input)
+        start_session(env, caller, &input, idem)
     })
     .await
 }
@@ -211,9 +221,10 @@ async fn start_session(
     env: &Env,
     caller: &Caller,
     input: &core::SendOtp,
+    idem: Option<String>,
 ) -> std::result::Result<(Response, Kept), Outcome> {
     let inst = &caller.inst;
-    let msg = StartMsg::code(
+    let mut msg = StartMsg::code(
         &inst.id,
         &input.to,
         CodeSpec {
@@ -228,6 +239,8 @@ async fn start_session(
         },
     )
     .map_err(internal)?;
+    msg.idem = idem;
+    let asked = clock::now();
     let challenge = Recipients::new(env)
         .start_guarded(inst, &input.to, msg, budget::Source::Api)
         .await
@@ -245,7 +258,7 @@ async fn start_session(
         channel,
         expires_at: iso8601(challenge.expires_at),
         // A number with a live code gets that code again: what is left of its lifetime.
-        expires_in: (challenge.expires_at - clock::now()).max(1),
+        expires_in: challenge.seconds_left(asked),
     };
     kept(200, &data)
 }
@@ -295,8 +308,9 @@ async fn message(req: &mut Request, env: &Env, caller: &Caller) -> Answer {
     let input = core::parse_message(&body)?;
     let composed = compose(&caller.inst, &input)?;
     let key = request::idempotency_key(req)?;
+    let idem = kept_in(caller, key.as_deref());
     once(env, caller, key, "/v1/messages/send", &raw, || {
-        queue_message(env, caller, &input, composed)
+        queue_message(env, caller, &input, composed, idem)
     })
     .await
 }
@@ -400,6 +414,7 @@ async fn queue_message(
     caller: &Caller,
     input: &core::SendMessage,
     (text, form): (String, Form),
+    idem: Option<String>,
 ) -> std::result::Result<(Response, Kept), Outcome> {
     let inst = &caller.inst;
     let id = format!(
@@ -425,6 +440,8 @@ async fn queue_message(
         let mut msg = SendMsg::new(&inst.id, &input.to, &id, &text, test);
         msg.form = form;
         msg.expires_at = Some(expires_at);
+        msg.recorded = true;
+        msg.idem = idem;
         let record = records::ChallengeRecord {
             instance: inst.id.clone(),
             recipient: input.to.digits().into(),

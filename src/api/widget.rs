@@ -325,6 +325,7 @@ async fn start_code(
     )
     .map_err(internal)?;
     msg.cooldown = Some(w.resend_cooldown);
+    let asked = clock::now();
     let challenge = Recipients::new(env)
         .start_guarded(inst, phone, msg, crate::store::budget::Source::Widget(w))
         .await
@@ -348,7 +349,7 @@ async fn start_code(
         code_length: challenge.spec.length,
         alphabet: alphabet_name(challenge.spec.alphabet),
         expires_at: iso8601(challenge.expires_at),
-        expires_in: (challenge.expires_at - clock::now()).max(1),
+        expires_in: challenge.seconds_left(asked),
         resend_in: w.resend_cooldown,
     })
 }

@@ -98,6 +98,10 @@ struct Stored {
 
 const KEY: &str = "entry";
 
+/// How much later than its entry a send may file its idempotency key with the recipient (the
+/// send runs between the two).
+const FILED_SLACK_SECS: i64 = 120;
+
 /// A key claimed for one request: finish it with the response, or abort to free the key.
 pub struct Claim {
     stub: worker::Stub,
@@ -240,12 +244,17 @@ impl DurableObject for IdempotencyObject {
                 Response::from_json(&serde_json::json!({"ok": true}))
             }
             Some(Op::Erase) => {
-                // A kept response that names the number (request-code's `chat_id`) goes.
+                // The number's index filed this key (`id` is `<object>@<filed at>`) when the
+                // send it guards ran: the entry goes if it is that send's, not a later reuse of
+                // the key once it had expired (which starts at least TTL_SECS later).
                 let msg: super::recipient::GetMsg = serde_json::from_str(&body)?;
-                let digits = msg.recipient;
-                let held = table::read::<Entry>(&sql, KEY)?
-                    .and_then(|e| e.response)
-                    .is_some_and(|r| !digits.is_empty() && r.body.contains(&digits));
+                let filed_at = msg
+                    .id
+                    .rsplit_once('@')
+                    .and_then(|(_, at)| at.parse::<i64>().ok());
+                let held = table::read::<Entry>(&sql, KEY)?.is_some_and(|e| {
+                    filed_at.is_some_and(|at| e.started_at <= at + FILED_SLACK_SECS)
+                });
                 if held {
                     self.schema.wipe(&self.state.storage()).await?;
                 }

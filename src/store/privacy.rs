@@ -22,9 +22,9 @@ pub struct Erased {
     pub link_challenges: u32,
     /// Queued or sent messages (texts are already blank once delivered).
     pub messages: u32,
-    /// KV keys deleted: records and list entries.
+    /// KV keys deleted: records (of codes, links and messages) and list entries.
     pub records: u32,
-    /// Idempotency entries whose kept response named it.
+    /// Idempotency entries of the sends to it.
     pub idempotency_keys: u32,
 }
 
@@ -61,16 +61,21 @@ pub async fn erase(env: &Env, instance: &str, recipient: &Recipient) -> Result<E
         let (Some(entry), Some(at)) = (item[0].as_str(), item[1].as_i64()) else {
             continue;
         };
-        // `c:<uuid>`, `l:<link code>:<uuid>`, `i:<idempotency object>`.
+        // `c:<uuid>`, `l:<link code>:<uuid>`, `r:<message id>`, `i:<idempotency object>`.
         let (kind, rest) = entry.split_once(':').unwrap_or_default();
+        if kind == "r" {
+            out.records += records::forget_record(env, rest).await?;
+            continue;
+        }
         let (code, uuid) = rest.split_once(':').unwrap_or(("", rest));
         let object = match kind {
-            "l" => Some((link::link_stub(env, instance, code)?, code)),
-            "i" => Some((stub(env, IDEMPOTENCY, rest)?, rest)),
+            "l" => Some((link::link_stub(env, instance, code)?, code.to_owned())),
+            // With when it was filed: the entry goes only if it is the send's (idempotency.rs).
+            "i" => Some((stub(env, IDEMPOTENCY, rest)?, format!("{rest}@{at}"))),
             _ => None,
         };
         if let Some((object, name)) = object {
-            let gone: Value = call(&object, Op::Erase, &erase(name)).await?;
+            let gone: Value = call(&object, Op::Erase, &erase(&name)).await?;
             let gone = u32::from(gone == true);
             match kind {
                 "l" => out.link_challenges += gone,

@@ -115,6 +115,13 @@ pub struct SendMsg {
     /// Unix seconds after which it is dropped rather than delivered.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// A KV record names the number under this message's key (a WhatOTP message): filed in the
+    /// index, for erasure.
+    #[serde(default)]
+    pub recorded: bool,
+    /// The idempotency object that keeps this send's response, for erasure.
+    #[serde(default)]
+    pub idem: Option<String>,
 }
 
 /// Where the status of a message that has a form or a deadline is kept (by its key without the
@@ -386,6 +393,8 @@ impl SendMsg {
             text: text.into(),
             form: Form::default(),
             expires_at: None,
+            recorded: false,
+            idem: None,
         }
     }
 }
@@ -659,6 +668,14 @@ impl RecipientObject {
             .rows_written()
             > 0;
         if inserted {
+            // `r:<message id>` (its KV record) and `i:<object>`, for erasure.
+            let mut refs: Vec<String> = msg.idem.iter().map(|i| format!("i:{i}")).collect();
+            if msg.recorded {
+                refs.push(format!("r:{}", msg.key.trim_start_matches(TEST_MESSAGE)));
+            }
+            if !refs.is_empty() {
+                self.note(&refs, now, &instance)?;
+            }
             if msg.expires_at.is_some() || msg.form != Form::default() {
                 let status = serde_json::json!({
                     "status": "queued",
@@ -680,8 +697,8 @@ impl RecipientObject {
     }
 
     /// What else holds this number, for erasure: `c:<uuid>` (a code's KV record and list
-    /// entry), `l:<link code>:<uuid>` (a link's object, record and list entry),
-    /// `i:<object>` (an idempotency entry), each as `[entry, filed at]`. Kept as a `Value`:
+    /// entry), `l:<link code>:<uuid>` (a link's object, record and list entry), `r:<id>` (a
+    /// message's KV record), `i:<object>` (an idempotency entry), each as `[entry, filed at]`. Kept as a `Value`:
     /// its parser and printer are linked anyway.
     fn index(&self) -> Result<Vec<serde_json::Value>> {
         Ok(table::read(&self.sql(), "index")?.unwrap_or_default())

@@ -168,6 +168,12 @@ pub async fn forget(env: &Env, instance: &str, uuid: &str, created_at: i64) -> R
     Ok(2)
 }
 
+/// Deletes the record of a message (`recorded` messages have no list entry).
+pub async fn forget_record(env: &Env, id: &str) -> Result<u32> {
+    env.kv(CHALLENGES_KV)?.delete(&record_key(id)).await?;
+    Ok(1)
+}
+
 /// Reads a challenge's record.
 pub async fn get(env: &Env, uuid: &str) -> Result<Option<ChallengeRecord>> {
     Ok(env.kv(CHALLENGES_KV)?.get(&record_key(uuid)).json().await?)

@@ -52,6 +52,8 @@ async function setUp({ persist = false, retentionDays, vars = {} } = {}) {
       { id: LIST, name: 'Listed', channel: 'outbox' },
     ],
     credentials: { [WA]: { whatsapp_access_token: ACCESS_TOKEN, webhook_secret: receiver.secret } },
+    // A WhatOTP live key: it serves the Hypersender API too.
+    tokens: { [WA]: `sk_live_${randomBytes(12).toString('hex')}` },
     vars,
   });
   const stop = async () => {
@@ -93,7 +95,24 @@ async function touchEverything(ctx, phone, { idempotencyKey } = {}) {
   const open = await w.hs('generate-link', {}, { instance: WA });
   assert.equal(open.status, 200);
   await claim(ctx, open.body.data, phone);
-  return { code: code.body.data, named: named.body.data, open: open.body.data };
+
+  // Through the WhatOTP API: a code session and a free-text message.
+  const whatotp = async (route, body) => {
+    const res = await w.fetch(route, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/json', Authorization: `Bearer ${w.secrets.tokens[WA]}`,
+        ...(idempotencyKey ? { 'Idempotency-Key': `${idempotencyKey}${route}` } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+    assert.ok([200, 202].includes(res.status), `${route}: ${res.status}`);
+    return res.json();
+  };
+  const session = await whatotp('/v1/otp/send', { to: `+${phone}`, channel: 'whatsapp' });
+  const message = await whatotp('/v1/messages/send', { phone_number: `+${phone}`, template_id: 'text', variables: { text: 'Your order shipped' } });
+  await ctx.meta.waitForMessages(5, { to: phone }); // the two codes, two login links, the message
+  return { code: code.body.data, named: named.body.data, open: open.body.data, session, message };
 }
 
 async function erase(w, chatId, { instance = WA, token = w.secrets.tokens[instance] } = {}) {
@@ -150,11 +169,11 @@ test('erasing a number removes it from every persisted KV and SQLite file; a sec
     const removed = first.body.data.removed;
     assert.deepEqual(removed, {
       recipients: 1,
-      code_challenges: 1,
+      code_challenges: 2, // request-code and otp/send
       link_challenges: 2,
-      messages: 2, // the two login-link replies
-      records: 6, // a record and a list entry for each of the three challenges
-      idempotency_keys: 1,
+      messages: 3, // the two login-link replies and the WhatOTP message
+      records: 9, // a record and a list entry for each of the four challenges, the message's record
+      idempotency_keys: 3, // request-code, otp/send and messages/send
     });
 
     // Idempotent: the same shape, nothing left to remove (any spelling of the number).
@@ -165,12 +184,17 @@ test('erasing a number removes it from every persisted KV and SQLite file; a sec
 
     // The instance's list no longer shows them (the bystander's are still listed).
     const listed = (await list(w, '?limit=100', WA)).body.data.challenges.map((i) => i.uuid);
-    for (const d of Object.values(made)) assert.ok(!listed.includes(d.uuid), `${d.uuid} still listed`);
-    assert.equal(listed.length, 3, 'the bystander\'s code and links');
+    for (const d of [made.code, made.named, made.open]) assert.ok(!listed.includes(d.uuid), `${d.uuid} still listed`);
+    assert.equal(listed.length, 4, 'the bystander\'s codes and links');
 
     // Nothing answers for the erased challenges any more; the bystander's are untouched.
     for (const uuid of [made.code.uuid, made.named.uuid, made.open.uuid]) assert.equal((await otpStatus(w, uuid)).status, 404, uuid);
-    assert.equal((await w.hs('validate-code', { chatId: bystander, code: '000000' }, { instance: WA })).status, 409);
+    const message = await w.fetch(`/v1/messages/${made.message.id}`, { headers: { Authorization: `Bearer ${w.secrets.tokens[WA]}` } });
+    assert.equal(message.status, 404, 'the WhatOTP message is gone');
+    // The bystander's WhatOTP code is still live: a wrong code is a wrong attempt, not "no code".
+    const untouched = await w.hs('validate-code', { chatId: bystander, code: '000000' }, { instance: WA });
+    assert.equal(untouched.status, 422, JSON.stringify(untouched.body));
+    assert.equal(untouched.body.message, 'Invalid OTP code.');
   } finally {
     await ctx.stop();
   }
@@ -217,14 +241,15 @@ test('a delivered message keeps no text, and the retention window deletes a numb
   try {
     const made = await touchEverything(ctx, phone);
     // The replies went out: their texts (each holding a login URL) are blank in storage.
-    await blankTexts(2);
+    await blankTexts(3); // two login links and the WhatOTP message
 
     // Half a day later: the link that was claimed but never confirmed expires and tells the
     // user so (a new message: activity for the number, at +12 h); the rest is still kept.
     await w.advanceClock(12 * 3600);
-    const sent = await meta.waitForMessages(4, { to: phone }); // the code, two login links, the expiry
+    // Two codes, two login links, the WhatOTP message, the expiry.
+    const sent = await meta.waitForMessages(6, { to: phone });
     assert.ok(sent.some((m) => /has expired/.test(m.text ?? '')), 'the expiry message was sent');
-    await blankTexts(3);
+    await blankTexts(4);
     assert.equal((await codeStatus(made.code.uuid)).status, 'validated');
 
     // A day after their last activity (the instance keeps 1 day) both links' objects delete

@@ -93,13 +93,14 @@ export function instanceSecretsFor() {
  * (TOKEN_SIGNING_KEYS, {kid: private JWK}; kept in `secrets.signingKeys`, a fresh `k1` by default),
  * `bindings` (wrangler bindings put over the config's, e.g. a `ratelimit` with a higher limit),
  * `port` (0, the default, for a free one; a fixed one to restart a Worker on the same address),
- * `adminToken` (an operator token: ADMIN_TOKEN holds its SHA-256; without it the operator page
+ * `tokens` ({instance: API token} instead of a generated `t_…` one, e.g. a WhatOTP `sk_live_…`
+ * key, which serves both APIs), `adminToken` (an operator token: ADMIN_TOKEN holds its SHA-256; without it the operator page
  * does not exist), `logLevel` (wrangler's: 'log' lets the Worker's own log lines through to
  * this process's console, where a test can read them).
  */
 export async function startWorker({
   persist = false, secrets, omit = [], flavour = 'dev', extraInstances = [], credentials = {}, vars = {}, signingKeys,
-  bindings: extraBindings = {}, port = 0, adminToken, logLevel = 'warn',
+  bindings: extraBindings = {}, port = 0, adminToken, logLevel = 'warn', tokens = {},
 } = {}) {
   // Its own copy: `make dev` watches .wrangler.local.toml and must not see it change.
   const config = path.join(ROOT, '.wrangler.test.toml');
@@ -111,7 +112,7 @@ export async function startWorker({
   const instances = [...testInstances(), ...extraInstances];
   secrets ??= {
     pepper: random(32),
-    tokens: Object.fromEntries(instances.map((i) => [i.id, `t_${random(16)}`])),
+    tokens: Object.fromEntries(instances.map((i) => [i.id, tokens[i.id] ?? `t_${random(16)}`])),
     instances: Object.fromEntries(instances.map((i) => [i.id, { ...instanceSecretsFor(), ...credentials[i.id] }])),
   };
   if (signingKeys) secrets.signingKeys = signingKeys;

@@ -242,6 +242,15 @@ impl Challenge {
         }
     }
 
+    /// Whole seconds left of its lifetime for a send asked for at `asked` (read before the
+    /// send, so a new code reads its full lifetime even when the answer straddles a second; a
+    /// live code sent again reads what is left), at least 1.
+    pub fn seconds_left(&self, asked: i64) -> i64 {
+        (self.expires_at - asked)
+            .min(self.expires_at - self.created_at)
+            .max(1)
+    }
+
     /// True while the code can still be validated.
     pub fn is_open(&self, now: i64) -> bool {
         matches!(self.status(now), Status::Pending | Status::Sent)
@@ -963,6 +972,18 @@ mod tests {
             s.attempt(T0 + 5, &p, |c| c.id == "a"),
             Attempt::Validated { .. }
         ));
+    }
+
+    #[test]
+    fn seconds_left_is_the_whole_lifetime_for_a_new_code_and_the_rest_for_a_live_one() {
+        let (mut s, p) = (RecipientState::default(), Policy::default());
+        let c = s.start(T0 + 1, &p, new("a", 300)).unwrap();
+        // Asked at T0, created at T0 + 1 (the second turned meanwhile): still 300.
+        assert_eq!(c.seconds_left(T0), 300);
+        let again = s.start(T0 + 100, &p, new("b", 300)).unwrap();
+        assert_eq!(again.id, "a");
+        assert_eq!(again.seconds_left(T0 + 100), 201);
+        assert_eq!(again.seconds_left(T0 + 10_000), 1);
     }
 
     #[test]
