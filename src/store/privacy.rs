@@ -1,7 +1,7 @@
 //! Erasure of one number from an instance (`DELETE /api/otp/v2/{instance}/recipients/{chatId}`):
 //! everything that holds it, found through the index its recipient object keeps (the codes'
 //! KV records and list entries, the link objects it was named for or claimed, the
-//! idempotency entries whose kept response names it), then the recipient object itself.
+//! idempotency entries of the sends to it), then the recipient object itself.
 //! The recipient object goes last, so an erasure cut short can simply be run again.
 
 use super::recipient::{object_name, GetMsg};
