@@ -24,6 +24,7 @@ const ids = {
   sms: '66666666-6666-4666-8666-000000000003',
   twwa: '66666666-6666-4666-8666-000000000004',
   byo: '66666666-6666-4666-8666-000000000005',
+  metered: '66666666-6666-4666-8666-000000000006',
 };
 
 let meta;
@@ -45,6 +46,8 @@ before(async () => {
       { id: ids.sms, name: 'Acme', channel: 'twilio_sms', twilio: tw, web_otp_domain: 'acme.example' },
       { id: ids.twwa, name: 'Acme', channel: 'twilio_whatsapp', twilio: tw },
       { id: ids.byo, name: 'Acme', channel: 'webhook', webhook: { url: `${sender.url}/send` } },
+      // Its own counters, for the metrics of fallbacks and failures.
+      { id: ids.metered, name: 'Acme', channel: 'whatsapp', fallback: ['twilio_sms'], whatsapp, twilio: tw },
     ],
     credentials: Object.fromEntries(Object.values(ids).map((id) => [id, creds])),
   });
@@ -148,6 +151,26 @@ describe('fallback and receipts', () => {
     assert.equal(old.status, 422, 'the old code is void');
     const ok = await w.hs('validate-code', { chatId: r, code: fresh }, { instance: ids.wa });
     assert.equal(ok.status, 200);
+  });
+
+  test('fallbacks and failures at the end of the chain are counted per channel and country', async () => {
+    const [saved, lost] = [newRecipient(), newRecipient()];
+    for (const r of [saved, lost]) meta.failRecipient(r, { status: 400, code: 131026, message: 'Message undeliverable' });
+    twilio.failRecipient(`+${lost}`);
+    const a = await requestCode(ids.metered, { chatId: saved });
+    const b = await requestCode(ids.metered, { chatId: lost });
+    await waitFor(async () => (await status(ids.metered, a.uuid)).status === 'sent', { what: 'the first code sent over SMS' });
+    await waitFor(async () => (await status(ids.metered, b.uuid)).status === 'failed', { what: 'the second code given up' });
+    const metrics = async () => (await (await w.fetch(`/api/otp/v2/${ids.metered}/metrics`, {
+      headers: { Authorization: `Bearer ${w.secrets.tokens[ids.metered]}` },
+    })).json()).data.code;
+    const c = await waitFor(async () => { const m = await metrics(); return m.failed === 1 && m.fallbacks === 2 && m; }, { what: 'one failure and two fallbacks counted' });
+    assert.equal(c.sent, 2);
+    assert.equal(c.delivered, 1);
+    assert.deepEqual(c.by_channel.whatsapp, { sent: 2, fallback: 2 });
+    assert.deepEqual(c.by_channel.twilio_sms, { delivered: 1, failed: 1 });
+    assert.deepEqual(c.by_country['20'], { sent: 2, delivered: 1, failed: 1, fallback: 2 });
+    assert.equal(c.conversion_rate, 0);
   });
 
   test('Meta receipts move the status; a bad signature changes nothing; a failed one falls back', async () => {
