@@ -284,6 +284,40 @@ describe('item 4: the public widget cannot be turned against a number or a budge
     }
   });
 
+  test('sends_a_locked_or_cooling_down_number_refuses_leave_the_instance_budget_whole', async () => {
+    // 8 codes an hour for the instance (4 shards of 2): without refunds, the 20 refused sends
+    // below would empty every shard and the next number would be refused by the budget.
+    const LOCKING = '77777777-7777-4777-8777-000000000013';
+    const wl = await startWorker({
+      extraInstances: [{
+        id: LOCKING, name: 'Locking', channel: 'outbox',
+        limits: { resend_cooldown: 60, lockout_every: 2, lockout_base: 600, lockout_max: 600 },
+        abuse: { hourly_budget: 8 },
+      }],
+    });
+    try {
+      const rc = (to) => wl.hs('request-code', { chatId: to }, { instance: LOCKING });
+      const [locked, cooling, fresh] = [newRecipient(), newRecipient(), newRecipient()];
+      const sent = await rc(locked);
+      assert.equal(sent.status, 200);
+      const wrong = sent.body.data.code === '000000' ? '111111' : '000000';
+      for (let i = 0; i < 2; i++) await wl.hs('validate-code', { chatId: locked, code: wrong }, { instance: LOCKING });
+      assert.equal((await rc(cooling)).status, 200);
+      for (let i = 0; i < 10; i++) {
+        const a = await rc(locked);
+        assert.equal(a.status, 429);
+        assert.match(a.body.message, /Too many failed attempts for this chat/);
+        const b = await rc(cooling);
+        assert.equal(b.status, 429);
+        assert.match(b.body.message, /A code was just sent to this chat/);
+      }
+      const next = await rc(fresh);
+      assert.equal(next.status, 200, JSON.stringify(next.body));
+    } finally {
+      await wl.stop();
+    }
+  });
+
   test('the_widget_has_a_daily_budget_per_country_code', async () => {
     const wb = await startWorker({
       extraInstances: [{ id: COUNTRY, name: 'Country', channel: 'outbox', widget: { publishable_key: COUNTRY_PK, allowed_origins: [SHOP_ORIGIN], country_daily_budget: 2 } }],
