@@ -277,6 +277,30 @@ test('a delivered message keeps no text, and the retention window deletes a numb
   assert.deepEqual(filesHolding(objects, phone), []);
 });
 
+test('a message given up keeps no text either', async () => {
+  const persist = mkdtempSync(path.join(os.tmpdir(), 'edge-otp-given-up-'));
+  const ctx = await setUp({ persist });
+  const { w, meta } = ctx;
+  const phone = newRecipient();
+  meta.failRecipient(phone, { status: 400, code: 131026, message: 'Message undeliverable' });
+  try {
+    const res = await w.fetch('/v1/messages/send', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${w.secrets.tokens[WA]}` },
+      body: JSON.stringify({ phone_number: `+${phone}`, template_id: 'text', variables: { text: 'Sign in: https://app.acme.example/login/secret-link' } }),
+    });
+    assert.equal(res.status, 202);
+    const { id } = await res.json();
+    const status = async () => (await (await w.fetch(`/v1/messages/${id}`, { headers: { Authorization: `Bearer ${w.secrets.tokens[WA]}` } })).json());
+    await waitFor(async () => (await status()).status === 'failed', { what: () => 'the message given up' });
+    const objects = path.join(persist, 'v3', 'do');
+    const texts = await waitFor(() => { const t = messageTexts(objects); return t.length === 1 && t; }, { what: 'the message row' });
+    assert.deepEqual(texts, [''], 'the text of a message given up is blank in storage');
+  } finally {
+    await ctx.stop();
+  }
+});
+
 test('the list of recent challenges pages newest first, without codes or whole numbers', async () => {
   const { w, stop } = await setUp();
   try {
