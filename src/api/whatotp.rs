@@ -126,7 +126,7 @@ pub async fn handle(mut req: Request, env: &Env, rest: &[&str]) -> Result<Respon
         ["otp", "send"] => Route::Send,
         ["otp", "verify"] => Route::Verify,
         ["messages", "send"] => Route::Message,
-        ["messages", id] if id.starts_with("msg_") => Route::MessageStatus(id),
+        ["messages", id] => Route::MessageStatus(id),
         // Like every path the Worker does not serve: the shared 404.
         _ => return outcome::not_found(),
     };
@@ -480,6 +480,10 @@ struct MessageStatusData<'a> {
 /// Extension: `GET /v1/messages/{id}`, what became of a message: `queued`, `sent`,
 /// `expired` (not handed to a provider within `expires_in_seconds`: dropped) or `failed`.
 async fn message_status(env: &Env, caller: &Caller, id: &str) -> Answer {
+    // Ids are `msg_` and 32 hex digits: anything else is no message (and never a KV key).
+    if !id.starts_with("msg_") || id.len() > 64 {
+        return Err(Outcome::NotFound);
+    }
     let record = records::get(env, id)
         .await
         .map_err(internal)?

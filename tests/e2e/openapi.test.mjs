@@ -1283,6 +1283,13 @@ test('whatotp: a message\'s status 200 (queued or sent), 404 for an unknown id o
   assert.equal(s.body.expires_at, res.body.expires_at);
   assert.equal((await get(res.body.id, V1_KEYS[OTHER])).status, 404);
   assert.equal((await get(`msg_${'f'.repeat(32)}`)).status, 404);
+  // Not a message id at all (what the fuzzer sent), or longer than any KV key: the same 404,
+  // in WhatOTP's envelope (conforms checks it against the document).
+  for (const id of ['%C2%84', 'nope', `msg_${'f'.repeat(600)}`]) {
+    const r = await get(id);
+    assert.equal(r.status, 404, id);
+    assert.equal(r.body.error.code, 'not_found');
+  }
 });
 
 test('whatotp: 400 for bodies that are not objects, 413 for large ones, on every operation', async () => {
