@@ -322,6 +322,15 @@ async function putSecrets(put, common) {
 
 // ---- where it answers -----------------------------------------------------------------------
 
+/** Notes the widget version this deploy served and its files' hashes (www/widget/v<version>/sri.json). */
+function recordWidget(state) {
+  const dir = path.join(ROOT, 'www/widget');
+  const current = /\.\/v([^/]+)\/edge-otp\.js/.exec(fs.existsSync(path.join(dir, 'edge-otp.js')) ? fs.readFileSync(path.join(dir, 'edge-otp.js'), 'utf8') : '');
+  if (!current) return warn('no widget in www/widget: nothing recorded');
+  const sri = JSON.parse(fs.readFileSync(path.join(dir, `v${current[1]}`, 'sri.json'), 'utf8'));
+  state.widgets = { ...state.widgets, [sri.version]: sri.files };
+}
+
 function baseUrl(cfg, deployOutput) {
   if (cfg.publicUrl) return cfg.publicUrl;
   for (const r of cfg.routes) {
@@ -426,8 +435,14 @@ async function main() {
     info('every secret is set: none put');
   }
 
+  // The widget versions deployed before, for the build's check (scripts/build-widget.sh).
+  const widgets = path.join(path.dirname(file), `${cfg.name}.widgets.json`);
+  fs.writeFileSync(widgets, `${JSON.stringify(state.widgets ?? {})}\n`);
+  process.env.EDGE_OTP_DEPLOYED_WIDGETS = widgets;
   const r = await wrangler(['deploy', ...common], { echo: true });
   if (r.status !== 0) stop('wrangler deploy failed (above); the secrets are in place, run this again once it is fixed');
+  recordWidget(state);
+  saveState(file, state);
   summary(cfg, { base: baseUrl(cfg, r.stdout + r.stderr), state, shown, todo, file, dryRun: false });
 }
 

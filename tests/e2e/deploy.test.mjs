@@ -162,6 +162,40 @@ test('a second run rotates nothing: no secret is put, the Worker is deployed aga
   assert.match(again.stdout, /<API token, tokens\.9f1c2d3e-0000-4000-8000-000000000001 in /);
 });
 
+test('each deploy records the widget it served, and hands the next deploy\'s build what was served before', async () => {
+  const built = JSON.parse(fs.readFileSync(path.join(ROOT, 'www/widget/v0.1.0/sri.json'), 'utf8'));
+  const acct = account();
+  const first = await acct.deploy();
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(first.calls.find((c) => c.args[0] === 'deploy').deployedWidgets, {});
+  assert.deepEqual(acct.readState().widgets, { [built.version]: built.files });
+  const again = await acct.deploy();
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(again.calls.find((c) => c.args[0] === 'deploy').deployedWidgets, { [built.version]: built.files });
+});
+
+test('the build refuses a widget that changed under a version already deployed', async () => {
+  const built = JSON.parse(fs.readFileSync(path.join(ROOT, 'www/widget/v0.1.0/sri.json'), 'utf8'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edge-otp-widgets-'));
+  const build = async (deployed) => {
+    const file = path.join(dir, 'deployed.json');
+    fs.writeFileSync(file, JSON.stringify(deployed));
+    try {
+      await run('bash', [path.join(ROOT, 'scripts/build-widget.sh')], { env: { ...process.env, EDGE_OTP_DEPLOYED_WIDGETS: file } });
+      return { code: 0 };
+    } catch (e) {
+      return { code: e.code, stderr: e.stderr };
+    }
+  };
+  const changed = await build({ [built.version]: { ...built.files, 'edge_otp_widget_bg.wasm': 'sha384-another' } });
+  assert.notEqual(changed.code, 0);
+  assert.match(changed.stderr, new RegExp(`version ${built.version.replace(/\./g, '\\.')} was deployed with other files.*Raise version in crates/otp-widget/Cargo\\.toml`));
+  // The same files again, or only other versions deployed before: the build goes on.
+  assert.equal((await build({ [built.version]: built.files })).code, 0);
+  assert.equal((await build({ '0.0.9': { 'edge-otp.js': 'sha384-old' } })).code, 0);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(ROOT, 'www/widget/v0.1.0/sri.json'), 'utf8')), built, 'the same bytes');
+});
+
 test('a new instance gets a token and credentials; the other instances keep theirs', async () => {
   const acct = account();
   assert.equal((await acct.deploy()).code, 0);

@@ -43,6 +43,9 @@ if (cmd === 'whoami') {
   fs.writeFileSync(remoteFile, JSON.stringify({ ...remote(), ...secrets }));
   out(`✨ ${Object.keys(secrets).length} secrets successfully uploaded`);
 } else if (cmd === 'deploy') {
+  // What deploy.mjs hands the build (scripts/build-widget.sh checks the widget against it).
+  const widgets = process.env.EDGE_OTP_DEPLOYED_WIDGETS;
+  if (widgets) call.deployedWidgets = JSON.parse(fs.readFileSync(widgets, 'utf8'));
   if (args.includes('--dry-run')) {
     out('--dry-run: exiting now.');
   } else {
