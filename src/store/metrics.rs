@@ -3,8 +3,9 @@
 //! verification) and the code flow ([`code`]: sends, deliveries, failures, fallbacks,
 //! verifications, wrong attempts, lockouts, budget refusals, each in total, per channel and
 //! per country calling code, and a time-to-verify histogram). Counters are spread over
-//! [`SHARDS`] Durable Objects per instance, one picked at random per increment, and summed on
-//! read, so no single object is touched by every request. Counts are exact; they are kept per
+//! [`SHARDS`] Durable Objects per instance, one picked at random per increment (a code event's
+//! counts are batched per isolate first: [`code`]), and summed on read, so no single object is
+//! touched by every request. Counts are exact; they are kept per
 //! UTC hour for [`HOURLY_DAYS`] days, then per UTC day. Where an Analytics Engine dataset is
 //! bound (`OTP_ANALYTICS`), each code event is also written there as a data point (instance,
 //! event, channel, country; never a number or a code). Names: docs/operations.md.
@@ -38,6 +39,10 @@ pub struct AddMsg {
 /// calling code is kept), without holding up the caller: the one-line hook of each emission
 /// point in a Durable Object (an object runs its pending work to the end). `seconds` is the
 /// time to verify of a [`CodeEvent::Verified`], else 0.
+///
+/// The counts wait in this isolate's [`PENDING`] for the one `Op::Add` it has in flight, so a
+/// busy isolate folds many events (a send and its delivery, concurrent sends) into one call
+/// per instance and hour instead of one call each.
 pub fn code(
     env: &Env,
     instance: &str,
@@ -46,11 +51,48 @@ pub fn code(
     digits: &str,
     seconds: i64,
 ) {
-    let (env, instance) = (env.clone(), instance.to_owned());
-    let (channel, digits) = (channel.to_owned(), digits.to_owned());
-    worker::wasm_bindgen_futures::spawn_local(async move {
-        code_now(&env, &instance, event, &channel, &digits, seconds).await
+    let counts = event_counts(env, instance, event, channel, digits, seconds);
+    let bucket = (instance.to_owned(), hour_now());
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let slot = p.entry(bucket).or_default();
+        for (name, n) in counts {
+            *slot.entry(name).or_default() += n;
+        }
     });
+    if FLUSHING.with(|f| f.replace(true)) {
+        return; // the flush in flight takes these next
+    }
+    let env = env.clone();
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            let batch = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            if batch.is_empty() {
+                break;
+            }
+            for ((instance, day), counts) in batch {
+                let msg = AddMsg {
+                    day,
+                    counts: counts.into_iter().collect(),
+                };
+                add_msg(&env, &instance, &msg).await;
+            }
+        }
+        FLUSHING.with(|f| f.set(false));
+    });
+}
+
+thread_local! {
+    /// Code-flow counts not yet sent to a shard, by (instance, hour).
+    static PENDING: RefCell<BTreeMap<(String, String), BTreeMap<String, i64>>> =
+        const { RefCell::new(BTreeMap::new()) };
+    /// Whether a task of this isolate is sending [`PENDING`].
+    static FLUSHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The hour bucket counts land in: `2026-01-31T09`.
+fn hour_now() -> String {
+    otp_core::time::iso8601(crate::clock::now())[..13].to_owned()
 }
 
 /// `OTP_ANALYTICS.writeDataPoint({indexes: [instance], blobs, doubles: [1, seconds]})` when the
@@ -85,6 +127,19 @@ pub async fn code_now(
     digits: &str,
     seconds: i64,
 ) {
+    let counts = event_counts(env, instance, event, channel, digits, seconds);
+    add_owned(env, instance, counts).await
+}
+
+/// The counters one code event adds (and its Analytics Engine data point, written at once).
+fn event_counts(
+    env: &Env,
+    instance: &str,
+    event: CodeEvent,
+    channel: &str,
+    digits: &str,
+    seconds: i64,
+) -> Vec<(String, i64)> {
     let country = telemetry::country(digits);
     let mut counts: Vec<(String, i64)> = telemetry::code_counters(event, channel, country)
         .into_iter()
@@ -98,7 +153,7 @@ pub async fn code_now(
     if let Err(e) = write_data_point(env, instance, blobs, seconds) {
         crate::log::fault("metrics.error", &format!("{e:?}"));
     }
-    add_owned(env, instance, counts).await
+    counts
 }
 
 /// One counter row.
@@ -117,11 +172,18 @@ pub async fn add(env: &Env, instance: &str, counts: &[(&str, i64)]) {
 }
 
 async fn add_owned(env: &Env, instance: &str, counts: Vec<(String, i64)>) {
-    let day = otp_core::time::iso8601(crate::clock::now())[..13].to_owned();
-    let msg = AddMsg { day, counts };
+    let msg = AddMsg {
+        day: hour_now(),
+        counts,
+    };
+    add_msg(env, instance, &msg).await
+}
+
+/// Sends `msg` to one random shard of `instance`'s counters; errors are logged.
+async fn add_msg(env: &Env, instance: &str, msg: &AddMsg) {
     let result = async {
         let stub = stub(env, METRICS, &shard_name(instance, pick_shard(SHARDS)))?;
-        call::<_, serde_json::Value>(&stub, Op::Add, &msg).await
+        call::<_, serde_json::Value>(&stub, Op::Add, msg).await
     };
     if let Err(e) = result.await {
         crate::log::fault("metrics.error", &e);
