@@ -285,14 +285,16 @@ describe('item 4: the public widget cannot be turned against a number or a budge
   });
 
   test('sends_a_locked_or_cooling_down_number_refuses_leave_the_instance_budget_whole', async () => {
-    // 8 codes an hour for the instance (4 shards of 2): without refunds, the 20 refused sends
-    // below would empty every shard and the next number would be refused by the budget.
+    // 12 codes an hour for the instance (4 shards of 3, a shard picked at random per send):
+    // the two sends that happen can never fill a shard, even with a refused send's unit taken
+    // for a moment beside them; without refunds the 20 refused sends below (22 takes for 12
+    // units) would meet a spent shard.
     const LOCKING = '77777777-7777-4777-8777-000000000013';
     const wl = await startWorker({
       extraInstances: [{
         id: LOCKING, name: 'Locking', channel: 'outbox',
         limits: { resend_cooldown: 60, lockout_every: 2, lockout_base: 600, lockout_max: 600 },
-        abuse: { hourly_budget: 8 },
+        abuse: { hourly_budget: 12 },
       }],
     });
     try {
