@@ -673,7 +673,10 @@ impl RecipientObject {
             if msg.recorded {
                 refs.push(format!("r:{}", msg.key.trim_start_matches(TEST_MESSAGE)));
             }
-            if !refs.is_empty() {
+            // Filing records the activity too: one write of the retention lapse either way.
+            if refs.is_empty() {
+                self.touch(&instance)?;
+            } else {
                 self.note(&refs, now, &instance)?;
             }
             if msg.expires_at.is_some() || msg.form != Form::default() {
@@ -684,7 +687,6 @@ impl RecipientObject {
                 });
                 self.write(&status_key(&msg.key), &status)?;
             }
-            self.touch(&instance)?;
             self.queue_and_send_now(JobKind::Message, &msg.key, now)
                 .await?;
         }
